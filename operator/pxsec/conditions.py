@@ -1,0 +1,73 @@
+"""Status conditions as a chain of small pure checks (cert-manager's readiness policy chain).
+
+Each component condition (KeysReady, OIDCReady, TokensReady, ParametersRendered) is computed by the
+part of the core that knows about it; `ready()` walks them in order and the first one that is not
+True explains why the resource is not Ready. `merge()` keeps `lastTransitionTime` stable when nothing
+changed, so a reconcile that finds the world as it was writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+KEYS_READY = "KeysReady"
+OIDC_READY = "OIDCReady"
+TOKENS_READY = "TokensReady"
+PARAMETERS_RENDERED = "ParametersRendered"
+READY = "Ready"
+
+# The order matters: it is the order in which a user should fix things.
+CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED)
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool | None  # None = Unknown
+    reason: str
+    message: str
+
+    @property
+    def status_text(self) -> str:
+        return "Unknown" if self.status is None else ("True" if self.status else "False")
+
+
+def true(type_: str, reason: str, message: str) -> Condition:
+    return Condition(type_, True, reason, message)
+
+
+def false(type_: str, reason: str, message: str) -> Condition:
+    return Condition(type_, False, reason, message)
+
+
+def ready(components: Sequence[Condition]) -> Condition:
+    """Ready is True only when every component present is True; else the first failure explains."""
+    by_type = {c.type: c for c in components}
+    for type_ in CHAIN:
+        cond = by_type.get(type_)
+        if cond is not None and cond.status is not True:
+            return Condition(READY, False, cond.reason, f"{type_}: {cond.message}")
+    return Condition(READY, True, "Ready", "all token sources and key material are in place")
+
+
+def merge(previous: Iterable[Mapping[str, Any]], current: Sequence[Condition], generation: int,
+          now: str) -> list[dict[str, Any]]:
+    """Status conditions for `current`, keeping lastTransitionTime where the status did not flip."""
+    before = {str(c.get("type")): c for c in previous}
+    out: list[dict[str, Any]] = []
+    for cond in current:
+        old = before.get(cond.type)
+        transition = now
+        if old is not None and old.get("status") == cond.status_text and old.get("lastTransitionTime"):
+            transition = str(old["lastTransitionTime"])
+        out.append({
+            "type": cond.type,
+            "status": cond.status_text,
+            "reason": cond.reason,
+            "message": cond.message,
+            "observedGeneration": generation,
+            "lastTransitionTime": transition,
+        })
+    return out

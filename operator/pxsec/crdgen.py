@@ -1,0 +1,298 @@
+"""Build the PxSecurity CustomResourceDefinition from the schema and rule table in `pxsec.validation`.
+
+`crds/pxsecurity.yaml` is generated, never edited: the unit tests fail when it differs from what this
+module produces, so the CRD the API server enforces and the offline validator cannot drift apart.
+Regenerate it with
+
+    python -m pxsec.crdgen --output crds/pxsecurity.yaml
+
+`spec` (and every rule on it) comes from `pxsec.validation`; this module adds what only the CRD needs:
+the status schema the operator writes, the printer columns `kubectl get pxsec` shows, and the envelope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
+from pxsec.validation import MAX_NAME, spec_schema_with_rules
+
+CRD_NAME: Final = f"{PLURAL}.{API_GROUP}"
+SHORT_NAME: Final = "pxsec"
+CATEGORY: Final = "portworx"
+HEADER: Final = (
+    "# Generated from operator/pxsec/validation.py and operator/pxsec/crdgen.py. Do not edit:\n"
+    "# change those and run `python -m pxsec.crdgen --output crds/pxsecurity.yaml`.\n"
+)
+
+CONDITION_TYPES: Final = ("Ready", "KeysReady", "OIDCReady", "TokensReady", "ParametersRendered")
+
+
+def _s(description: str, max_length: int | None = None, **extra: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "string", "description": description}
+    if max_length is not None:
+        node["maxLength"] = max_length
+    node.update(extra)
+    return node
+
+
+def _time(description: str) -> dict[str, Any]:
+    return _s(description, format="date-time")
+
+
+def _int(description: str) -> dict[str, Any]:
+    return {"type": "integer", "format": "int64", "minimum": 0, "description": description}
+
+
+def _list_map(description: str, key: str, item: dict[str, Any], max_items: int) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "description": description,
+        "maxItems": max_items,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": [key],
+        "items": item,
+    }
+
+
+def _obj(description: str, properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    node: dict[str, Any] = {"type": "object", "description": description, "properties": properties}
+    if required:
+        node["required"] = list(required)
+    return node
+
+
+STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
+    "What the operator observed and did. Written by the operator only.",
+    {
+        "observedGeneration": _int("The metadata.generation this status describes."),
+        "issuers": _s(
+            "The token sources in effect, comma-separated: oidc, self-signed (the ISSUERS column).", 64
+        ),
+        "nextRenewal": _time("When the next minted token is refreshed (the NEXT RENEWAL column)."),
+        "conditions": _list_map(
+            "Ready sums up KeysReady (the Secrets are present, adopted or generated), OIDCReady (the "
+            "provider's discovery document and JWKS were probed), TokensReady (the tokens are minted "
+            "and current) and ParametersRendered (the initialization parameters are written).",
+            "type",
+            _obj(
+                "A condition, as in metav1.Condition.",
+                {
+                    "type": _s("One of " + ", ".join(CONDITION_TYPES) + ".", 316),
+                    "status": _s("True, False or Unknown.", 16, enum=["True", "False", "Unknown"]),
+                    "reason": _s("A CamelCase reason for the status.", 1024),
+                    "message": _s("What a person should know, in a sentence.", 32768),
+                    "observedGeneration": _int("The metadata.generation the condition was computed for."),
+                    "lastTransitionTime": _time("When the status last changed."),
+                },
+                required=("type", "status"),
+            ),
+            16,
+        ),
+        "secrets": _list_map(
+            "The Secrets holding key material, by name. Fingerprints only: nothing secret is ever "
+            "written to status.",
+            "name",
+            _obj(
+                "One Secret the operator generated or adopted.",
+                {
+                    "name": _s("Name of the Secret.", MAX_NAME),
+                    "purpose": _s("What it holds: system, sharedSecret, rsa, ecdsa or token.", 64),
+                    "keys": {
+                        "type": "array",
+                        "description": "The keys of the Secret the operator relies on.",
+                        "maxItems": 16,
+                        "items": {"type": "string", "maxLength": MAX_NAME},
+                    },
+                    "fingerprint": _s(
+                        "sha256:<hex> of the key material (of the public key for key pairs).", 128
+                    ),
+                    "origin": _s(
+                        "Generated: created by the operator. Adopted: it existed, and was taken as it was.",
+                        16,
+                        enum=["Generated", "Adopted"],
+                    ),
+                    "revision": _int(
+                        "Starts at 1 and grows each time the key material had to be generated again after "
+                        "the Secret was lost: every token signed with the old key is invalid."
+                    ),
+                },
+                required=("name",),
+            ),
+            64,
+        ),
+        "oidc": _obj(
+            "The last probe of the OIDC provider.",
+            {
+                "lastProbeTime": _time("When the discovery document and JWKS were last fetched."),
+                "issuerMatches": {
+                    "type": "boolean",
+                    "description": "Whether the discovery document's issuer equals spec.oidc.issuer exactly.",
+                },
+                "jwksKeyCount": _int("Number of keys in the provider's JWKS."),
+                "jwksHash": _s("sha256:<hex> of the JWKS, to see when the provider rotated its keys.", 128),
+                "algorithms": {
+                    "type": "array",
+                    "description": "Signing algorithms the provider announces "
+                    "(id_token_signing_alg_values_supported).",
+                    "maxItems": 32,
+                    "items": {"type": "string", "maxLength": 32},
+                },
+            },
+        ),
+        "tokens": _list_map(
+            "The tokens the operator minted, by Secret.",
+            "secretName",
+            _obj(
+                "One minted token; the token itself is only in its Secret.",
+                {
+                    "secretName": _s("The Secret holding the token, key auth-token.", MAX_NAME),
+                    "expiresAt": _time("The token's exp."),
+                    "renewalTime": _time("When the operator mints its replacement."),
+                    "signingKey": _s("The key that signed it: SharedSecret, RSA or ECDSA.", 16),
+                },
+                required=("secretName",),
+            ),
+            32,
+        ),
+        "parameters": _obj(
+            "Where the rendered initialization parameters are.",
+            {
+                "configMapName": _s("The ConfigMap holding them (the PARAMETERS column).", MAX_NAME),
+                "hash": _s("sha256:<hex> of the rendered parameters: it changes when they change.", 128),
+            },
+        ),
+        "kopf": {
+            "type": "object",
+            "description": "Bookkeeping of the operator framework (kopf). Not for people.",
+            "x-kubernetes-preserve-unknown-fields": True,
+        },
+    },
+)
+
+_READY: Final = '.status.conditions[?(@.type=="Ready")]'
+PRINTER_COLUMNS: Final[list[dict[str, Any]]] = [
+    {
+        "name": "Ready",
+        "type": "string",
+        "jsonPath": f"{_READY}.status",
+        "description": "The status of the Ready condition.",
+    },
+    {
+        "name": "Issuers",
+        "type": "string",
+        "jsonPath": ".status.issuers",
+        "description": "The token sources in effect.",
+    },
+    {
+        "name": "Parameters",
+        "type": "string",
+        "jsonPath": ".status.parameters.configMapName",
+        "description": "The ConfigMap with the rendered initialization parameters.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Next Renewal",
+        "type": "string",
+        "jsonPath": ".status.nextRenewal",
+        "priority": 1,
+        "description": "When the next minted token is refreshed.",
+    },
+    {
+        "name": "Message",
+        "type": "string",
+        "jsonPath": f"{_READY}.message",
+        "priority": 1,
+        "description": "The message of the Ready condition.",
+    },
+]
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The `openAPIV3Schema` of the CRD's only version."""
+    return {
+        "type": "object",
+        "description": (
+            f"{KIND} turns on PX-Security for one Portworx StorageCluster: it names the token sources "
+            "Portworx accepts (an OIDC provider, self-signed keys, or both), and the operator generates "
+            "and keeps the key material in Secrets (once, never silently again), renders the "
+            "initialization parameters, mints and refreshes tokens, and reports it all in status."
+        ),
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": _s("The versioned schema of this object: pxsec.dev/v1alpha1."),
+            "kind": _s(f"The kind of this object: {KIND}."),
+            "metadata": {"type": "object"},
+            "spec": spec_schema_with_rules(),
+            "status": STATUS_SCHEMA,
+        },
+    }
+
+
+def build_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition, as a plain dict ready for YAML or the API."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": CRD_NAME},
+        "spec": {
+            "group": API_GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": [SHORT_NAME],
+                "categories": [CATEGORY],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "selectableFields": [{"jsonPath": ".spec.storageCluster.name"}],
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                }
+            ],
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, and lists indented under their key, as kubectl and most CRDs print them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def crd_yaml() -> str:
+    """The text of crds/pxsecurity.yaml."""
+    body = yaml.dump(
+        build_crd(), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100, allow_unicode=True
+    )
+    return HEADER + body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pxsec.crdgen [--output FILE]`: print the CRD, or write it to FILE."""
+    parser = argparse.ArgumentParser(prog="python -m pxsec.crdgen", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", "-o", type=Path, help="write here instead of to stdout")
+    args = parser.parse_args(argv)
+    text = crd_yaml()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""The one small Kubernetes gateway: every read and write the operator makes goes through here.
+
+Writes are shaped so that key material can never be replaced by accident:
+- new Secrets are *created* (POST), never applied: if one appeared meanwhile the create fails with
+  409 and the caller re-reads and adopts it;
+- adding keys to an existing Secret is a merge patch carrying the resourceVersion it was planned
+  from, so a concurrent change turns into a 409 and a re-plan instead of an overwrite;
+- Secret metadata (template labels/annotations, owner references) is server-side applied under a
+  field manager that never owns `data`, so applying metadata cannot remove a key.
+Errors never carry Secret values: only names, reasons and HTTP codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from pxsec.keyplan import Observed
+from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
+
+FIELD_MANAGER = "px-security-operator"
+METADATA_MANAGER = "px-security-operator-metadata"
+
+
+class GatewayError(RuntimeError):
+    """A call failed; `status` is the HTTP status (0 when unknown)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Conflict(GatewayError):
+    pass
+
+
+def _err(exc: ApiException, what: str) -> GatewayError:
+    reason = ""
+    try:
+        reason = json.loads(exc.body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        reason = str(exc.reason)
+    cls = Conflict if exc.status in (409,) else GatewayError
+    return cls(f"{what}: {exc.status} {reason}".strip(), int(exc.status or 0))
+
+
+@dataclass(frozen=True)
+class CRRef:
+    namespace: str
+    name: str
+    uid: str = ""
+
+
+_config_lock = threading.Lock()
+_api_client: kubernetes.client.ApiClient | None = None
+
+
+def api_client() -> kubernetes.client.ApiClient:
+    """A shared client: in-cluster config when running in a pod, else $KUBECONFIG / ~/.kube/config."""
+    global _api_client
+    with _config_lock:
+        if _api_client is None:
+            configuration = kubernetes.client.Configuration()
+            if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            else:
+                kubernetes.config.load_kube_config(client_configuration=configuration)
+            _api_client = kubernetes.client.ApiClient(configuration)
+        return _api_client
+
+
+class Gateway:
+    """Typed reads and guarded writes; one instance per operator process."""
+
+    def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
+        self.client = client or api_client()
+        self.core = kubernetes.client.CoreV1Api(self.client)
+        self.custom = kubernetes.client.CustomObjectsApi(self.client)
+
+    # -- the custom resource ----------------------------------------------------------------------
+
+    def get_pxsecurity(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                API_GROUP, API_VERSION, namespace, PLURAL, name)
+            return obj
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _err(exc, f"get {PLURAL}/{name}") from None
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                API_GROUP, API_VERSION, namespace, PLURAL, name, {"status": dict(status)},
+                field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise _err(exc, f"patch {PLURAL}/{name}/status") from None
+
+    # -- Secrets ----------------------------------------------------------------------------------
+
+    def read_secret(self, namespace: str, name: str) -> Observed | None:
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _err(exc, f"get secret {name}") from None
+        data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+        meta = secret.metadata
+        return Observed(
+            name=name, data=data, labels=dict(meta.labels or {}), annotations=dict(meta.annotations or {}),
+            resource_version=str(meta.resource_version or ""))
+
+    def read_secret_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _err(exc, f"get secret {name}") from None
+        result: dict[str, Any] = self.client.sanitize_for_serialization(secret.metadata)
+        return result
+
+    def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
+                      annotations: Mapping[str, str], owner: dict[str, Any] | None) -> None:
+        """Create only: raises Conflict if the Secret exists (the caller adopts it instead)."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name, "namespace": namespace, "labels": dict(labels),
+                "annotations": dict(annotations),
+                **({"ownerReferences": [owner]} if owner else {}),
+            },
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+        try:
+            self.core.create_namespaced_secret(namespace, body, field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            raise _err(exc, f"create secret {name}") from None
+
+    def add_secret_keys(self, namespace: str, name: str, data: Mapping[str, bytes], resource_version: str) -> None:
+        """Add keys, guarded by the resourceVersion the plan was made from (409 on any change)."""
+        body = {
+            "metadata": {"resourceVersion": resource_version},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+        try:
+            self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            raise _err(exc, f"add keys to secret {name}") from None
+
+    def apply_secret_metadata(self, namespace: str, name: str, labels: Mapping[str, str],
+                              annotations: Mapping[str, str], owners: list[dict[str, Any]]) -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels),
+                         "annotations": dict(annotations), "ownerReferences": owners},
+        }
+        try:
+            self.client.call_api(
+                f"/api/v1/namespaces/{namespace}/secrets/{name}", "PATCH",
+                query_params=[("fieldManager", METADATA_MANAGER), ("force", "true")],
+                header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+                body=body, response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
+        except ApiException as exc:
+            raise _err(exc, f"apply metadata of secret {name}") from None
+
+    # -- Events -----------------------------------------------------------------------------------
+
+    def event(self, cr: CRRef, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the PxSecurity. Messages name Secrets and fingerprints, never values."""
+        now = dt.datetime.now(dt.UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{cr.name}.", "namespace": cr.namespace},
+            "involvedObject": {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND,
+                               "name": cr.name, "namespace": cr.namespace, "uid": cr.uid},
+            "type": type_,
+            "reason": reason,
+            "message": message[:1000],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": os.environ.get("HOSTNAME", "local"),
+            "firstTimestamp": now.isoformat(),
+            "lastTimestamp": now.isoformat(),
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(cr.namespace, body)
+        except ApiException:
+            pass  # an Event is best effort; the condition carries the same news

@@ -1,0 +1,155 @@
+"""Key material exactly as Portworx accepts it: generate, fingerprint, and judge what a user brought.
+
+- Shared secrets (system, apps, JWT shared secret): 128 bytes from a CSPRNG, standard base64, the first
+  64 characters. Portworx uses the ASCII bytes of that string as the HMAC key (not its decoding).
+- RSA / ECDSA: private key PKCS#8 PEM, public key PKIX PEM (`BEGIN PUBLIC KEY`; PKCS#1 public keys
+  are not accepted by OpenStorage). ES256 pairs with P-256, ES384 with P-384, ES512 with P-521.
+
+Everything here is pure apart from drawing random bytes; callers run generation off the event loop
+(RSA 4096 takes hundreds of milliseconds).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Mapping
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+SHARED_SECRET_LENGTH = 64
+CURVES: dict[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
+CURVE_ALGORITHM = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+MIN_RSA_BITS = 2048
+
+
+def generate_shared_secret() -> str:
+    """A 64-character secret from the base64 alphabet, generated as the Portworx Operator does."""
+    return base64.b64encode(secrets.token_bytes(128)).decode("ascii")[:SHARED_SECRET_LENGTH]
+
+
+def generate_rsa(bits: int) -> tuple[bytes, bytes]:
+    """(private PKCS#8 PEM, public PKIX PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return _pems(key)
+
+
+def generate_ecdsa(curve: str) -> tuple[bytes, bytes]:
+    """(private PKCS#8 PEM, public PKIX PEM) on the named curve."""
+    key = ec.generate_private_key(CURVES[curve]())
+    return _pems(key)
+
+
+def _pems(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public
+
+
+def fingerprint(data: Mapping[str, bytes]) -> str:
+    """A stable SHA-256 over the keys and values of a Secret's data: safe to show, reveals nothing.
+
+    Keys are sorted and each value is length-prefixed, so ("ab","c") and ("a","bc") never collide.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        value = data[key]
+        digest.update(len(key).to_bytes(4, "big") + key.encode() + len(value).to_bytes(8, "big") + value)
+    return "sha256:" + digest.hexdigest()
+
+
+def public_fingerprint(public_pem: bytes) -> str:
+    return "sha256:" + hashlib.sha256(public_pem).hexdigest()
+
+
+# -- judging what exists ----------------------------------------------------------------------------
+
+
+def check_shared_secret(value: bytes, key: str) -> list[str]:
+    """Problems with a shared secret a user supplied (never echoing the value)."""
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return [f"{key} is not ASCII text"]
+    if not text.strip():
+        return [f"{key} is empty"]
+    if text != text.strip():
+        return [f"{key} has leading or trailing whitespace (a newline from `echo`?)"]
+    if len(text) < 32:
+        return [f"{key} is {len(text)} characters; use at least 32 (the operator generates 64)"]
+    return []
+
+
+def _load_private(value: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | str:
+    try:
+        key = serialization.load_pem_private_key(value, password=None)
+    except TypeError:
+        return "is encrypted; Portworx needs an unencrypted key"
+    except (ValueError, UnsupportedAlgorithm):
+        return "is not a PEM private key"
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        return f"is a {type(key).__name__}, not an RSA or ECDSA key"
+    return key
+
+
+def _load_public(value: bytes) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey | str:
+    if b"BEGIN RSA PUBLIC KEY" in value:
+        return "is a PKCS#1 'RSA PUBLIC KEY'; OpenStorage accepts only PKIX ('BEGIN PUBLIC KEY')"
+    try:
+        key = serialization.load_pem_public_key(value)
+    except (ValueError, UnsupportedAlgorithm):
+        return "is not a PKIX PEM public key"
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        return f"is a {type(key).__name__}, not an RSA or ECDSA key"
+    return key
+
+
+def check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: str, *,
+                   min_bits: int = MIN_RSA_BITS, curve: str | None = None) -> list[str]:
+    """Problems with an RSA or ECDSA pair (either half may be missing: the caller adds what lacks)."""
+    problems: list[str] = []
+    priv = _load_private(private_pem) if private_pem is not None else None
+    pub = _load_public(public_pem) if public_pem is not None else None
+    if isinstance(priv, str):
+        problems.append(f"private.pem {priv}")
+    if isinstance(pub, str):
+        problems.append(f"public.pem {pub}")
+    for label, key in (("private.pem", priv), ("public.pem", pub)):
+        if key is None or isinstance(key, str):
+            continue
+        if kind == "rsa":
+            if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+                problems.append(f"{label} is not an RSA key")
+            elif key.key_size < min_bits:
+                problems.append(f"{label} is RSA {key.key_size} bits; at least {min_bits} are required")
+        else:
+            if not isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+                problems.append(f"{label} is not an ECDSA key")
+            elif curve is not None and not isinstance(key.curve, CURVES[curve]):
+                problems.append(f"{label} is on curve {key.curve.name}, but spec asks for {curve}")
+    if (
+        not problems
+        and isinstance(priv, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
+        and isinstance(pub, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    ):
+        derived = priv.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        given = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if derived != given:
+            problems.append("public.pem does not belong to private.pem")
+    return problems
+
+
+def public_from_private(private_pem: bytes) -> bytes:
+    """The PKIX public key of a (checked) private key: adds a missing public.pem without a new key."""
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

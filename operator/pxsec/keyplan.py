@@ -1,0 +1,223 @@
+"""Plan the key material of one PxSecurity, given what the Secrets hold now and what status recorded.
+
+The rule the whole product stands on: **existing keys win**. A Secret that exists is adopted as it is,
+missing keys are added, an invalid user key is reported and never overwritten, and a Secret that
+disappeared is recreated loudly (new revision) because every token signed with the old key is now
+invalid. This module decides; it generates nothing and writes nothing. The shell draws the random
+bytes (off the event loop) for the `generate` recipes and writes with create-only / resourceVersion-
+guarded calls, so even a stale read can never replace a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pxsec import keymaterial
+from pxsec.spec import (
+    KEY_APPS_SECRET,
+    KEY_PRIVATE_PEM,
+    KEY_PUBLIC_PEM,
+    KEY_SHARED_SECRET,
+    KEY_SYSTEM_SECRET,
+    PxSecuritySpec,
+)
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "px-security-operator"
+OWNER_LABEL = "pxsec.dev/pxsecurity"
+ORIGIN_ANNOTATION = "pxsec.dev/origin"
+PURPOSE_ANNOTATION = "pxsec.dev/purpose"
+# The Portworx Operator marks its shared/system Secrets so Stork does not migrate or back them up.
+STORK_SKIP_ANNOTATION = "stork.libopenstorage.org/skip-resource"
+
+
+class Purpose(str, Enum):
+    SYSTEM = "system"
+    SHARED = "shared-secret"
+    RSA = "rsa"
+    ECDSA = "ecdsa"
+
+
+class Origin(str, Enum):
+    GENERATED = "Generated"
+    ADOPTED = "Adopted"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to produce missing keys: ("shared",), ("rsa", bits), ("ecdsa", curve), ("derive-public",)."""
+
+    kind: str
+    param: str | int | None = None
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    purpose: Purpose
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a Secret holds now (from one fresh GET)."""
+
+    name: str
+    data: Mapping[str, bytes]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What status said about a Secret after the last reconcile."""
+
+    fingerprint: str
+    revision: int
+    origin: str
+
+
+class Action(str, Enum):
+    NONE = "none"
+    CREATE = "create"
+    ADD_KEYS = "add-keys"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class SecretPlan:
+    requirement: Requirement
+    action: Action
+    origin: Origin
+    recipes: Mapping[str, Recipe] = field(default_factory=dict)  # key -> how to make it
+    problems: tuple[str, ...] = ()
+    lost: bool = False  # status knew it, the Secret is gone: tokens signed with the old key are void
+    notes: tuple[str, ...] = ()
+
+
+def requirements(spec: PxSecuritySpec) -> list[Requirement]:
+    """Every Secret the spec asks the operator to keep, in a stable order."""
+    reqs = [Requirement(spec.system_secret, Purpose.SYSTEM, (KEY_SYSTEM_SECRET, KEY_APPS_SECRET))]
+    ss = spec.self_signed
+    if ss is not None:
+        if ss.shared_secret:
+            reqs.append(Requirement(ss.shared_secret, Purpose.SHARED, (KEY_SHARED_SECRET,)))
+        if ss.rsa:
+            reqs.append(Requirement(ss.rsa.secret_name, Purpose.RSA, (KEY_PRIVATE_PEM, KEY_PUBLIC_PEM)))
+        if ss.ecdsa:
+            reqs.append(Requirement(ss.ecdsa.secret_name, Purpose.ECDSA, (KEY_PRIVATE_PEM, KEY_PUBLIC_PEM)))
+    return reqs
+
+
+def _full_recipes(req: Requirement, spec: PxSecuritySpec) -> dict[str, Recipe]:
+    ss = spec.self_signed
+    if req.purpose is Purpose.RSA and ss and ss.rsa:
+        return {KEY_PRIVATE_PEM: Recipe("rsa", ss.rsa.size), KEY_PUBLIC_PEM: Recipe("derive-public")}
+    if req.purpose is Purpose.ECDSA and ss and ss.ecdsa:
+        return {KEY_PRIVATE_PEM: Recipe("ecdsa", ss.ecdsa.curve), KEY_PUBLIC_PEM: Recipe("derive-public")}
+    return {key: Recipe("shared") for key in req.keys}
+
+
+def _problems(req: Requirement, data: Mapping[str, bytes], spec: PxSecuritySpec) -> list[str]:
+    ss = spec.self_signed
+    if req.purpose in (Purpose.SYSTEM, Purpose.SHARED):
+        return [p for key in req.keys if key in data for p in keymaterial.check_shared_secret(data[key], key)]
+    if req.purpose is Purpose.RSA:
+        return keymaterial.check_key_pair(
+            data.get(KEY_PRIVATE_PEM), data.get(KEY_PUBLIC_PEM), "rsa",
+            min_bits=keymaterial.MIN_RSA_BITS)
+    return keymaterial.check_key_pair(
+        data.get(KEY_PRIVATE_PEM), data.get(KEY_PUBLIC_PEM), "ecdsa",
+        curve=ss.ecdsa.curve if ss and ss.ecdsa else None)
+
+
+def origin_of(observed: Observed) -> Origin:
+    """Generated only if this operator created it (its marker survives CR re-creation); else Adopted."""
+    if (observed.labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+            and observed.annotations.get(ORIGIN_ANNOTATION) == Origin.GENERATED.value):
+        return Origin.GENERATED
+    return Origin.ADOPTED
+
+
+def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded | None,
+                spec: PxSecuritySpec) -> SecretPlan:
+    if observed is None:
+        return SecretPlan(req, Action.CREATE, Origin.GENERATED, _full_recipes(req, spec),
+                          lost=recorded is not None)
+    origin = origin_of(observed)
+    problems = _problems(req, observed.data, spec)
+    if problems:
+        return SecretPlan(req, Action.INVALID, origin, problems=tuple(problems))
+    missing = [k for k in req.keys if k not in observed.data]
+    if not missing:
+        return SecretPlan(req, Action.NONE, origin)
+    recipes: dict[str, Recipe] = {}
+    notes: list[str] = []
+    full = _full_recipes(req, spec)
+    if req.purpose in (Purpose.RSA, Purpose.ECDSA):
+        if KEY_PRIVATE_PEM in observed.data:
+            recipes[KEY_PUBLIC_PEM] = Recipe("derive-public")
+        else:
+            # A public key alone is a valid verification-only setup (tokens are signed elsewhere);
+            # a private key matching it cannot be made, so nothing is added.
+            notes.append("private.pem is absent: Portworx can verify, but the operator cannot sign with it")
+            return SecretPlan(req, Action.NONE, origin, notes=tuple(notes))
+    else:
+        recipes = {k: full[k] for k in missing}
+    return SecretPlan(req, Action.ADD_KEYS, origin, recipes)
+
+
+def plan(spec: PxSecuritySpec, observed: Mapping[str, Observed | None],
+         recorded: Mapping[str, Recorded]) -> list[SecretPlan]:
+    return [plan_secret(r, observed.get(r.name), recorded.get(r.name), spec) for r in requirements(spec)]
+
+
+def materialize(recipes: Mapping[str, Recipe], existing: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Produce the missing keys (CSPRNG; RSA is slow — call this from a worker thread)."""
+    out: dict[str, bytes] = {}
+    for key, recipe in recipes.items():
+        if recipe.kind == "shared":
+            out[key] = keymaterial.generate_shared_secret().encode("ascii")
+        elif recipe.kind in ("rsa", "ecdsa"):
+            private, public = (keymaterial.generate_rsa(int(recipe.param or 0)) if recipe.kind == "rsa"
+                               else keymaterial.generate_ecdsa(str(recipe.param)))
+            out[key] = private
+            out[KEY_PUBLIC_PEM] = public
+    if KEY_PUBLIC_PEM in recipes and KEY_PUBLIC_PEM not in out:
+        out[KEY_PUBLIC_PEM] = keymaterial.public_from_private(existing[KEY_PRIVATE_PEM])
+    return out
+
+
+def secret_fingerprint(req: Requirement, data: Mapping[str, bytes]) -> str:
+    """Fingerprint over the keys the operator cares about (a user's unrelated keys do not count)."""
+    return keymaterial.fingerprint({k: data[k] for k in req.keys if k in data})
+
+
+def next_revision(recorded: Recorded | None, fingerprint: str) -> tuple[int, bool]:
+    """(revision, changed): the revision moves whenever the content the operator relies on moves."""
+    if recorded is None:
+        return 1, False
+    if recorded.fingerprint == fingerprint:
+        return recorded.revision, False
+    return recorded.revision + 1, True
+
+
+def desired_metadata(cr_name: str, purpose: Purpose, template_labels: Mapping[str, str],
+                     template_annotations: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels and annotations of a Generated Secret: the template's, then ours (ours win).
+
+    The CR's own labels are deliberately never copied: Argo CD's tracking label on a generated
+    Secret would make Argo CD prune it.
+    """
+    labels = dict(template_labels)
+    labels.update({MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: cr_name})
+    annotations = dict(template_annotations)
+    annotations.update({
+        ORIGIN_ANNOTATION: Origin.GENERATED.value,
+        PURPOSE_ANNOTATION: purpose.value,
+        STORK_SKIP_ANNOTATION: "true",
+    })
+    return labels, annotations

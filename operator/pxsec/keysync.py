@@ -1,0 +1,188 @@
+"""The shell step that makes the key-material plan true: read each Secret, plan, generate what is
+missing (in the calling worker thread, never on the event loop), write with guarded calls, and report
+status entries, a KeysReady condition and the Events worth telling a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pxsec import conditions, keyplan
+from pxsec.conditions import Condition
+from pxsec.gateway import METADATA_MANAGER, Conflict, CRRef, Gateway
+from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
+from pxsec.spec import PxSecuritySpec
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class KeysOutcome:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    condition: Condition | None = None
+    events: list[Event] = field(default_factory=list)
+    data: dict[str, Mapping[str, bytes]] = field(default_factory=dict)  # secret name -> data, for signing
+    revisions: dict[str, int] = field(default_factory=dict)
+
+
+def recorded_from_status(status: Mapping[str, Any] | None) -> dict[str, Recorded]:
+    out: dict[str, Recorded] = {}
+    for entry in (status or {}).get("secrets") or []:
+        try:
+            out[str(entry["name"])] = Recorded(str(entry["fingerprint"]), int(entry["revision"]),
+                                               str(entry.get("origin", "")))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def owner_reference(cr: Mapping[str, Any]) -> dict[str, Any]:
+    meta = cr["metadata"]
+    return {"apiVersion": cr["apiVersion"], "kind": cr["kind"], "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def owned_metadata_keys(managed_fields: list[Mapping[str, Any]] | None, manager: str) -> tuple[set[str], set[str], bool]:
+    """(labels, annotations, owns-ownerReferences) the metadata field manager applied last time."""
+    labels: set[str] = set()
+    annotations: set[str] = set()
+    owners = False
+    for entry in managed_fields or []:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        meta = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
+        labels |= {k[2:] for k in (meta.get("f:labels") or {}) if k.startswith("f:")}
+        annotations |= {k[2:] for k in (meta.get("f:annotations") or {}) if k.startswith("f:")}
+        owners = owners or bool(meta.get("f:ownerReferences"))
+    return labels, annotations, owners
+
+
+class KeySync:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec) -> KeysOutcome:
+        meta = cr["metadata"]
+        ns, name = str(meta["namespace"]), str(meta["name"])
+        recorded = recorded_from_status(cr.get("status"))
+        owner = owner_reference(cr) if spec.deletion_policy == "Delete" else None
+        out = KeysOutcome()
+        invalid: list[str] = []
+        lost: list[str] = []
+        for req in keyplan.requirements(spec):
+            observed, plan = self._ensure(ns, name, req, recorded.get(req.name), spec, owner, out)
+            if plan.action is Action.INVALID:
+                invalid.append(f"Secret {req.name}: {'; '.join(plan.problems)}")
+                if observed is not None:
+                    prev = recorded.get(req.name)
+                    out.entries.append(self._entry(req, observed, plan.origin, prev.revision if prev else 1))
+                continue
+            assert observed is not None
+            if plan.lost:
+                lost.append(req.name)
+            prev = recorded.get(req.name)
+            fp = keyplan.secret_fingerprint(req, observed.data)
+            revision, changed = keyplan.next_revision(prev, fp)
+            if plan.lost:
+                revision = (prev.revision if prev else 0) + 1
+                out.events.append(Event("Warning", "SecretLost", (
+                    f"Secret {req.name} ({req.purpose.value}) was deleted and has been regenerated as revision "
+                    f"{revision} ({fp[:19]}…): every token signed with the previous key is now invalid; "
+                    "restart Portworx pods to pick up the new value")))
+            elif changed and plan.action is Action.NONE:
+                out.events.append(Event("Warning", "SecretChanged", (
+                    f"Secret {req.name} ({req.purpose.value}) changed outside the operator: now revision "
+                    f"{revision} ({fp[:19]}…); tokens signed with it are re-minted")))
+            if plan.origin is Origin.GENERATED:
+                self._sync_metadata(ns, name, req, spec, owner)
+            out.revisions[req.name] = revision
+            out.data[req.name] = observed.data
+            out.entries.append(self._entry(req, observed, plan.origin, revision, fingerprint=fp))
+        if invalid:
+            out.condition = conditions.false(conditions.KEYS_READY, "InvalidKeyMaterial", " | ".join(invalid))
+        elif lost:
+            out.condition = conditions.true(
+                conditions.KEYS_READY, "SecretRegenerated",
+                f"regenerated after loss: {', '.join(lost)} (tokens signed with the old keys are invalid)")
+        else:
+            out.condition = conditions.true(conditions.KEYS_READY, "KeysReady",
+                                            f"{len(out.entries)} Secret(s) hold the key material")
+        return out
+
+    def _ensure(self, ns: str, cr_name: str, req: keyplan.Requirement, recorded: Recorded | None,
+                spec: PxSecuritySpec, owner: dict[str, Any] | None,
+                out: KeysOutcome) -> tuple[Observed | None, SecretPlan]:
+        """Plan and execute for one Secret; on a write race re-read and re-plan (existing wins)."""
+        for _attempt in range(3):
+            observed = self.gw.read_secret(ns, req.name)
+            plan = keyplan.plan_secret(req, observed, recorded, spec)
+            try:
+                if plan.action is Action.CREATE:
+                    data = keyplan.materialize(plan.recipes, {})
+                    labels, annotations = keyplan.desired_metadata(
+                        cr_name, req.purpose, spec.secret_template.labels, spec.secret_template.annotations)
+                    self.gw.create_secret(ns, req.name, data, labels, annotations, owner)
+                    if not plan.lost:
+                        out.events.append(Event("Normal", "SecretGenerated",
+                                                f"generated Secret {req.name} ({req.purpose.value}) "
+                                                f"with keys {', '.join(sorted(data))}"))
+                    return Observed(req.name, data, labels, annotations), plan
+                if plan.action is Action.ADD_KEYS:
+                    assert observed is not None
+                    added = keyplan.materialize(plan.recipes, observed.data)
+                    self.gw.add_secret_keys(ns, req.name, added, observed.resource_version)
+                    out.events.append(Event("Normal", "KeysAdded",
+                                            f"added missing keys {', '.join(sorted(added))} to Secret {req.name}"))
+                    merged = {**observed.data, **added}
+                    return Observed(req.name, merged, observed.labels, observed.annotations), plan
+                return observed, plan
+            except Conflict:
+                continue  # someone wrote it meanwhile: read again, what exists wins
+        raise Conflict(f"Secret {req.name} kept changing while being reconciled", 409)
+
+    def _sync_metadata(self, ns: str, cr_name: str, req: keyplan.Requirement, spec: PxSecuritySpec,
+                       owner: dict[str, Any] | None) -> None:
+        """Make template labels/annotations and the owner reference follow the spec, writing only on change."""
+        meta = self.gw.read_secret_metadata(ns, req.name)
+        if meta is None:
+            return
+        labels, annotations = keyplan.desired_metadata(
+            cr_name, req.purpose, spec.secret_template.labels, spec.secret_template.annotations)
+        owners = [owner] if owner else []
+        own_labels, own_annotations, own_owners = owned_metadata_keys(meta.get("managedFields"), METADATA_MANAGER)
+        current_labels = meta.get("labels") or {}
+        current_annotations = meta.get("annotations") or {}
+        current_owner_uids = {o.get("uid") for o in meta.get("ownerReferences") or []}
+        in_sync = (
+            own_labels == set(labels) and own_annotations == set(annotations)
+            and all(current_labels.get(k) == v for k, v in labels.items())
+            and all(current_annotations.get(k) == v for k, v in annotations.items())
+            and (own_owners == bool(owners))
+            and all(o["uid"] in current_owner_uids for o in owners)
+        )
+        if not in_sync:
+            self.gw.apply_secret_metadata(ns, req.name, labels, annotations, owners)
+
+    @staticmethod
+    def _entry(req: keyplan.Requirement, observed: Observed, origin: Origin, revision: int,
+               fingerprint: str | None = None) -> dict[str, Any]:
+        return {
+            "name": req.name,
+            "purpose": req.purpose.value,
+            "keys": sorted(k for k in observed.data if k in req.keys),
+            "fingerprint": fingerprint or keyplan.secret_fingerprint(req, observed.data),
+            "origin": origin.value,
+            "revision": revision,
+        }
+
+
+def cr_ref(cr: Mapping[str, Any]) -> CRRef:
+    meta = cr["metadata"]
+    return CRRef(str(meta["namespace"]), str(meta["name"]), str(meta.get("uid", "")))

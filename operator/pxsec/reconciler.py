@@ -1,0 +1,115 @@
+"""Reconcile one PxSecurity: read it fresh, run each step, compute conditions, write only the difference.
+
+Steps are separate modules (keys now; OIDC probe, tokens and rendering plug in the same way), each
+returning a condition and the Events worth telling. Status is written only when it differs from what
+is there, so a reconcile of a Ready resource changes no resourceVersion anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pxsec import conditions, keyplan
+from pxsec.conditions import Condition
+from pxsec.gateway import Gateway
+from pxsec.keysync import Event, KeySync, cr_ref
+from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
+from pxsec.workqueue import Outcome
+
+logger = logging.getLogger("pxsec.reconciler")
+
+Key = tuple[str, str]  # (namespace, name)
+Dependency = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def rfc3339(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def issuers_summary(spec: PxSecuritySpec) -> str:
+    parts = []
+    if spec.oidc is not None:
+        parts.append("oidc")
+    if spec.self_signed is not None:
+        parts.append("self-signed")
+    return ",".join(parts) or "none"
+
+
+def dependencies(namespace: str, spec: PxSecuritySpec) -> set[Dependency]:
+    """The objects whose changes should wake this resource up."""
+    deps = {("Secret", namespace, r.name) for r in keyplan.requirements(spec)}
+    deps |= {("Secret", namespace, t.secret_name) for t in spec.tokens}
+    if spec.oidc and spec.oidc.certificate_authority:
+        deps.add(("ConfigMap", namespace, spec.oidc.certificate_authority.config_map))
+    return deps
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    dependencies: set[Dependency] = field(default_factory=set)
+
+
+class Reconciler:
+    def __init__(self, gateway: Gateway, clock: Callable[[], dt.datetime] = _now) -> None:
+        self.gw = gateway
+        self.clock = clock
+        self.keys = KeySync(gateway)
+
+    def reconcile(self, key: Key) -> Result:
+        namespace, name = key
+        cr = self.gw.get_pxsecurity(namespace, name)
+        if cr is None:
+            return Result(Outcome())
+        generation = int(cr["metadata"].get("generation", 0))
+        old_status: Mapping[str, Any] = cr.get("status") or {}
+        events: list[Event] = []
+        try:
+            spec = parse_spec(cr.get("spec"))
+        except SpecError as exc:
+            cond = conditions.false(conditions.READY, "InvalidSpec", str(exc))
+            self._write_status(cr, {"observedGeneration": generation}, [cond], old_status,
+                               [Event("Warning", "InvalidSpec", str(exc))])
+            return Result(Outcome())
+
+        keys = self.keys.run(cr, spec)
+        events += keys.events
+        components: list[Condition] = [c for c in (keys.condition,) if c is not None]
+        ready = conditions.ready(components)
+        status = {
+            "observedGeneration": generation,
+            "issuers": issuers_summary(spec),
+            "secrets": keys.entries,
+            "readyMessage": ready.message,
+        }
+        self._write_status(cr, status, [ready, *components], old_status, events)
+        return Result(Outcome(), dependencies(namespace, spec))
+
+    def _write_status(self, cr: Mapping[str, Any], fields: dict[str, Any], conds: list[Condition],
+                      old: Mapping[str, Any], events: list[Event]) -> None:
+        generation = int(cr["metadata"].get("generation", 0))
+        new = dict(fields)
+        new["conditions"] = conditions.merge(old.get("conditions") or [], conds, generation, rfc3339(self.clock()))
+        # Tell a person when a condition turns bad or changes its reason (not on every reconcile).
+        before = {c.get("type"): c for c in old.get("conditions") or []}
+        for cond in conds:
+            prev = before.get(cond.type)
+            if cond.status is False and cond.type != conditions.READY and (
+                    prev is None or prev.get("reason") != cond.reason or prev.get("message") != cond.message):
+                events.append(Event("Warning", cond.reason, cond.message))
+        changed = any(old.get(k) != v for k, v in new.items())
+        ref = cr_ref(cr)
+        if changed:
+            self.gw.patch_status(ref.namespace, ref.name, new)
+            logger.info("%s/%s: status updated (Ready=%s, %s)", ref.namespace, ref.name,
+                        new["conditions"][0]["status"], new["conditions"][0]["reason"])
+        for ev in events:
+            self.gw.event(ref, ev.type, ev.reason, ev.message)

@@ -1,0 +1,213 @@
+"""The PxSecurity spec as typed, defaulted values.
+
+The CRD's schema and CEL rules (and `pxsec.validation` offline) decide whether a spec is acceptable;
+this module only turns an accepted spec mapping into frozen dataclasses with the same defaults the CRD
+declares, so the core never has to ask "is this key present?". Parsing is pure and never touches the
+cluster: the operator and the offline CLI both start here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+API_GROUP = "pxsec.dev"
+API_VERSION = "v1alpha1"
+KIND = "PxSecurity"
+PLURAL = "pxsecurities"
+
+DEFAULT_SYSTEM_SECRET = "px-system-secrets"
+DEFAULT_SHARED_SECRET = "px-shared-secret"
+DEFAULT_SELF_SIGNED_ISSUER = "operator.portworx.io"
+DEFAULT_TOKEN_LIFETIME = "24h"
+DEFAULT_RSA_SIZE = 4096
+DEFAULT_ECDSA_CURVE = "P-256"
+
+# Keys inside the Secrets, exactly as Portworx and its operator name them.
+KEY_SYSTEM_SECRET = "system-secret"
+KEY_APPS_SECRET = "apps-secret"
+KEY_SHARED_SECRET = "shared-secret"
+KEY_PRIVATE_PEM = "private.pem"
+KEY_PUBLIC_PEM = "public.pem"
+KEY_AUTH_TOKEN = "auth-token"
+
+
+class SpecError(ValueError):
+    """The spec cannot be read at all (wrong type where a mapping was expected)."""
+
+
+@dataclass(frozen=True)
+class StorageClusterRef:
+    name: str | None = None
+    apply: bool = False
+
+
+@dataclass(frozen=True)
+class CARef:
+    config_map: str
+    key: str = "ca.crt"
+
+
+@dataclass(frozen=True)
+class OIDC:
+    issuer: str
+    client_id: str
+    custom_claim_namespace: str | None = None
+    certificate_authority: CARef | None = None
+
+
+@dataclass(frozen=True)
+class RSAKey:
+    secret_name: str
+    size: int = DEFAULT_RSA_SIZE
+
+
+@dataclass(frozen=True)
+class ECDSAKey:
+    secret_name: str
+    curve: str = DEFAULT_ECDSA_CURVE
+
+
+@dataclass(frozen=True)
+class SelfSigned:
+    issuer: str = DEFAULT_SELF_SIGNED_ISSUER
+    token_lifetime: str = DEFAULT_TOKEN_LIFETIME
+    shared_secret: str | None = None
+    rsa: RSAKey | None = None
+    ecdsa: ECDSAKey | None = None
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    secret_name: str
+    roles: tuple[str, ...]
+    groups: tuple[str, ...] = ()
+    signing_key: str | None = None  # SharedSecret | RSA | ECDSA; None = best available
+
+
+@dataclass(frozen=True)
+class SecretTemplate:
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PxSecuritySpec:
+    storage_cluster: StorageClusterRef = StorageClusterRef()
+    guest_access: str = "Enabled"
+    username_claim: str = "sub"
+    system_secret: str = DEFAULT_SYSTEM_SECRET
+    oidc: OIDC | None = None
+    self_signed: SelfSigned | None = None
+    tokens: tuple[TokenSpec, ...] = ()
+    secret_template: SecretTemplate = SecretTemplate()
+    deletion_policy: str = "Retain"
+
+
+def _map(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where} must be a mapping")
+    return value
+
+
+def _strs(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def _str_map(value: Any, where: str) -> dict[str, str]:
+    raw = _map(value, where)
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def parse_spec(raw: Any) -> PxSecuritySpec:
+    """Turn an accepted `spec` mapping into a PxSecuritySpec, filling the CRD's defaults."""
+    spec = _map(raw, "spec")
+
+    sc = _map(spec.get("storageCluster"), "spec.storageCluster")
+    storage_cluster = StorageClusterRef(name=sc.get("name"), apply=bool(sc.get("apply", False)))
+
+    system = _map(spec.get("system"), "spec.system")
+
+    oidc: OIDC | None = None
+    if spec.get("oidc") is not None:
+        o = _map(spec["oidc"], "spec.oidc")
+        ca = _map(o.get("certificateAuthority"), "spec.oidc.certificateAuthority")
+        ca_ref = _map(ca.get("configMapRef"), "spec.oidc.certificateAuthority.configMapRef")
+        oidc = OIDC(
+            issuer=str(o.get("issuer", "")),
+            client_id=str(o.get("clientID", "")),
+            custom_claim_namespace=o.get("customClaimNamespace") or None,
+            certificate_authority=(
+                CARef(config_map=str(ca_ref["name"]), key=str(ca_ref.get("key", "ca.crt")))
+                if ca_ref.get("name")
+                else None
+            ),
+        )
+
+    self_signed: SelfSigned | None = None
+    if spec.get("selfSigned") is not None:
+        s = _map(spec["selfSigned"], "spec.selfSigned")
+        shared = s.get("sharedSecret")
+        rsa = s.get("rsa")
+        ecdsa = s.get("ecdsa")
+        self_signed = SelfSigned(
+            issuer=str(s.get("issuer", DEFAULT_SELF_SIGNED_ISSUER)),
+            token_lifetime=str(s.get("tokenLifetime", DEFAULT_TOKEN_LIFETIME)),
+            shared_secret=(
+                str(_map(shared, "spec.selfSigned.sharedSecret").get("secretName", DEFAULT_SHARED_SECRET))
+                if shared is not None
+                else None
+            ),
+            rsa=(
+                RSAKey(
+                    secret_name=str(_map(rsa, "spec.selfSigned.rsa")["secretName"]),
+                    size=int(rsa.get("size", DEFAULT_RSA_SIZE)),
+                )
+                if rsa is not None
+                else None
+            ),
+            ecdsa=(
+                ECDSAKey(
+                    secret_name=str(_map(ecdsa, "spec.selfSigned.ecdsa")["secretName"]),
+                    curve=str(ecdsa.get("curve", DEFAULT_ECDSA_CURVE)),
+                )
+                if ecdsa is not None
+                else None
+            ),
+        )
+
+    tokens_raw = spec.get("tokens") or []
+    if not isinstance(tokens_raw, list):
+        raise SpecError("spec.tokens must be a list")
+    tokens = tuple(
+        TokenSpec(
+            secret_name=str(_map(t, f"spec.tokens[{i}]")["secretName"]),
+            roles=_strs(t.get("roles"), f"spec.tokens[{i}].roles"),
+            groups=_strs(t.get("groups"), f"spec.tokens[{i}].groups"),
+            signing_key=t.get("signingKey"),
+        )
+        for i, t in enumerate(tokens_raw)
+    )
+
+    tmpl = _map(spec.get("secretTemplate"), "spec.secretTemplate")
+    return PxSecuritySpec(
+        storage_cluster=storage_cluster,
+        guest_access=str(spec.get("guestAccess", "Enabled")),
+        username_claim=str(spec.get("usernameClaim", "sub")),
+        system_secret=str(system.get("secretName", DEFAULT_SYSTEM_SECRET)),
+        oidc=oidc,
+        self_signed=self_signed,
+        tokens=tokens,
+        secret_template=SecretTemplate(
+            labels=_str_map(tmpl.get("labels"), "spec.secretTemplate.labels"),
+            annotations=_str_map(tmpl.get("annotations"), "spec.secretTemplate.annotations"),
+        ),
+        deletion_policy=str(spec.get("deletionPolicy", "Retain")),
+    )
