@@ -23,6 +23,7 @@ def _operator(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kopf's per-object debug chatter stays off unless asked for.
     logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=not args.namespace,

@@ -71,9 +71,7 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
     "What the operator observed and did. Written by the operator only.",
     {
         "observedGeneration": _int("The metadata.generation this status describes."),
-        "issuers": _s(
-            "The token sources in effect, comma-separated: oidc, self-signed (the ISSUERS column).", 64
-        ),
+        "issuers": _s("The token sources in effect, comma-separated: oidc, self-signed (the ISSUERS column).", 64),
         "nextRenewal": _time("When the next minted token is refreshed (the NEXT RENEWAL column)."),
         "conditions": _list_map(
             "Ready sums up KeysReady (the Secrets are present, adopted or generated), OIDCReady (the "
@@ -95,8 +93,7 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
             16,
         ),
         "secrets": _list_map(
-            "The Secrets holding key material, by name. Fingerprints only: nothing secret is ever "
-            "written to status.",
+            "The Secrets holding key material, by name. Fingerprints only: nothing secret is ever written to status.",
             "name",
             _obj(
                 "One Secret the operator generated or adopted.",
@@ -109,9 +106,7 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                         "maxItems": 16,
                         "items": {"type": "string", "maxLength": MAX_NAME},
                     },
-                    "fingerprint": _s(
-                        "sha256:<hex> of the key material (of the public key for key pairs).", 128
-                    ),
+                    "fingerprint": _s("sha256:<hex> of the key material (of the public key for key pairs).", 128),
                     "origin": _s(
                         "Generated: created by the operator. Adopted: it existed, and was taken as it was.",
                         16,
@@ -138,8 +133,7 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                 "jwksHash": _s("sha256:<hex> of the JWKS, to see when the provider rotated its keys.", 128),
                 "algorithms": {
                     "type": "array",
-                    "description": "Signing algorithms the provider announces "
-                    "(id_token_signing_alg_values_supported).",
+                    "description": "Signing algorithms the provider announces (id_token_signing_alg_values_supported).",
                     "maxItems": 32,
                     "items": {"type": "string", "maxLength": 32},
                 },

@@ -172,11 +172,9 @@ class Gateway:
                          "annotations": dict(annotations), "ownerReferences": owners},
         }
         try:
-            self.client.call_api(
-                f"/api/v1/namespaces/{namespace}/secrets/{name}", "PATCH",
-                query_params=[("fieldManager", METADATA_MANAGER), ("force", "true")],
-                header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-                body=body, response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
+            self.core.patch_namespaced_secret(
+                name, namespace, body, field_manager=METADATA_MANAGER, force=True,
+                _content_type="application/apply-patch+yaml")
         except ApiException as exc:
             raise _err(exc, f"apply metadata of secret {name}") from None
 

@@ -23,6 +23,7 @@ line from `pxsec validate` and from `kubectl apply`.
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 import json
 import re
@@ -142,9 +143,7 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
             "for. The rendered initialization parameters are always written to the ConfigMap named in "
             "status.parameters; set apply to also merge them into the StorageCluster.",
             {
-                "name": _string(
-                    "Name of the StorageCluster. Required when apply is true.", max_length=MAX_NAME
-                ),
+                "name": _string("Name of the StorageCluster. Required when apply is true.", max_length=MAX_NAME),
                 "apply": {
                     "type": "boolean",
                     "default": False,
@@ -338,8 +337,7 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
                     },
                     "groups": {
                         "type": "array",
-                        "description": 'Groups in the token\'s groups claim; ["*"] means every group. '
-                        "Default none.",
+                        "description": 'Groups in the token\'s groups claim; ["*"] means every group. Default none.',
                         "maxItems": MAX_GROUPS,
                         "items": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
                     },
@@ -360,9 +358,7 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
             "labels are never copied (they may carry a GitOps tool's tracking label).",
             {
                 "labels": _string_map("Labels for the generated Secrets.", value_max=63),
-                "annotations": _string_map(
-                    "Annotations for the generated Secrets.", value_max=MAX_ANNOTATION_VALUE
-                ),
+                "annotations": _string_map("Annotations for the generated Secrets.", value_max=MAX_ANNOTATION_VALUE),
             },
         ),
         "deletionPolicy": _string(
@@ -498,9 +494,7 @@ _HTTPS_CEL, _HTTPS_CHECK = _matches(HTTPS_URL_NO_QUERY)
 _LIFETIME_CEL, _LIFETIME_CHECK = _matches(TOKEN_LIFETIME)
 _CM_KEY_CEL, _CM_KEY_CHECK = _matches(CONFIGMAP_KEY)
 _LABEL_VALUE_CEL, _LABEL_VALUE_CHECK = _matches(LABEL_VALUE)
-_QUALIFIED_KEYS_CEL: Final = (
-    f"self.all(k, k.size() <= {QUALIFIED_KEY_MAX} && k.matches({_cel_str(QUALIFIED_KEY)}))"
-)
+_QUALIFIED_KEYS_CEL: Final = f"self.all(k, k.size() <= {QUALIFIED_KEY_MAX} && k.matches({_cel_str(QUALIFIED_KEY)}))"
 
 # The key Secrets that are configured, as CEL conditions "<name> != x" joined by &&.
 _CEL_NOT_A_KEY_SECRET: Final = (
@@ -543,8 +537,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "oidc-issuer-https",
         "spec.oidc.issuer",
         _HTTPS_CEL,
-        "spec.oidc.issuer must be an https:// URL without query or fragment, e.g. "
-        "https://accounts.example.com",
+        "spec.oidc.issuer must be an https:// URL without query or fragment, e.g. https://accounts.example.com",
         _HTTPS_CHECK,
     ),
     Rule(
@@ -834,13 +827,9 @@ def apply_defaults(value: Any, schema: Mapping[str, Any]) -> None:
 
 
 def _not_supported(value: Any, schema: Mapping[str, Any], path: str, out: list[Problem]) -> None:
-    if "enum" in schema and (
-        value not in schema["enum"] or _json_type(value) != _json_type(schema["enum"][0])
-    ):
+    if "enum" in schema and (value not in schema["enum"] or _json_type(value) != _json_type(schema["enum"][0])):
         allowed = ", ".join(json.dumps(str(option)) for option in schema["enum"])
-        out.append(
-            Problem(path, f"{NOT_SUPPORTED}: {_go_value(value)}: supported values: {allowed}", NOT_SUPPORTED)
-        )
+        out.append(Problem(path, f"{NOT_SUPPORTED}: {_go_value(value)}: supported values: {allowed}", NOT_SUPPORTED))
 
 
 def _check_schema(value: Any, schema: Mapping[str, Any], path: str, out: list[Problem]) -> None:
@@ -865,9 +854,7 @@ def _check_schema(value: Any, schema: Mapping[str, Any], path: str, out: list[Pr
             message = f"{TOO_MANY}: {len(value)}: must have at most {schema['maxItems']} items"
             out.append(Problem(path, message, TOO_MANY))
         if "minItems" in schema and len(value) < schema["minItems"]:
-            message = (
-                f"{INVALID}: {len(value)}: {path} in body should have at least {schema['minItems']} items"
-            )
+            message = f"{INVALID}: {len(value)}: {path} in body should have at least {schema['minItems']} items"
             out.append(Problem(path, message))
         for index, item in enumerate(value):
             _check_schema(item, schema["items"], f"{path}[{index}]", out)
@@ -938,11 +925,7 @@ def _check_metadata(doc: Mapping[str, Any]) -> list[Problem]:
     if metadata is None:
         metadata = {}
     if not isinstance(metadata, Mapping):
-        return [
-            Problem(
-                "metadata", f'{INVALID}: "{_json_type(metadata)}": metadata must be an object', TYPE_INVALID
-            )
-        ]
+        return [Problem("metadata", f'{INVALID}: "{_json_type(metadata)}": metadata must be an object', TYPE_INVALID)]
     name = metadata.get("name")
     if name is None:
         if metadata.get("generateName"):
@@ -964,6 +947,49 @@ def _check_metadata(doc: Mapping[str, Any]) -> list[Problem]:
 _TOP_LEVEL: Final = ("apiVersion", "kind", "metadata", "spec", "status")
 
 
+def _as_json(value: Any) -> Any:
+    """A deep copy with only JSON types, as the API server receives it after kubectl's YAML-to-JSON:
+    mapping keys become strings (`1:` -> "1", `true:` -> "true"), dates and times become strings."""
+    if isinstance(value, Mapping):
+        return {_go_key(key): _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def _go_key(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+class _JSONishLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, resolving plain scalars the way kubectl's YAML parser (go-yaml v2) does:
+    `2030-01-01` stays a string, and `y`, `n` (any case) are booleans like `yes` and `no`. So
+    `pxsec validate` judges the same JSON the API server receives."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # JSON keys are strings: `1:` and `true:` are "1" and "true", never the same Python key.
+        self.flatten_mapping(node)
+        return {
+            _go_key(self.construct_object(key, deep=deep)): self.construct_object(value, deep=deep)
+            for key, value in node.value
+        }
+
+    def construct_go_bool(self, node: yaml.ScalarNode) -> bool:
+        return str(self.construct_scalar(node)).lower() in ("y", "yes", "true", "on")
+
+
+_JSONishLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_JSONishLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+_JSONishLoader.add_constructor("tag:yaml.org,2002:bool", _JSONishLoader.construct_go_bool)
+
+
 def check_document(doc: Mapping[str, Any]) -> list[Problem]:
     """Every problem the API server would report for creating `doc`, as `Problem`s ([] = valid).
 
@@ -982,7 +1008,7 @@ def check_document(doc: Mapping[str, Any]) -> list[Problem]:
             )
         )
         return problems
-    obj = copy.deepcopy(dict(doc))
+    obj: dict[str, Any] = _as_json(doc)
     for key in list(obj):
         if key not in _TOP_LEVEL:
             problems.append(Problem(key, f'field not declared in schema (unknown field "{key}")', UNKNOWN))
@@ -993,12 +1019,10 @@ def check_document(doc: Mapping[str, Any]) -> list[Problem]:
     spec = obj.get("spec")
     if spec is None:
         problems.append(Problem("spec", REQUIRED, REQUIRED))
-        return problems
-    _prune_unknown(spec, SPEC_SCHEMA, "spec", problems)
-    apply_defaults(spec, SPEC_SCHEMA)
-    schema_problems: list[Problem] = []
-    _check_schema(spec, SPEC_SCHEMA, "spec", schema_problems)
-    problems += schema_problems
+    else:
+        _prune_unknown(spec, SPEC_SCHEMA, "spec", problems)
+        apply_defaults(spec, SPEC_SCHEMA)
+        _check_schema(spec, SPEC_SCHEMA, "spec", problems)
     if any(problem.kind in BLOCKING for problem in problems):
         problems.append(Problem("spec", RULES_SKIPPED))
     else:
@@ -1049,7 +1073,7 @@ def iter_stream(text: str) -> Iterator[DocumentResult | None]:
     (empty, or another kind of object), so callers can count them. Parsing is lazy: a YAML syntax
     error raises `yaml.YAMLError` only when the broken document is reached.
     """
-    for index, doc in enumerate(yaml.safe_load_all(text), start=1):
+    for index, doc in enumerate(yaml.load_all(text, Loader=_JSONishLoader), start=1):
         if doc is None or not is_pxsecurity(doc):
             yield None
             continue

@@ -111,9 +111,7 @@ def test_spec_is_bounded_so_cel_cost_can_be_estimated() -> None:
 
 
 def test_only_the_kopf_bookkeeping_preserves_unknown_fields() -> None:
-    preserving = [
-        path for path, node in _walk(_root(), "") if node.get("x-kubernetes-preserve-unknown-fields")
-    ]
+    preserving = [path for path, node in _walk(_root(), "") if node.get("x-kubernetes-preserve-unknown-fields")]
     assert preserving == [".status.kopf"]
 
 
@@ -191,11 +189,7 @@ def test_printer_columns() -> None:
 
 
 def test_every_rule_is_in_the_crd_where_the_table_says() -> None:
-    emitted = [
-        (path, entry)
-        for path, node in _walk(_root(), "")
-        for entry in node.get("x-kubernetes-validations", [])
-    ]
+    emitted = [(path, entry) for path, node in _walk(_root(), "") for entry in node.get("x-kubernetes-validations", [])]
     assert len(emitted) == len(RULES)
     root = _root()
     for rule in RULES:
@@ -242,10 +236,7 @@ def test_schema_defaults_are_spec_py_defaults() -> None:
     assert props["system"]["properties"]["secretName"]["default"] == spec_module.DEFAULT_SYSTEM_SECRET
     assert self_signed["issuer"]["default"] == spec_module.DEFAULT_SELF_SIGNED_ISSUER
     assert self_signed["tokenLifetime"]["default"] == spec_module.DEFAULT_TOKEN_LIFETIME
-    assert (
-        self_signed["sharedSecret"]["properties"]["secretName"]["default"]
-        == spec_module.DEFAULT_SHARED_SECRET
-    )
+    assert self_signed["sharedSecret"]["properties"]["secretName"]["default"] == spec_module.DEFAULT_SHARED_SECRET
     assert self_signed["rsa"]["properties"]["size"]["default"] == spec_module.DEFAULT_RSA_SIZE
     assert self_signed["ecdsa"]["properties"]["curve"]["default"] == spec_module.DEFAULT_ECDSA_CURVE
     defaults = spec_module.PxSecuritySpec()

@@ -27,29 +27,10 @@ from pxsec.validation import (
     validate_document,
     validate_stream,
 )
+from tests.cases import build_document, load_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ROOT / "tests" / "cases"
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-
-
-def load_rows(name: str) -> list[dict[str, Any]]:
-    rows = yaml.safe_load((CASES / name).read_text(encoding="utf-8"))
-    assert isinstance(rows, list)
-    return rows
-
-
-def build_document(row: dict[str, Any]) -> dict[str, Any]:
-    """The PxSecurity a case row describes (the same construction as the e2e test's)."""
-    doc: dict[str, Any] = {
-        "apiVersion": "pxsec.dev/v1alpha1",
-        "kind": "PxSecurity",
-        "metadata": {"name": row["name"]},
-    }
-    if "spec" in row:
-        doc["spec"] = copy.deepcopy(row["spec"])
-    doc.update(copy.deepcopy(row.get("object", {})))
-    return doc
 
 
 INVALID = load_rows("invalid.yaml")
@@ -68,9 +49,7 @@ def test_case_tables_are_well_formed() -> None:
     assert len(VALID) >= 5
     for row in INVALID:
         assert isinstance(row.get("expect"), str) and row["expect"], row["name"]
-        assert row.get("rule") is None or row["rule"] in RULE_IDS, (
-            f"{row['name']}: unknown rule {row['rule']}"
-        )
+        assert row.get("rule") is None or row["rule"] in RULE_IDS, f"{row['name']}: unknown rule {row['rule']}"
 
 
 @pytest.mark.parametrize("row", INVALID, ids=_name)
@@ -210,16 +189,14 @@ def test_non_blocking_schema_errors_keep_the_rules_running() -> None:
 def test_cel_failure_is_reported_at_its_field_path() -> None:
     doc = build_document({"name": "x", "spec": {"oidc": {"issuer": "https://a.example"}}})
     assert validate_document(doc) == [
-        'spec.oidc.clientID: Invalid value: spec.oidc.clientID is required with spec.oidc.issuer: '
+        "spec.oidc.clientID: Invalid value: spec.oidc.clientID is required with spec.oidc.issuer: "
         "Portworx turns OIDC on only when both are set, and a token's aud must contain the client ID"
     ]
 
 
 def test_regular_expressions_have_re2_end_of_text() -> None:
     """RE2's `$` does not match before a trailing newline the way Python's does."""
-    doc = build_document(
-        {"name": "x", "spec": {"selfSigned": {"sharedSecret": {}, "tokenLifetime": "24h\n"}}}
-    )
+    doc = build_document({"name": "x", "spec": {"selfSigned": {"sharedSecret": {}, "tokenLifetime": "24h\n"}}})
     assert any("tokenLifetime must be one positive" in line for line in validate_document(doc))
 
 
@@ -235,8 +212,7 @@ def test_wrong_api_version_is_reported() -> None:
     doc = build_document({"name": "x", "spec": {"selfSigned": {"sharedSecret": {}}}})
     doc["apiVersion"] = "pxsec.dev/v1"
     assert validate_document(doc) == [
-        "apiVersion/kind: expected apiVersion pxsec.dev/v1alpha1 and kind PxSecurity, "
-        "got pxsec.dev/v1 PxSecurity"
+        "apiVersion/kind: expected apiVersion pxsec.dev/v1alpha1 and kind PxSecurity, got pxsec.dev/v1 PxSecurity"
     ]
 
 
@@ -283,18 +259,14 @@ def test_cli_reports_success_with_a_count(tmp_path: Path) -> None:
     code, out, err = _run(str(ROOT / "examples" / "all-together.yaml"))
     assert (code, out, err) == (0, "ok: 1 document valid\n", "")
     two = tmp_path / "two.yaml"
-    two.write_text(
-        STREAM.split("---\n---\n")[0] + "---\n" + (ROOT / "examples" / "oidc-only.yaml").read_text()
-    )
+    two.write_text(STREAM.split("---\n---\n")[0] + "---\n" + (ROOT / "examples" / "oidc-only.yaml").read_text())
     code, out, _ = _run(str(two))
     assert (code, out) == (0, "ok: 2 documents valid (1 other document skipped)\n")
 
 
 def test_cli_stops_at_the_first_bad_document_and_prints_all_its_problems(tmp_path: Path) -> None:
     header = "apiVersion: pxsec.dev/v1alpha1\nkind: PxSecurity\n"
-    first_bad = (
-        header + "metadata: {name: bad}\nspec: {selfSigned: {tokenLifetime: 1h30m, issuer: 'https://x'}}\n"
-    )
+    first_bad = header + "metadata: {name: bad}\nspec: {selfSigned: {tokenLifetime: 1h30m, issuer: 'https://x'}}\n"
     later_bad = header + "metadata: {name: worse}\nspec: {guestAccess: X}\n"
     path = tmp_path / "bad.yaml"
     path.write_text(STREAM.split("---\n")[0] + "---\n" + first_bad + "---\n" + later_bad)
@@ -309,9 +281,7 @@ def test_cli_stops_at_the_first_bad_document_and_prints_all_its_problems(tmp_pat
 def test_cli_reads_stdin() -> None:
     code, out, _ = _run("-", (ROOT / "examples" / "oidc-only.yaml").read_text())
     assert (code, out) == (0, "ok: 1 document valid\n")
-    code, _, err = _run(
-        "-", "kind: PxSecurity\napiVersion: pxsec.dev/v1alpha1\nmetadata: {name: a}\nspec: {}\n"
-    )
+    code, _, err = _run("-", "kind: PxSecurity\napiVersion: pxsec.dev/v1alpha1\nmetadata: {name: a}\nspec: {}\n")
     assert code == 1
     assert err.startswith("<stdin>: document 1 (a): spec: ")
 
@@ -345,3 +315,24 @@ def test_cli_non_mapping_document_is_a_problem_not_a_traceback(tmp_path: Path) -
     code, _, err = _run(str(odd))
     assert code == 1
     assert "document 1: <document>: not a mapping" in err
+
+
+def test_yaml_is_read_as_kubectl_reads_it() -> None:
+    """kubectl's YAML parser keeps dates as strings, reads y/n as booleans, and JSON keys are strings."""
+    text = """\
+apiVersion: pxsec.dev/v1alpha1
+kind: PxSecurity
+metadata: {name: a}
+spec:
+  selfSigned: {sharedSecret: {}}
+  secretTemplate:
+    labels: {1: x, since: 2030-01-01, true: on-call, backup: n}
+    annotations: {at: 2030-01-01T00:00:00Z}
+"""
+    [(_, _, problems)] = validate_stream(text)
+    assert problems[0] == (
+        'spec.secretTemplate.labels.backup: Invalid value: "boolean": '
+        'spec.secretTemplate.labels.backup in body must be of type string: "boolean"'
+    )
+    assert len(problems) == 2  # and the rules were skipped
+    assert validate_stream(text.replace("backup: n", "backup: 'n'")) == [(1, "a", [])]

@@ -83,8 +83,8 @@ class Cluster:
 
     def install_crds(self, root: Path | None = None) -> None:
         root = root or project_root()
-        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(root / "crds"))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(root / "crds"))
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(root / "crds"))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
     def install_rbac(self, root: Path | None = None) -> None:
         root = root or project_root()

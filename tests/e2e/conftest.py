@@ -1,0 +1,103 @@
+"""e2e helpers, and the check that runs after every e2e test: no Secret value of the test's namespace
+appears in the operator's log, in any Event, in any PxSecurity status or in any ConfigMap."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from pxsec.devcluster.cluster import Cluster, OperatorProcess
+from tests.helpers import get_json, wait_for
+
+
+def secret_values(cluster: Cluster, namespace: str) -> dict[str, bytes]:
+    """Every value (decoded) of every Secret in the namespace, keyed "secret/key"."""
+    out: dict[str, bytes] = {}
+    for item in get_json(cluster, "secrets", "-n", namespace).get("items", []):
+        for key, value in (item.get("data") or {}).items():
+            out[f"{item['metadata']['name']}/{key}"] = base64.b64decode(value)
+    return out
+
+
+def _needles(value: bytes) -> list[str]:
+    """What a leak could look like: the value, a PEM body line, its base64 form."""
+    text = value.decode("utf-8", errors="replace")
+    needles = []
+    if "-----BEGIN" in text:
+        # Any base64 body line of a PEM is specific enough to be a leak on its own.
+        needles += [line for line in text.splitlines() if line and not line.startswith("-----")][:3]
+    elif len(text) >= 16:
+        needles.append(text)
+    needles.append(base64.b64encode(value).decode()[:40])
+    return [n for n in needles if len(n) >= 16]
+
+
+def assert_no_leaks(cluster: Cluster, namespace: str, operator_log: str) -> None:
+    values = secret_values(cluster, namespace)
+    haystacks = {
+        "operator log": operator_log,
+        "events": json.dumps(get_json(cluster, "events", "-n", namespace)),
+        "pxsecurity status": json.dumps(
+            [i.get("status") for i in get_json(cluster, "pxsecurities", "-n", namespace).get("items", [])]
+        ),
+        "configmaps": json.dumps(get_json(cluster, "configmaps", "-n", namespace)),
+    }
+    for where, text in haystacks.items():
+        for ref, value in values.items():
+            for needle in _needles(value):
+                assert needle not in text, f"the value of Secret {ref} leaked into the {where}"
+
+
+@pytest.fixture()
+def leak_check(cluster: Cluster, operator: OperatorProcess, namespace: str) -> Iterator[None]:
+    yield
+    assert_no_leaks(cluster, namespace, operator.output())
+
+
+def apply(cluster: Cluster, namespace: str, doc: dict[str, Any] | str) -> None:
+    text = doc if isinstance(doc, str) else yaml.safe_dump(doc)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=text)
+
+
+def pxsec(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return get_json(cluster, "pxsecurity", name, "-n", namespace)
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return {}
+
+
+def wait_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 90) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        obj = pxsec(cluster, namespace, name)
+        cond = condition(obj, "Ready")
+        gen = obj.get("metadata", {}).get("generation")
+        if cond.get("status") == "True" and cond.get("observedGeneration") == gen:
+            return obj
+        return None
+
+    result: dict[str, Any] = wait_for(ready, timeout, what=f"{namespace}/{name} Ready")
+    return result
+
+
+def secret_data(cluster: Cluster, namespace: str, name: str) -> dict[str, bytes]:
+    item = get_json(cluster, "secret", name, "-n", namespace)
+    return {k: base64.b64decode(v) for k, v in (item.get("data") or {}).items()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On failure, show the end of the operator's log next to the assertion."""
+    outcome = yield
+    report = outcome.get_result()
+    proc = getattr(item, "funcargs", {}).get("operator")
+    if report.failed and isinstance(proc, OperatorProcess):
+        report.sections.append(("operator log (tail)", proc.output()[-6000:]))
