@@ -13,13 +13,14 @@ Errors never carry Secret values: only names, reasons and HTTP codes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -90,9 +91,8 @@ class Gateway:
 
     def get_pxsecurity(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                API_GROUP, API_VERSION, namespace, PLURAL, name)
-            return obj
+            obj = self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
+            return cast(dict[str, Any], obj)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -119,6 +119,7 @@ class Gateway:
             raise _err(exc, f"get secret {name}") from None
         data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
         meta = secret.metadata
+        assert meta is not None
         return Observed(
             name=name, data=data, labels=dict(meta.labels or {}), annotations=dict(meta.annotations or {}),
             resource_version=str(meta.resource_version or ""))
@@ -130,8 +131,7 @@ class Gateway:
             if exc.status == 404:
                 return None
             raise _err(exc, f"get secret {name}") from None
-        result: dict[str, Any] = self.client.sanitize_for_serialization(secret.metadata)
-        return result
+        return cast(dict[str, Any], self.client.sanitize_for_serialization(secret.metadata))
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
                       annotations: Mapping[str, str], owner: dict[str, Any] | None) -> None:
@@ -148,7 +148,7 @@ class Gateway:
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:
-            self.core.create_namespaced_secret(namespace, body, field_manager=FIELD_MANAGER)
+            self.core.create_namespaced_secret(namespace, cast(Any, body), field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"create secret {name}") from None
 
@@ -199,7 +199,6 @@ class Gateway:
             "lastTimestamp": now.isoformat(),
             "count": 1,
         }
-        try:
-            self.core.create_namespaced_event(cr.namespace, body)
-        except ApiException:
-            pass  # an Event is best effort; the condition carries the same news
+        # An Event is best effort; the condition carries the same news.
+        with contextlib.suppress(ApiException):
+            self.core.create_namespaced_event(cr.namespace, cast(Any, body))

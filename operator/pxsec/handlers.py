@@ -92,15 +92,15 @@ def probe(**_: Any) -> str:
 
 
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
-async def pxsecurity_event(namespace: str, name: str, **_: Any) -> None:
-    runtime().queue.add((namespace, name))
+async def pxsecurity_event(namespace: str | None, name: str, **_: Any) -> None:
+    runtime().queue.add((namespace or "", name))
 
 
 @kopf.on.event("", "v1", "secrets")
-async def secret_event(namespace: str, name: str, **_: Any) -> None:
-    runtime().wake("Secret", namespace, name)
+async def secret_event(namespace: str | None, name: str, **_: Any) -> None:
+    runtime().wake("Secret", namespace or "", name)
 
 
 @kopf.on.event("", "v1", "configmaps")
-async def configmap_event(namespace: str, name: str, **_: Any) -> None:
-    runtime().wake("ConfigMap", namespace, name)
+async def configmap_event(namespace: str | None, name: str, **_: Any) -> None:
+    runtime().wake("ConfigMap", namespace or "", name)

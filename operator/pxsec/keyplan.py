@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from pxsec import keymaterial
 from pxsec.spec import (
@@ -33,14 +33,14 @@ PURPOSE_ANNOTATION = "pxsec.dev/purpose"
 STORK_SKIP_ANNOTATION = "stork.libopenstorage.org/skip-resource"
 
 
-class Purpose(str, Enum):
+class Purpose(StrEnum):
     SYSTEM = "system"
     SHARED = "shared-secret"
     RSA = "rsa"
     ECDSA = "ecdsa"
 
 
-class Origin(str, Enum):
+class Origin(StrEnum):
     GENERATED = "Generated"
     ADOPTED = "Adopted"
 
@@ -80,7 +80,7 @@ class Recorded:
     origin: str
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     NONE = "none"
     CREATE = "create"
     ADD_KEYS = "add-keys"

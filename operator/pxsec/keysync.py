@@ -49,7 +49,8 @@ def owner_reference(cr: Mapping[str, Any]) -> dict[str, Any]:
             "controller": True, "blockOwnerDeletion": True}
 
 
-def owned_metadata_keys(managed_fields: list[Mapping[str, Any]] | None, manager: str) -> tuple[set[str], set[str], bool]:
+def owned_metadata_keys(managed_fields: list[Mapping[str, Any]] | None,
+                        manager: str) -> tuple[set[str], set[str], bool]:
     """(labels, annotations, owns-ownerReferences) the metadata field manager applied last time."""
     labels: set[str] = set()
     annotations: set[str] = set()

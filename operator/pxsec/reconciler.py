@@ -88,7 +88,6 @@ class Reconciler:
             "observedGeneration": generation,
             "issuers": issuers_summary(spec),
             "secrets": keys.entries,
-            "readyMessage": ready.message,
         }
         self._write_status(cr, status, [ready, *components], old_status, events)
         return Result(Outcome(), dependencies(namespace, spec))
