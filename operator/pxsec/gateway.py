@@ -41,7 +41,11 @@ class GatewayError(RuntimeError):
 
 
 class Conflict(GatewayError):
-    pass
+    """409: the object changed (or appeared) since it was read."""
+
+
+class NamespaceTerminating(GatewayError):
+    """403 because the namespace is being deleted: nothing to do, and nothing to retry."""
 
 
 def _err(exc: ApiException, what: str) -> GatewayError:
@@ -50,7 +54,11 @@ def _err(exc: ApiException, what: str) -> GatewayError:
         reason = json.loads(exc.body or "{}").get("message", "")
     except (ValueError, AttributeError):
         reason = str(exc.reason)
-    cls = Conflict if exc.status in (409,) else GatewayError
+    cls: type[GatewayError] = GatewayError
+    if exc.status == 409:
+        cls = Conflict
+    elif exc.status == 403 and "being terminated" in reason:
+        cls = NamespaceTerminating
     return cls(f"{what}: {exc.status} {reason}".strip(), int(exc.status or 0))
 
 
@@ -134,7 +142,7 @@ class Gateway:
         return cast(dict[str, Any], self.client.sanitize_for_serialization(secret.metadata))
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
-                      annotations: Mapping[str, str], owner: dict[str, Any] | None) -> None:
+                      annotations: Mapping[str, str]) -> None:
         """Create only: raises Conflict if the Secret exists (the caller adopts it instead)."""
         body = {
             "apiVersion": "v1",
@@ -143,7 +151,6 @@ class Gateway:
             "metadata": {
                 "name": name, "namespace": namespace, "labels": dict(labels),
                 "annotations": dict(annotations),
-                **({"ownerReferences": [owner]} if owner else {}),
             },
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }

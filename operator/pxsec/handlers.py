@@ -31,6 +31,7 @@ class Runtime:
         self.reconciler = reconciler
         self.watchers: dict[Dependency, set[Key]] = defaultdict(set)
         self._lock = threading.Lock()  # reconciles update it in worker threads; events read it on the loop
+        self._seen: set[Key] = set()
         self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=workers)
 
     def _reconcile(self, key: Key) -> Outcome:
@@ -40,6 +41,11 @@ class Runtime:
                 keys.discard(key)
             for dep in result.dependencies:
                 self.watchers[dep].add(key)
+            first = key not in self._seen
+            self._seen.add(key)
+        if first:
+            # Once per object per process: shows start-up progress without logging every event.
+            logger.info("%s/%s: reconciled (first pass since start)", *key)
         return result.outcome
 
     def wake(self, kind: str, namespace: str, name: str) -> None:

@@ -78,7 +78,7 @@ class KeySync:
         invalid: list[str] = []
         lost: list[str] = []
         for req in keyplan.requirements(spec):
-            observed, plan = self._ensure(ns, name, req, recorded.get(req.name), spec, owner, out)
+            observed, plan = self._ensure(ns, name, req, recorded.get(req.name), spec, out)
             if plan.action is Action.INVALID:
                 invalid.append(f"Secret {req.name}: {'; '.join(plan.problems)}")
                 if observed is not None:
@@ -106,20 +106,26 @@ class KeySync:
             out.revisions[req.name] = revision
             out.data[req.name] = observed.data
             out.entries.append(self._entry(req, observed, plan.origin, revision, fingerprint=fp))
+        previous = next((c for c in (cr.get("status") or {}).get("conditions") or []
+                         if c.get("type") == conditions.KEYS_READY), {})
+        generation = cr["metadata"].get("generation")
         if invalid:
             out.condition = conditions.false(conditions.KEYS_READY, "InvalidKeyMaterial", " | ".join(invalid))
         elif lost:
             out.condition = conditions.true(
                 conditions.KEYS_READY, "SecretRegenerated",
                 f"regenerated after loss: {', '.join(lost)} (tokens signed with the old keys are invalid)")
+        elif previous.get("reason") == "SecretRegenerated" and previous.get("observedGeneration") == generation:
+            # The news of a loss stays visible on the object until the spec next changes,
+            # not just for the one reconcile that noticed it.
+            out.condition = conditions.true(conditions.KEYS_READY, "SecretRegenerated", str(previous.get("message")))
         else:
             out.condition = conditions.true(conditions.KEYS_READY, "KeysReady",
                                             f"{len(out.entries)} Secret(s) hold the key material")
         return out
 
     def _ensure(self, ns: str, cr_name: str, req: keyplan.Requirement, recorded: Recorded | None,
-                spec: PxSecuritySpec, owner: dict[str, Any] | None,
-                out: KeysOutcome) -> tuple[Observed | None, SecretPlan]:
+                spec: PxSecuritySpec, out: KeysOutcome) -> tuple[Observed | None, SecretPlan]:
         """Plan and execute for one Secret; on a write race re-read and re-plan (existing wins)."""
         for _attempt in range(3):
             observed = self.gw.read_secret(ns, req.name)
@@ -127,9 +133,11 @@ class KeySync:
             try:
                 if plan.action is Action.CREATE:
                     data = keyplan.materialize(plan.recipes, {})
-                    labels, annotations = keyplan.desired_metadata(
-                        cr_name, req.purpose, spec.secret_template.labels, spec.secret_template.annotations)
-                    self.gw.create_secret(ns, req.name, data, labels, annotations, owner)
+                    # Only our constant markers go into the create; template metadata and the owner
+                    # reference are applied right after under the metadata field manager, so that
+                    # later template or policy changes can remove what they no longer want.
+                    labels, annotations = keyplan.desired_metadata(cr_name, req.purpose, {}, {})
+                    self.gw.create_secret(ns, req.name, data, labels, annotations)
                     if not plan.lost:
                         out.events.append(Event("Normal", "SecretGenerated",
                                                 f"generated Secret {req.name} ({req.purpose.value}) "

@@ -15,7 +15,7 @@ from typing import Any
 
 from pxsec import conditions, keyplan
 from pxsec.conditions import Condition
-from pxsec.gateway import Gateway
+from pxsec.gateway import Gateway, NamespaceTerminating
 from pxsec.keysync import Event, KeySync, cr_ref
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
 from pxsec.workqueue import Outcome
@@ -67,8 +67,8 @@ class Reconciler:
     def reconcile(self, key: Key) -> Result:
         namespace, name = key
         cr = self.gw.get_pxsecurity(namespace, name)
-        if cr is None:
-            return Result(Outcome())
+        if cr is None or cr["metadata"].get("deletionTimestamp"):
+            return Result(Outcome())  # gone or going: nothing to ensure (Retain needs no cleanup)
         generation = int(cr["metadata"].get("generation", 0))
         old_status: Mapping[str, Any] = cr.get("status") or {}
         events: list[Event] = []
@@ -80,7 +80,11 @@ class Reconciler:
                                [Event("Warning", "InvalidSpec", str(exc))])
             return Result(Outcome())
 
-        keys = self.keys.run(cr, spec)
+        try:
+            keys = self.keys.run(cr, spec)
+        except NamespaceTerminating:
+            logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
+            return Result(Outcome())
         events += keys.events
         components: list[Condition] = [c for c in (keys.condition,) if c is not None]
         ready = conditions.ready(components)
@@ -104,11 +108,11 @@ class Reconciler:
             if cond.status is False and cond.type != conditions.READY and (
                     prev is None or prev.get("reason") != cond.reason or prev.get("message") != cond.message):
                 events.append(Event("Warning", cond.reason, cond.message))
-        changed = any(old.get(k) != v for k, v in new.items())
+        changed = sorted(k for k, v in new.items() if old.get(k) != v)
         ref = cr_ref(cr)
         if changed:
             self.gw.patch_status(ref.namespace, ref.name, new)
-            logger.info("%s/%s: status updated (Ready=%s, %s)", ref.namespace, ref.name,
+            logger.info("%s/%s: status updated (%s; Ready=%s, %s)", ref.namespace, ref.name, ", ".join(changed),
                         new["conditions"][0]["status"], new["conditions"][0]["reason"])
         for ev in events:
             self.gw.event(ref, ev.type, ev.reason, ev.message)

@@ -1,0 +1,172 @@
+"""The key-material plan: existing keys win, missing keys are added, invalid keys are reported and kept,
+lost Secrets are recreated loudly. Pure: no cluster."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from pxsec import keymaterial, keyplan
+from pxsec.keyplan import Action, Observed, Origin, Recorded
+from pxsec.spec import parse_spec
+
+SPEC = parse_spec({
+    "selfSigned": {
+        "issuer": "operator.portworx.io",
+        "sharedSecret": {},
+        "rsa": {"secretName": "px-jwt-rsa", "size": 2048},
+        "ecdsa": {"secretName": "px-jwt-ecdsa", "curve": "P-256"},
+    },
+})
+
+
+def req(name: str) -> keyplan.Requirement:
+    return next(r for r in keyplan.requirements(SPEC) if r.name == name)
+
+
+def generated(name: str, data: dict[str, bytes]) -> Observed:
+    labels, annotations = keyplan.desired_metadata("px", req(name).purpose, {}, {})
+    return Observed(name, data, labels, annotations, "1")
+
+
+def test_requirements_follow_the_spec_in_a_stable_order() -> None:
+    assert [(r.name, r.purpose.value, r.keys) for r in keyplan.requirements(SPEC)] == [
+        ("px-system-secrets", "system", ("system-secret", "apps-secret")),
+        ("px-shared-secret", "shared-secret", ("shared-secret",)),
+        ("px-jwt-rsa", "rsa", ("private.pem", "public.pem")),
+        ("px-jwt-ecdsa", "ecdsa", ("private.pem", "public.pem")),
+    ]
+    oidc_only = parse_spec({"oidc": {"issuer": "https://a.example", "clientID": "px"}})
+    assert [r.name for r in keyplan.requirements(oidc_only)] == ["px-system-secrets"]
+
+
+def test_missing_secret_is_created_and_not_reported_lost_the_first_time() -> None:
+    p = keyplan.plan_secret(req("px-system-secrets"), None, None, SPEC)
+    assert p.action is Action.CREATE and p.origin is Origin.GENERATED and not p.lost
+    assert set(p.recipes) == {"system-secret", "apps-secret"}
+
+
+def test_missing_secret_that_status_knew_is_lost() -> None:
+    p = keyplan.plan_secret(req("px-shared-secret"), None, Recorded("sha256:x", 3, "Generated"), SPEC)
+    assert p.action is Action.CREATE and p.lost
+
+
+def test_existing_complete_secret_is_left_alone_and_adopted_when_not_ours() -> None:
+    data = {"system-secret": b"a" * 64, "apps-secret": b"b" * 64}
+    p = keyplan.plan_secret(req("px-system-secrets"), Observed("px-system-secrets", data), None, SPEC)
+    assert p.action is Action.NONE and p.origin is Origin.ADOPTED
+    p = keyplan.plan_secret(req("px-system-secrets"), generated("px-system-secrets", data), None, SPEC)
+    assert p.origin is Origin.GENERATED
+
+
+def test_only_missing_keys_are_added() -> None:
+    data = {"system-secret": b"u" * 64}
+    p = keyplan.plan_secret(req("px-system-secrets"), Observed("px-system-secrets", data), None, SPEC)
+    assert p.action is Action.ADD_KEYS and set(p.recipes) == {"apps-secret"}
+    added = keyplan.materialize(p.recipes, data)
+    assert set(added) == {"apps-secret"}  # system-secret is never regenerated
+
+
+@pytest.mark.parametrize("value, problem", [
+    (b"short", "at least 32"),
+    (b"x" * 64 + b"\n", "whitespace"),
+    (b"\xff\xfe" * 20, "not ASCII"),
+])
+def test_invalid_user_shared_secret_is_reported_not_replaced(value: bytes, problem: str) -> None:
+    p = keyplan.plan_secret(req("px-shared-secret"), Observed("px-shared-secret", {"shared-secret": value}),
+                            None, SPEC)
+    assert p.action is Action.INVALID and not p.recipes
+    assert any(problem in msg for msg in p.problems)
+    assert all(value.decode("latin-1") not in msg for msg in p.problems)
+
+
+def _pem_private(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def test_rsa_too_small_is_invalid() -> None:
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    p = keyplan.plan_secret(req("px-jwt-rsa"), Observed("px-jwt-rsa", {"private.pem": _pem_private(small)}),
+                            None, SPEC)
+    assert p.action is Action.INVALID
+    assert "1024 bits" in p.problems[0]
+
+
+def test_ecdsa_on_the_wrong_curve_is_invalid() -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    p = keyplan.plan_secret(req("px-jwt-ecdsa"), Observed("px-jwt-ecdsa", {"private.pem": _pem_private(key)}),
+                            None, SPEC)
+    assert p.action is Action.INVALID and "secp384r1" in p.problems[0]
+
+
+def test_not_pem_and_pkcs1_public_key_are_invalid() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pkcs1 = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
+    p = keyplan.plan_secret(req("px-jwt-rsa"), Observed("px-jwt-rsa", {
+        "private.pem": b"not a key", "public.pem": pkcs1}), None, SPEC)
+    assert p.action is Action.INVALID
+    assert any("not a PEM private key" in m for m in p.problems)
+    assert any("PKCS#1" in m for m in p.problems)
+
+
+def test_mismatched_pair_is_invalid() -> None:
+    a = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    b = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pub_b = b.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    p = keyplan.plan_secret(req("px-jwt-rsa"), Observed("px-jwt-rsa", {
+        "private.pem": _pem_private(a), "public.pem": pub_b}), None, SPEC)
+    assert p.problems == ("public.pem does not belong to private.pem",)
+
+
+def test_public_key_is_derived_from_an_existing_private_key() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = _pem_private(key)
+    p = keyplan.plan_secret(req("px-jwt-ecdsa"), Observed("px-jwt-ecdsa", {"private.pem": private}), None, SPEC)
+    assert p.action is Action.ADD_KEYS and set(p.recipes) == {"public.pem"}
+    added = keyplan.materialize(p.recipes, {"private.pem": private})
+    assert set(added) == {"public.pem"}
+    assert keymaterial.check_key_pair(private, added["public.pem"], "ecdsa", curve="P-256") == []
+
+
+def test_public_key_alone_is_a_verification_only_setup() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    p = keyplan.plan_secret(req("px-jwt-ecdsa"), Observed("px-jwt-ecdsa", {"public.pem": pub}), None, SPEC)
+    assert p.action is Action.NONE and "cannot sign" in p.notes[0]
+
+
+def test_generated_values_have_the_shapes_portworx_accepts() -> None:
+    p = keyplan.plan_secret(req("px-jwt-rsa"), None, None, SPEC)
+    data = keyplan.materialize(p.recipes, {})
+    assert data["private.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
+    assert data["public.pem"].startswith(b"-----BEGIN PUBLIC KEY-----")  # PKIX
+    assert keymaterial.check_key_pair(data["private.pem"], data["public.pem"], "rsa") == []
+    shared = keymaterial.generate_shared_secret()
+    assert len(shared) == 64
+    base64.b64decode(shared + "=" * (-len(shared) % 4))  # base64 alphabet only
+
+
+def test_revisions_move_only_with_content() -> None:
+    assert keyplan.next_revision(None, "sha256:a") == (1, False)
+    assert keyplan.next_revision(Recorded("sha256:a", 4, "Generated"), "sha256:a") == (4, False)
+    assert keyplan.next_revision(Recorded("sha256:a", 4, "Generated"), "sha256:b") == (5, True)
+
+
+def test_fingerprint_covers_only_the_keys_the_operator_uses() -> None:
+    r = req("px-shared-secret")
+    base = {"shared-secret": b"s" * 64}
+    assert keyplan.secret_fingerprint(r, base) == keyplan.secret_fingerprint(r, {**base, "note": b"user's"})
+    assert keyplan.secret_fingerprint(r, base) != keyplan.secret_fingerprint(r, {"shared-secret": b"t" * 64})
+    assert keymaterial.fingerprint({"a": b"bc"}) != keymaterial.fingerprint({"ab": b"c"})
+
+
+def test_template_never_overrides_our_markers() -> None:
+    labels, annotations = keyplan.desired_metadata(
+        "px", keyplan.Purpose.SYSTEM, {"team": "storage", "app.kubernetes.io/managed-by": "someone"},
+        {"note": "x", "pxsec.dev/origin": "Adopted"})
+    assert labels["team"] == "storage" and labels["app.kubernetes.io/managed-by"] == "px-security-operator"
+    assert annotations["note"] == "x" and annotations["pxsec.dev/origin"] == "Generated"
