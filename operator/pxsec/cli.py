@@ -42,7 +42,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from pxsec.devcluster.demo import run_demo
 
-    return run_demo(example=args.example, keep=args.keep)
+    return run_demo(example=args.example, keep=not args.once)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="a local control plane with the operator and a sample resource")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
     up = dev_sub.add_parser("up", help="start everything, apply a sample, wait until Ready")
-    up.add_argument("--example", default="all-together.yaml", help="file in examples/ to apply")
-    up.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
+    up.add_argument("--example", default="self-signed-rsa-ecdsa.yaml", help="file in examples/ to apply")
+    up.add_argument("--once", action="store_true", help="stop everything once the sample is Ready")
     up.set_defaults(func=_dev)
     return parser
 
