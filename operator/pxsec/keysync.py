@@ -106,7 +106,7 @@ class KeySync:
             out.revisions[req.name] = revision
             out.data[req.name] = observed.data
             out.entries.append(self._entry(req, observed, plan.origin, revision, fingerprint=fp))
-        previous = next((c for c in (cr.get("status") or {}).get("conditions") or []
+        previous: Mapping[str, Any] = next((c for c in (cr.get("status") or {}).get("conditions") or []
                          if c.get("type") == conditions.KEYS_READY), {})
         generation = cr["metadata"].get("generation")
         if invalid:
