@@ -17,6 +17,7 @@ import pytest
 
 from pxsec.devcluster import assets
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
+from tests.helpers import wait_for
 
 ROOT = project_root()
 
@@ -40,6 +41,18 @@ def crds_installed(cluster: Cluster) -> None:
 @pytest.fixture(scope="session")
 def rbac_installed(cluster: Cluster) -> None:
     cluster.install_rbac(ROOT)
+
+
+@pytest.fixture(scope="session")
+def storagecluster_crd(cluster: Cluster) -> None:
+    """The real StorageCluster CRD (tests/fixtures, from the Portworx Operator, Apache-2.0)."""
+    crd = ROOT / "tests" / "fixtures" / "storagecluster-crd.yaml"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    # Polled: `kubectl wait` errors out when asked before the CRD has any status conditions.
+    wait_for(lambda: cluster.kubectl(
+        "get", "crd", "storageclusters.core.libopenstorage.org", "-o",
+        "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False).stdout == "True",
+        60, what="StorageCluster CRD Established")
 
 
 @pytest.fixture()

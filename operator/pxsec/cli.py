@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("-f", "--file", required=True, help="YAML file with one or more documents, or - for stdin")
     val.set_defaults(func=_validate)
 
+    from pxsec import cli_render, cli_token
+
+    cli_render.register(sub)
+    cli_token.register(sub)
+
     dev = sub.add_parser("dev", help="a local control plane with the operator and a sample resource")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
     up = dev_sub.add_parser("up", help="start everything, apply a sample, wait until Ready")

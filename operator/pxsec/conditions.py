@@ -16,10 +16,11 @@ KEYS_READY = "KeysReady"
 OIDC_READY = "OIDCReady"
 TOKENS_READY = "TokensReady"
 PARAMETERS_RENDERED = "ParametersRendered"
+STORAGECLUSTER_APPLIED = "StorageClusterApplied"  # only when spec.storageCluster.apply is set
 READY = "Ready"
 
 # The order matters: it is the order in which a user should fix things.
-CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED)
+CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED, STORAGECLUSTER_APPLIED)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,63 @@ class Gateway:
         except ApiException as exc:
             raise _err(exc, f"apply metadata of secret {name}") from None
 
+    def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
+                           annotations: Mapping[str, str], resource_version: str) -> None:
+        """Replace keys of a Secret the operator owns outright (minted tokens), guarded by resourceVersion."""
+        body = {
+            "metadata": {"resourceVersion": resource_version, "annotations": dict(annotations)},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+        try:
+            self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            raise _err(exc, f"update secret {name}") from None
+
+    # -- ConfigMaps -------------------------------------------------------------------------------
+
+    def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            cm = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _err(exc, f"get configmap {name}") from None
+        return cast(dict[str, Any], self.client.sanitize_for_serialization(cm))
+
+    def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None:
+        try:
+            self.core.create_namespaced_config_map(namespace, cast(Any, dict(body)), field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            raise _err(exc, f"create configmap {body['metadata']['name']}") from None
+
+    def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        try:
+            self.core.patch_namespaced_config_map(name, namespace, dict(patch), field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            raise _err(exc, f"patch configmap {name}") from None
+
+    # -- StorageClusters (core.libopenstorage.org/v1) ----------------------------------------------
+
+    def read_storagecluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """None when the StorageCluster (or its CRD) does not exist (yet)."""
+        try:
+            obj = self.custom.get_namespaced_custom_object(
+                "core.libopenstorage.org", "v1", namespace, "storageclusters", name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _err(exc, f"get storagecluster {name}") from None
+        return cast(dict[str, Any], obj)
+
+    def patch_storagecluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """A JSON merge patch (it carries the resourceVersion it was computed from: 409 on a race)."""
+        try:
+            self.custom.patch_namespaced_custom_object(
+                "core.libopenstorage.org", "v1", namespace, "storageclusters", name, dict(patch),
+                field_manager=FIELD_MANAGER, _content_type="application/merge-patch+json")
+        except ApiException as exc:
+            raise _err(exc, f"patch storagecluster {name}") from None
+
     # -- Events -----------------------------------------------------------------------------------
 
     def event(self, cr: CRRef, type_: str, reason: str, message: str) -> None:

@@ -110,3 +110,9 @@ async def secret_event(namespace: str | None, name: str, **_: Any) -> None:
 @kopf.on.event("", "v1", "configmaps")
 async def configmap_event(namespace: str | None, name: str, **_: Any) -> None:
     runtime().wake("ConfigMap", namespace or "", name)
+
+
+@kopf.on.event("core.libopenstorage.org", "v1", "storageclusters")
+async def storagecluster_event(namespace: str | None, name: str, **_: Any) -> None:
+    """A StorageCluster appeared or changed: re-apply where spec.storageCluster.apply asks for it."""
+    runtime().wake("StorageCluster", namespace or "", name)

@@ -205,7 +205,7 @@ def next_revision(recorded: Recorded | None, fingerprint: str) -> tuple[int, boo
     return recorded.revision + 1, True
 
 
-def desired_metadata(cr_name: str, purpose: Purpose, template_labels: Mapping[str, str],
+def desired_metadata(cr_name: str, purpose: str, template_labels: Mapping[str, str],
                      template_annotations: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     """Labels and annotations of a Generated Secret: the template's, then ours (ours win).
 
@@ -217,7 +217,7 @@ def desired_metadata(cr_name: str, purpose: Purpose, template_labels: Mapping[st
     annotations = dict(template_annotations)
     annotations.update({
         ORIGIN_ANNOTATION: Origin.GENERATED.value,
-        PURPOSE_ANNOTATION: purpose.value,
+        PURPOSE_ANNOTATION: purpose,
         STORK_SKIP_ANNOTATION: "true",
     })
     return labels, annotations

@@ -136,7 +136,7 @@ class KeySync:
                     # Only our constant markers go into the create; template metadata and the owner
                     # reference are applied right after under the metadata field manager, so that
                     # later template or policy changes can remove what they no longer want.
-                    labels, annotations = keyplan.desired_metadata(cr_name, req.purpose, {}, {})
+                    labels, annotations = keyplan.desired_metadata(cr_name, req.purpose.value, {}, {})
                     self.gw.create_secret(ns, req.name, data, labels, annotations)
                     if not plan.lost:
                         out.events.append(Event("Normal", "SecretGenerated",
@@ -158,26 +158,9 @@ class KeySync:
 
     def _sync_metadata(self, ns: str, cr_name: str, req: keyplan.Requirement, spec: PxSecuritySpec,
                        owner: dict[str, Any] | None) -> None:
-        """Make template labels/annotations and the owner reference follow the spec, writing only on change."""
-        meta = self.gw.read_secret_metadata(ns, req.name)
-        if meta is None:
-            return
         labels, annotations = keyplan.desired_metadata(
-            cr_name, req.purpose, spec.secret_template.labels, spec.secret_template.annotations)
-        owners = [owner] if owner else []
-        own_labels, own_annotations, own_owners = owned_metadata_keys(meta.get("managedFields"), METADATA_MANAGER)
-        current_labels = meta.get("labels") or {}
-        current_annotations = meta.get("annotations") or {}
-        current_owner_uids = {o.get("uid") for o in meta.get("ownerReferences") or []}
-        in_sync = (
-            own_labels == set(labels) and own_annotations == set(annotations)
-            and all(current_labels.get(k) == v for k, v in labels.items())
-            and all(current_annotations.get(k) == v for k, v in annotations.items())
-            and (own_owners == bool(owners))
-            and all(o["uid"] in current_owner_uids for o in owners)
-        )
-        if not in_sync:
-            self.gw.apply_secret_metadata(ns, req.name, labels, annotations, owners)
+            cr_name, req.purpose.value, spec.secret_template.labels, spec.secret_template.annotations)
+        sync_metadata(self.gw, ns, req.name, labels, annotations, [owner] if owner else [])
 
     @staticmethod
     def _entry(req: keyplan.Requirement, observed: Observed, origin: Origin, revision: int,
@@ -190,6 +173,28 @@ class KeySync:
             "origin": origin.value,
             "revision": revision,
         }
+
+
+def sync_metadata(gw: Gateway, ns: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],
+                  owners: list[dict[str, Any]]) -> None:
+    """Make a generated Secret's labels, annotations and owner references exactly what the spec asks,
+    removing what an earlier template applied and no longer does — writing only when something differs."""
+    meta = gw.read_secret_metadata(ns, name)
+    if meta is None:
+        return
+    own_labels, own_annotations, own_owners = owned_metadata_keys(meta.get("managedFields"), METADATA_MANAGER)
+    current_labels = meta.get("labels") or {}
+    current_annotations = meta.get("annotations") or {}
+    current_owner_uids = {o.get("uid") for o in meta.get("ownerReferences") or []}
+    in_sync = (
+        own_labels == set(labels) and own_annotations == set(annotations)
+        and all(current_labels.get(k) == v for k, v in labels.items())
+        and all(current_annotations.get(k) == v for k, v in annotations.items())
+        and own_owners == bool(owners)
+        and all(o["uid"] in current_owner_uids for o in owners)
+    )
+    if not in_sync:
+        gw.apply_secret_metadata(ns, name, labels, annotations, owners)
 
 
 def cr_ref(cr: Mapping[str, Any]) -> CRRef:

@@ -17,7 +17,10 @@ from pxsec import conditions, keyplan
 from pxsec.conditions import Condition
 from pxsec.gateway import Gateway, NamespaceTerminating
 from pxsec.keysync import Event, KeySync, cr_ref
+from pxsec.paramsync import ParamSync, storagecluster_name
+from pxsec.render import configmap_name
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
+from pxsec.tokensync import TokenSync
 from pxsec.workqueue import Outcome
 
 logger = logging.getLogger("pxsec.reconciler")
@@ -52,6 +55,14 @@ def dependencies(namespace: str, spec: PxSecuritySpec) -> set[Dependency]:
     return deps
 
 
+def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Dependency]:
+    deps = dependencies(namespace, spec)
+    deps.add(("ConfigMap", namespace, configmap_name(name)))
+    if spec.storage_cluster.apply:
+        deps.add(("StorageCluster", namespace, storagecluster_name(spec, name)))
+    return deps
+
+
 @dataclass
 class Result:
     outcome: Outcome
@@ -63,6 +74,8 @@ class Reconciler:
         self.gw = gateway
         self.clock = clock
         self.keys = KeySync(gateway)
+        self.tokens = TokenSync(gateway)
+        self.params = ParamSync(gateway)
 
     def reconcile(self, key: Key) -> Result:
         namespace, name = key
@@ -80,21 +93,31 @@ class Reconciler:
                                [Event("Warning", "InvalidSpec", str(exc))])
             return Result(Outcome())
 
+        now = self.clock()
         try:
             keys = self.keys.run(cr, spec)
+            minted = self.tokens.run(cr, spec, keys.data, now)
+            params = self.params.run(cr, spec)
         except NamespaceTerminating:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
             return Result(Outcome())
-        events += keys.events
-        components: list[Condition] = [c for c in (keys.condition,) if c is not None]
+        events += keys.events + minted.events + params.events
+        components: list[Condition] = [c for c in (keys.condition, minted.condition) if c is not None]
+        components += params.conditions
         ready = conditions.ready(components)
-        status = {
+        status: dict[str, Any] = {
             "observedGeneration": generation,
             "issuers": issuers_summary(spec),
             "secrets": keys.entries,
+            "tokens": minted.entries,
+            "nextRenewal": rfc3339(minted.next_renewal) if minted.next_renewal else None,
+            "parameters": {"configMapName": params.configmap, "hash": params.hash},
         }
         self._write_status(cr, status, [ready, *components], old_status, events)
-        return Result(Outcome(), dependencies(namespace, spec))
+        requeue = None
+        if minted.next_renewal is not None:
+            requeue = max(1.0, (minted.next_renewal - now).total_seconds())
+        return Result(Outcome(requeue_after=requeue), dependencies_of(namespace, name, spec))
 
     def _write_status(self, cr: Mapping[str, Any], fields: dict[str, Any], conds: list[Condition],
                       old: Mapping[str, Any], events: list[Event]) -> None:

@@ -28,7 +28,7 @@ def req(name: str) -> keyplan.Requirement:
 
 
 def generated(name: str, data: dict[str, bytes]) -> Observed:
-    labels, annotations = keyplan.desired_metadata("px", req(name).purpose, {}, {})
+    labels, annotations = keyplan.desired_metadata("px", req(name).purpose.value, {}, {})
     return Observed(name, data, labels, annotations, "1")
 
 
@@ -166,7 +166,7 @@ def test_fingerprint_covers_only_the_keys_the_operator_uses() -> None:
 
 def test_template_never_overrides_our_markers() -> None:
     labels, annotations = keyplan.desired_metadata(
-        "px", keyplan.Purpose.SYSTEM, {"team": "storage", "app.kubernetes.io/managed-by": "someone"},
+        "px", keyplan.Purpose.SYSTEM.value, {"team": "storage", "app.kubernetes.io/managed-by": "someone"},
         {"note": "x", "pxsec.dev/origin": "Adopted"})
     assert labels["team"] == "storage" and labels["app.kubernetes.io/managed-by"] == "px-security-operator"
     assert annotations["note"] == "x" and annotations["pxsec.dev/origin"] == "Generated"

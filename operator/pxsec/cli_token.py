@@ -1,0 +1,452 @@
+"""`pxsec token generate` and `pxsec token verify`: tokens from the command line, judged as Portworx would.
+
+    pxsec token generate --auth-config user.yaml --issuer operator.portworx.io \\
+        (--shared-secret-file F | --rsa-private-keyfile F | --ecdsa-private-keyfile F |
+         --from-secret NAMESPACE/NAME | --shared-secret S | $PXSEC_SHARED_SECRET) \\
+        [--token-duration 1d] [--output FILE]
+    pxsec token verify (TOKEN | -) -f cr.yaml [--secrets-dir DIR | --from-cluster [-n NS]] [--jwks FILE]
+
+`generate` takes `pxctl auth token generate`'s flags, so existing scripts keep working; the auth config
+is the same YAML (name, email, sub, roles, groups). It differs where pxctl's output would be rejected:
+`iat` is backdated 10 minutes (OpenStorage has no iat leeway, so a node whose clock lags would reject
+a fresh token), and an ECDSA key signs with the algorithm of its curve (ES384 for P-384), not always
+ES256. A secret on the command line (`--shared-secret S`, kept for pxctl compatibility) lands in the
+shell history and the process list: prefer `--shared-secret-file F` (`-` reads stdin) or the
+environment variable PXSEC_SHARED_SECRET, which is used when no key flag is given.
+
+`verify` applies OpenStorage's rules (`pxsec.verify`) to a token against a PxSecurity file, with the
+key material from a directory laid out like mounted Secrets (`DIR/<secretName>/<key>`) or from the
+cluster (the CR's namespace, via $KUBECONFIG). `-` reads the token from stdin, which keeps it out of
+the shell history. It prints the verdict on stdout and never prints the token or a key.
+
+Exit status: 0 success (generate) or accepted (verify); 1 rejected (verify); 2 the command could not
+run (bad flags, unreadable file, invalid PxSecurity, no cluster). Errors are one line on stderr, never a
+traceback, and never contain a token, a secret, or an argument that could be one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Final, NoReturn
+
+import yaml
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from pxsec import keymaterial, tokens
+from pxsec.spec import KEY_PRIVATE_PEM, KEY_SHARED_SECRET, KIND, PxSecuritySpec, SpecError, parse_spec
+from pxsec.validation import is_pxsecurity, validate_document
+from pxsec.verify import Verdict, VerifyKeys, verify
+
+EXIT_OK: Final = 0
+EXIT_REJECTED: Final = 1
+EXIT_ERROR: Final = 2
+
+SHARED_SECRET_ENV: Final = "PXSEC_SHARED_SECRET"
+AUTH_CONFIG_KEYS: Final = ("name", "email", "sub", "roles", "groups")
+
+
+class CommandError(Exception):
+    """A problem worth one line on stderr. Messages never carry a token, a secret or a key."""
+
+
+def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """argparse's error, on one line, with an invalid choice's value (a token, typed in the wrong place?)
+    left out."""
+    line = message.splitlines()[0] if message else "bad arguments"
+    line = re.sub(r"invalid choice: .*? \(choose from", "invalid choice (choose from", line)
+    parser.exit(EXIT_ERROR, f"{parser.prog}: error: {line} (see {parser.prog} --help)\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line and never echo an argument's value.
+
+    argparse repeats unrecognized arguments verbatim, which for this command could be a token or a
+    secret typed in the wrong place: values are replaced by a count, flags are shown up to any `=`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--shared=S` must never be "ambiguous option: --shared=S"
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        _one_line_error(self, message)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            flags = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and len(extra) > 1]
+            values = len(extras) - len(flags)
+            shown = flags + ([f"{values} value{'s' if values > 1 else ''} (not shown)"] if values else [])
+            self.error(f"unrecognized arguments: {', '.join(shown)}")
+        return parsed, extras
+
+
+# -- reading things -----------------------------------------------------------------------------------
+
+
+def _read_text(path: str, what: str, stdin: IO[str]) -> str:
+    try:
+        if path == "-":
+            return stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
+        raise CommandError(f"cannot read {what} {path}: {reason}") from None
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise CommandError(f"cannot read {what} {path}: {error.strerror or 'error'}") from None
+
+
+def _read_cluster_secret(namespace: str, name: str) -> dict[str, bytes] | None:
+    """A Secret's data from the cluster ($KUBECONFIG, or in-cluster config), None if it does not exist.
+
+    The only Kubernetes call of the command line, kept here so the rest stays pure and testable.
+    """
+    try:
+        from pxsec.gateway import Gateway
+
+        observed = Gateway().read_secret(namespace, name)
+    except Exception as error:  # config loading, connection, RBAC: one line, whatever the client raised
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CommandError(f"cannot read Secret {namespace}/{name} from the cluster: {text}") from None
+    return dict(observed.data) if observed is not None else None
+
+
+def _read_dir_secret(directory: Path, name: str) -> dict[str, bytes] | None:
+    """`DIR/<name>/<key>` files as Secret data, as a mounted Secret lays them out."""
+    folder = directory / name
+    if not folder.is_dir():
+        return None
+    try:
+        return {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".")}
+    except OSError as error:
+        raise CommandError(f"cannot read {folder}: {error.strerror or 'error'}") from None
+
+
+def _load_pxsecurity(path: str, stdin: IO[str]) -> tuple[PxSecuritySpec, str | None]:
+    """The one PxSecurity in the file, validated like `pxsec validate`: (spec, metadata.namespace)."""
+    text = _read_text(path, "PxSecurity file", stdin)
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None and is_pxsecurity(d)]
+    except yaml.YAMLError:
+        raise CommandError(f"{path}: not valid YAML (run pxsec validate -f {path} for details)") from None
+    if len(docs) != 1:
+        raise CommandError(f"{path}: expected exactly one {KIND} document, found {len(docs)}")
+    doc = docs[0]
+    problems = validate_document(doc)
+    if problems:
+        more = f" (and {len(problems) - 1} more; run pxsec validate)" if len(problems) > 1 else ""
+        raise CommandError(f"{path}: not a valid {KIND}: {problems[0]}{more}")
+    try:
+        spec = parse_spec(doc.get("spec"))
+    except (SpecError, KeyError, TypeError, ValueError) as error:
+        raise CommandError(f"{path}: cannot read spec: {error}") from None
+    metadata = doc.get("metadata") or {}
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return spec, str(namespace) if namespace else None
+
+
+def _secret_names(spec: PxSecuritySpec) -> list[str]:
+    ss = spec.self_signed
+    if ss is None:
+        return []
+    return [n for n in (ss.shared_secret, ss.rsa.secret_name if ss.rsa else None,
+                        ss.ecdsa.secret_name if ss.ecdsa else None) if n]
+
+
+# -- generate -----------------------------------------------------------------------------------------
+
+
+def _auth_config(path: str, stdin: IO[str]) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(_read_text(path, "auth config", stdin))
+    except yaml.YAMLError:
+        raise CommandError(f"{path}: not valid YAML") from None
+    if not isinstance(raw, Mapping):
+        raise CommandError(f"{path}: expected a mapping with {', '.join(AUTH_CONFIG_KEYS)}")
+    unknown = sorted(str(k) for k in raw if k not in AUTH_CONFIG_KEYS)
+    if unknown:
+        raise CommandError(f"{path}: unknown key {', '.join(unknown)} (expected {', '.join(AUTH_CONFIG_KEYS)})")
+    config: dict[str, Any] = {}
+    for key in ("sub", "name", "email"):
+        value = raw.get(key)
+        if not isinstance(value, str):
+            raise CommandError(f"{path}: {key} is required and must be a string (OpenStorage requires it)")
+        config[key] = value
+    for key in ("roles", "groups"):
+        value = raw.get(key)
+        if value is None:
+            value = []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise CommandError(f"{path}: {key} must be a list of strings")
+        config[key] = value
+    if not config["roles"]:
+        raise CommandError(f"{path}: roles is empty: a token without roles is denied everything")
+    return config
+
+
+def _shared_secret_ring(secret: bytes, err: IO[str]) -> tokens.KeyRing:
+    for problem in keymaterial.check_shared_secret(secret, "the shared secret"):
+        print(f"pxsec token generate: warning: {problem}", file=err)
+    return tokens.KeyRing(shared_secret=secret)
+
+
+SecretReader = Callable[[str, str], dict[str, bytes] | None]
+
+
+def _ring_from_secret(ref: str, read_secret: SecretReader) -> tuple[tokens.KeyRing, str]:
+    namespace, _, name = ref.partition("/")
+    if not namespace or not name or "/" in name:
+        raise CommandError(f"--from-secret expects NAMESPACE/NAME, got {ref!r}")
+    data = read_secret(namespace, name)
+    if data is None:
+        raise CommandError(f"Secret {namespace}/{name} not found")
+    if KEY_SHARED_SECRET in data and KEY_PRIVATE_PEM in data:
+        raise CommandError(f"Secret {namespace}/{name} holds both {KEY_SHARED_SECRET} and {KEY_PRIVATE_PEM}; "
+                           "use a key flag instead")
+    if KEY_SHARED_SECRET in data:
+        return tokens.KeyRing(shared_secret=data[KEY_SHARED_SECRET]), tokens.SHARED_SECRET
+    if KEY_PRIVATE_PEM in data:
+        pem = data[KEY_PRIVATE_PEM]
+        kind = _pem_kind(pem, f"Secret {namespace}/{name}")
+        ring = tokens.KeyRing(rsa_private_pem=pem) if kind == tokens.RSA else tokens.KeyRing(ecdsa_private_pem=pem)
+        return ring, kind
+    raise CommandError(f"Secret {namespace}/{name} has neither {KEY_SHARED_SECRET} nor {KEY_PRIVATE_PEM}")
+
+
+def _pem_kind(pem: bytes, where: str) -> str:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        raise CommandError(f"{where}: {KEY_PRIVATE_PEM} is not an unencrypted PEM private key") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return tokens.RSA
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return tokens.ECDSA
+    raise CommandError(f"{where}: {KEY_PRIVATE_PEM} is neither an RSA nor an ECDSA key")
+
+
+def _strip_newline(value: bytes) -> bytes:
+    """A secret file written by `echo` ends in a newline that is not part of the secret."""
+    return value.removesuffix(b"\n").removesuffix(b"\r")
+
+
+def _signing_ring(args: argparse.Namespace, stdin: IO[str], err: IO[str], env: Mapping[str, str],
+                  read_secret: SecretReader) -> tuple[tokens.KeyRing, str]:
+    if args.shared_secret is not None:
+        return _shared_secret_ring(args.shared_secret.encode("utf-8"), err), tokens.SHARED_SECRET
+    if args.shared_secret_file is not None:
+        raw = (_read_text("-", "shared secret", stdin).encode("utf-8") if args.shared_secret_file == "-"
+               else _read_bytes(args.shared_secret_file, "shared secret file"))
+        return _shared_secret_ring(_strip_newline(raw), err), tokens.SHARED_SECRET
+    if args.rsa_private_keyfile is not None:
+        return tokens.KeyRing(rsa_private_pem=_read_bytes(args.rsa_private_keyfile, "RSA key file")), tokens.RSA
+    if args.ecdsa_private_keyfile is not None:
+        pem = _read_bytes(args.ecdsa_private_keyfile, "ECDSA key file")
+        return tokens.KeyRing(ecdsa_private_pem=pem), tokens.ECDSA
+    if args.from_secret is not None:
+        return _ring_from_secret(args.from_secret, read_secret)
+    if env.get(SHARED_SECRET_ENV):
+        return _shared_secret_ring(env[SHARED_SECRET_ENV].encode("utf-8"), err), tokens.SHARED_SECRET
+    raise CommandError("no signing key: give one of --shared-secret-file, --rsa-private-keyfile, "
+                       f"--ecdsa-private-keyfile, --from-secret, --shared-secret, or set {SHARED_SECRET_ENV}")
+
+
+def _write_private(path: str, text: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)  # no trailing newline: `kubectl create secret --from-file` keeps it
+    except OSError as error:
+        raise CommandError(f"cannot write {path}: {error.strerror or 'error'}") from None
+
+
+def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+                 stderr: IO[str] | None = None, env: Mapping[str, str] | None = None,
+                 now: datetime.datetime | None = None, read_secret: SecretReader | None = None) -> int:
+    """`pxsec token generate`: sign the auth config's claims; the token goes to --output or stdout."""
+    stdin = stdin if stdin is not None else sys.stdin
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    try:
+        if args.shared_secret_file == "-" and args.auth_config == "-":
+            raise CommandError("--auth-config and --shared-secret-file cannot both read stdin")
+        issuer: str = args.issuer
+        if not issuer or "http://" in issuer or "https://" in issuer:
+            raise CommandError("--issuer must be a plain name such as operator.portworx.io: self-signed issuers "
+                               "must not contain http:// or https://")
+        try:
+            lifetime = tokens.parse_lifetime(args.token_duration)
+        except ValueError as error:
+            raise CommandError(f"--token-duration: {error}") from None
+        config = _auth_config(args.auth_config, stdin)
+        ring, kind = _signing_ring(args, stdin, err, env if env is not None else os.environ,
+                                   read_secret or _read_cluster_secret)
+        issued = now or datetime.datetime.now(datetime.UTC)
+        seconds = int(issued.timestamp())
+        claims = {
+            "iss": issuer, **config,
+            "iat": seconds - int(tokens.CLOCK_SKEW.total_seconds()),
+            "exp": seconds + int(lifetime.total_seconds()),
+        }
+        try:
+            token, algorithm = tokens.sign_claims(claims, kind, ring)
+        except (tokens.SigningError, tokens.NoSigningKey) as error:
+            raise CommandError(str(error)) from None
+    except CommandError as error:
+        print(f"pxsec token generate: error: {error}", file=err)
+        return EXIT_ERROR
+    if args.output:
+        try:
+            _write_private(args.output, token)
+        except CommandError as error:
+            print(f"pxsec token generate: error: {error}", file=err)
+            return EXIT_ERROR
+        expires = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"wrote a {algorithm} token for {config['sub']} (issuer {issuer}, expires {expires}) to {args.output}",
+              file=err)
+    else:
+        print(token, file=out)
+    return EXIT_OK
+
+
+# -- verify -------------------------------------------------------------------------------------------
+
+
+def _printable(value: str) -> str:
+    """Claims are attacker-controlled: never let one put escape sequences on a terminal."""
+    return value if value.isprintable() else json.dumps(value)
+
+
+def _print_verdict(verdict: Verdict, spec: PxSecuritySpec, out: IO[str]) -> None:
+    if not verdict.accepted:
+        print(f"rejected: {verdict.reason}", file=out)
+        return
+    print(verdict.reason, file=out)  # "accepted by the ... issuer ...: ALG signature verified with ..."
+    print(f"source: {verdict.source}", file=out)
+    print(f"username ({spec.username_claim}): {_printable(verdict.username or '')}", file=out)
+    print(f"roles: {', '.join(_printable(r) for r in verdict.roles) or '(none: every call is denied)'}", file=out)
+    groups = ", ".join(_printable(g) for g in verdict.groups) or "(none)"
+    print(f"groups: {groups}{' (all groups)' if '*' in verdict.groups else ''}", file=out)
+
+
+def _load_jwks(path: str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(_read_bytes(path, "JWKS file"))
+    except ValueError:
+        raise CommandError(f"{path}: not JSON") from None
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
+        raise CommandError(f"{path}: not a JWKS (a JSON object with a keys array)")
+    return value
+
+
+def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+               stderr: IO[str] | None = None, now: datetime.datetime | None = None,
+               read_secret: SecretReader | None = None) -> int:
+    """`pxsec token verify`: print whether Portworx configured by the file would accept the token."""
+    stdin = stdin if stdin is not None else sys.stdin
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    read = read_secret or _read_cluster_secret
+    try:
+        if args.token == "-" and args.file == "-":
+            raise CommandError("the token and -f cannot both come from stdin")
+        token = (_read_text("-", "token", stdin) if args.token == "-" else args.token).strip()
+        if not token:
+            raise CommandError("no token given")
+        spec, cr_namespace = _load_pxsecurity(args.file, stdin)
+        secrets: dict[str, Mapping[str, bytes] | None] = {}
+        if args.secrets_dir is not None:
+            directory = Path(args.secrets_dir)
+            if not directory.is_dir():
+                raise CommandError(f"--secrets-dir {args.secrets_dir}: not a directory")
+            secrets = {name: _read_dir_secret(directory, name) for name in _secret_names(spec)}
+        elif args.from_cluster:
+            namespace = args.namespace or cr_namespace
+            if not namespace:
+                raise CommandError(f"{args.file} has no metadata.namespace; pass -n NAMESPACE with --from-cluster")
+            secrets = {name: read(namespace, name) for name in _secret_names(spec)}
+        jwks = _load_jwks(args.jwks) if args.jwks else None
+    except CommandError as error:
+        print(f"pxsec token verify: error: {error}", file=err)
+        return EXIT_ERROR
+
+    verdict = verify(token, spec, VerifyKeys.from_secrets(spec, secrets),
+                     now or datetime.datetime.now(datetime.UTC), jwks)
+    _print_verdict(verdict, spec, out)
+    if not verdict.accepted and verdict.source == "self-signed" and not secrets:
+        print("pxsec token verify: note: no key material given; pass --secrets-dir DIR or --from-cluster", file=err)
+    if not verdict.accepted and verdict.source == "oidc" and jwks is None:
+        print("pxsec token verify: note: pass --jwks FILE (the provider's jwks_uri document) to check "
+              "the signature", file=err)
+    return EXIT_OK if verdict.accepted else EXIT_REJECTED
+
+
+def _missing_subcommand(args: argparse.Namespace) -> int:
+    print("pxsec token: error: choose a subcommand, generate or verify (see pxsec token --help)", file=sys.stderr)
+    return EXIT_ERROR
+
+
+# -- wiring -------------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `token generate` and `token verify` to the `pxsec` command's subparsers."""
+    token = subparsers.add_parser("token", help="generate and verify PX-Security tokens")
+    # `pxsec token <the token>` must not echo it back: this parser's errors go through the same filter.
+    setattr(token, "error", functools.partial(_one_line_error, token))  # noqa: B010
+    sub = token.add_subparsers(dest="token_command", metavar="{generate,verify}", parser_class=_Parser)
+    token.set_defaults(func=_missing_subcommand)
+
+    gen = sub.add_parser(
+        "generate", help="sign a token (flags of pxctl auth token generate)",
+        description="Sign a token with a shared secret (HS256), an RSA key (RS256) or an ECDSA key "
+        "(ES256/384/512 by curve). The token is written to --output (mode 0600) or stdout.")
+    gen.add_argument("--auth-config", required=True, metavar="FILE",
+                     help="YAML with name, email, sub, roles and groups (- for stdin)")
+    gen.add_argument("--issuer", required=True, help="the iss claim: spec.selfSigned.issuer, e.g. operator.portworx.io")
+    keys = gen.add_mutually_exclusive_group()
+    keys.add_argument("--shared-secret-file", metavar="FILE",
+                      help="file holding the shared secret (- for stdin); one trailing newline is ignored")
+    keys.add_argument("--rsa-private-keyfile", metavar="FILE", help="RSA private key PEM (PKCS#1 or PKCS#8)")
+    keys.add_argument("--ecdsa-private-keyfile", metavar="FILE", help="ECDSA private key PEM (SEC1 or PKCS#8)")
+    keys.add_argument("--from-secret", metavar="NAMESPACE/NAME",
+                      help="read the key (shared-secret or private.pem) from a Secret in the cluster ($KUBECONFIG)")
+    keys.add_argument("--shared-secret", metavar="SECRET",
+                      help="the shared secret itself (pxctl compatibility: it ends up in your shell history; "
+                      f"prefer --shared-secret-file or ${SHARED_SECRET_ENV})")
+    gen.add_argument("--token-duration", default="1d", metavar="DURATION",
+                     help="lifetime: one number and one unit, s m h d y (default 1d)")
+    gen.add_argument("--output", "-o", metavar="FILE", help="write the token here (mode 0600) instead of stdout")
+    gen.set_defaults(func=run_generate)
+
+    ver = sub.add_parser(
+        "verify", help="would Portworx accept this token? (OpenStorage's rules)",
+        description="Judge a token against a PxSecurity as Portworx would: which issuer accepts it and "
+        "with which roles and groups, or the precise reason it is rejected. Exit 0 accepted, 1 rejected, "
+        "2 error. The token is never printed.")
+    ver.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin (keeps it out of history)")
+    ver.add_argument("-f", "--file", required=True, help="YAML file with one PxSecurity")
+    source = ver.add_mutually_exclusive_group()
+    source.add_argument("--secrets-dir", metavar="DIR", help="key material as DIR/<secretName>/<key>")
+    source.add_argument("--from-cluster", action="store_true",
+                        help="read the key Secrets from the cluster ($KUBECONFIG), in the CR's namespace")
+    ver.add_argument("-n", "--namespace", help="namespace for --from-cluster (default: the CR's metadata.namespace)")
+    ver.add_argument("--jwks", metavar="FILE", help="the OIDC provider's JWKS (JSON), to check OIDC signatures")
+    ver.set_defaults(func=run_verify)

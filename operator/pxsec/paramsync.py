@@ -1,0 +1,94 @@
+"""The shell step for initialization parameters: write the renderings into one ConfigMap per PxSecurity
+(owned by it), and — only when `spec.storageCluster.apply` is set — merge the `storagecluster` rendering
+into the named StorageCluster through `scmerge`, which leaves everything else the user set alone.
+
+The ConfigMap holds exactly `render.render_all(...)`, the same pure function `pxsec render` prints, so
+the offline CLI and the operator cannot disagree. Nothing is written when nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pxsec import conditions, render, scmerge
+from pxsec.conditions import Condition
+from pxsec.gateway import Conflict, Gateway
+from pxsec.keyplan import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
+from pxsec.keysync import Event, owner_reference
+from pxsec.spec import PxSecuritySpec
+
+STORAGECLUSTER_APPLIED = conditions.STORAGECLUSTER_APPLIED
+
+
+@dataclass
+class ParamsOutcome:
+    configmap: str = ""
+    hash: str = ""
+    conditions: list[Condition] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+def storagecluster_name(spec: PxSecuritySpec, cr_name: str) -> str:
+    return spec.storage_cluster.name or cr_name
+
+
+class ParamSync:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec) -> ParamsOutcome:
+        meta = cr["metadata"]
+        ns, name = str(meta["namespace"]), str(meta["name"])
+        data = render.render_all(spec, ns, cr_name=name)
+        out = ParamsOutcome(configmap=render.configmap_name(name), hash=render.content_hash(data))
+        self._write_configmap(cr, out.configmap, data)
+        out.conditions.append(conditions.true(
+            conditions.PARAMETERS_RENDERED, "Rendered",
+            f"ConfigMap {out.configmap} holds the parameters for {', '.join(render.TARGETS)}"))
+        if spec.storage_cluster.apply:
+            out.conditions.append(self._apply(ns, name, spec, out))
+        return out
+
+    def _write_configmap(self, cr: Mapping[str, Any], cm_name: str, data: Mapping[str, str]) -> None:
+        ns, name = str(cr["metadata"]["namespace"]), str(cr["metadata"]["name"])
+        current = self.gw.read_configmap(ns, cm_name)
+        labels = {MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: name}
+        if current is None:
+            self.gw.create_configmap(ns, {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": cm_name, "namespace": ns, "labels": labels,
+                             "ownerReferences": [owner_reference(cr)]},
+                "data": dict(data),
+            })
+            return
+        have = current.get("data") or {}
+        if have == dict(data):
+            return
+        patch_data: dict[str, Any] = dict(data)
+        patch_data.update({k: None for k in have if k not in data})
+        self.gw.patch_configmap(ns, cm_name, {"data": patch_data})
+
+    def _apply(self, ns: str, cr_name: str, spec: PxSecuritySpec, out: ParamsOutcome) -> Condition:
+        sc_name = storagecluster_name(spec, cr_name)
+        rendered = render.render(spec, ns, "storagecluster", cr_name=cr_name)
+        for _attempt in range(3):
+            existing = self.gw.read_storagecluster(ns, sc_name)
+            if existing is None:
+                return conditions.false(
+                    STORAGECLUSTER_APPLIED, "WaitingForStorageCluster",
+                    f"StorageCluster {sc_name} does not exist yet; the settings are applied when it appears")
+            result = scmerge.merge(existing, rendered)
+            if result.patch is not None:
+                try:
+                    self.gw.patch_storagecluster(ns, sc_name, result.patch)
+                except Conflict:
+                    continue  # changed since we read it: read again and merge again
+                out.events.append(Event("Normal", "StorageClusterUpdated",
+                                        f"merged the security settings into StorageCluster {sc_name}"))
+            if result.conflicts:
+                return conditions.false(STORAGECLUSTER_APPLIED, "Conflict", "; ".join(result.conflicts))
+            return conditions.true(STORAGECLUSTER_APPLIED, "Applied",
+                                   f"StorageCluster {sc_name} carries the rendered security settings")
+        raise Conflict(f"StorageCluster {sc_name} kept changing while being updated", 409)

@@ -1,0 +1,114 @@
+"""The shell step for minted tokens: for each `spec.tokens` entry keep a valid token under `auth-token`
+in its Secret, re-minting when `tokens.remint_reason` says so (missing, expiring, signing key or issuer
+changed, …), and tell the reconciler when the next renewal is due, so a timer — not a loop — wakes it.
+
+Token Secrets are derived material (re-mintable at any time), so they always carry an owner reference
+to the PxSecurity, as the Portworx Operator's own token Secrets do; `deletionPolicy` governs the keys.
+The key fingerprint a token was signed with is kept in an annotation on its Secret: a fingerprint, safe
+to show, never the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pxsec import conditions, keyplan, tokens
+from pxsec.conditions import Condition
+from pxsec.gateway import Conflict, Gateway
+from pxsec.keysync import Event, owner_reference, sync_metadata
+from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
+from pxsec.verify import decode_unverified
+
+KEY_FINGERPRINT_ANNOTATION = "pxsec.dev/signing-key-fingerprint"
+TOKEN_PURPOSE = "token"
+
+
+def rfc3339(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class TokensOutcome:
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    condition: Condition | None = None
+    events: list[Event] = field(default_factory=list)
+    next_renewal: dt.datetime | None = None
+
+
+class TokenSync:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, key_data: Mapping[str, Mapping[str, bytes]],
+            now: dt.datetime) -> TokensOutcome:
+        out = TokensOutcome()
+        if not spec.tokens:
+            return out
+        ns, cr_name = str(cr["metadata"]["namespace"]), str(cr["metadata"]["name"])
+        ring = tokens.KeyRing.from_secrets(spec, key_data)
+        problems: list[str] = []
+        for token in spec.tokens:
+            try:
+                entry, renewal = self._ensure(cr, ns, cr_name, spec, token, ring, now, out)
+            except (tokens.NoSigningKey, tokens.SigningError) as exc:
+                problems.append(f"{token.secret_name}: {exc}")
+                continue
+            out.entries.append(entry)
+            if out.next_renewal is None or renewal < out.next_renewal:
+                out.next_renewal = renewal
+        if problems:
+            out.condition = conditions.false(conditions.TOKENS_READY, "CannotSign", " | ".join(problems))
+        else:
+            out.condition = conditions.true(conditions.TOKENS_READY, "TokensValid",
+                                            f"{len(out.entries)} token(s) minted and current")
+        return out
+
+    def _ensure(self, cr: Mapping[str, Any], ns: str, cr_name: str, spec: PxSecuritySpec, token: TokenSpec,
+                ring: tokens.KeyRing, now: dt.datetime, out: TokensOutcome) -> tuple[dict[str, Any], dt.datetime]:
+        labels, annotations = keyplan.desired_metadata(
+            cr_name, TOKEN_PURPOSE, spec.secret_template.labels, spec.secret_template.annotations)
+        for _attempt in range(3):
+            observed = self.gw.read_secret(ns, token.secret_name)
+            existing = observed.data.get(KEY_AUTH_TOKEN) if observed else None
+            recorded = observed.annotations.get(KEY_FINGERPRINT_ANNOTATION) if observed else None
+            reason = tokens.remint_reason(existing.decode("ascii", "replace") if existing else None, token, spec,
+                                          ring, recorded, now)
+            if reason == tokens.NO_SIGNING_KEY:
+                kind = tokens.choose_signing_key(token, spec, ring)
+                raise tokens.NoSigningKey(
+                    f"no usable {kind or 'signing'} key to sign with (is its Secret's private.pem present?)")
+            if reason is None and existing is not None:
+                decoded = decode_unverified(existing.decode("ascii"))
+                kind = tokens.choose_signing_key(token, spec, ring) or ""
+                expires = dt.datetime.fromtimestamp(int(decoded.claims["exp"]), dt.UTC)
+                issued = dt.datetime.fromtimestamp(int(decoded.claims["iat"]), dt.UTC) + tokens.CLOCK_SKEW
+                renewal = tokens.renewal_time(issued, expires)
+                sync_metadata(self.gw, ns, token.secret_name, labels, annotations, [owner_reference(cr)])
+                return self._entry(token, expires, renewal, kind), renewal
+            minted = tokens.mint(token, spec, ring, now)
+            data = {KEY_AUTH_TOKEN: minted.token.encode("ascii")}
+            try:
+                if observed is None:
+                    self.gw.create_secret(ns, token.secret_name, data, labels,
+                                          {**annotations, KEY_FINGERPRINT_ANNOTATION: minted.key_fingerprint})
+                else:
+                    self.gw.update_secret_data(ns, token.secret_name, data,
+                                               {KEY_FINGERPRINT_ANNOTATION: minted.key_fingerprint},
+                                               observed.resource_version)
+            except Conflict:
+                continue
+            # The fingerprint annotation belongs to the data writes above; the metadata manager owns the rest.
+            sync_metadata(self.gw, ns, token.secret_name, labels, annotations, [owner_reference(cr)])
+            out.events.append(Event("Normal", "TokenMinted", (
+                f"minted {token.secret_name} ({reason}) with the {minted.signing_key} key ({minted.algorithm}); "
+                f"expires {rfc3339(minted.expires_at)}, renewal at {rfc3339(minted.renewal_time)}")))
+            return self._entry(token, minted.expires_at, minted.renewal_time, minted.signing_key), minted.renewal_time
+        raise Conflict(f"Secret {token.secret_name} kept changing while being reconciled", 409)
+
+    @staticmethod
+    def _entry(token: TokenSpec, expires: dt.datetime, renewal: dt.datetime, kind: str) -> dict[str, Any]:
+        return {"secretName": token.secret_name, "expiresAt": rfc3339(expires), "renewalTime": rfc3339(renewal),
+                "signingKey": kind}
