@@ -17,7 +17,6 @@ import pytest
 
 from pxsec.devcluster import assets
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
-from tests.helpers import wait_for
 
 ROOT = project_root()
 
@@ -48,11 +47,7 @@ def storagecluster_crd(cluster: Cluster) -> None:
     """The real StorageCluster CRD (tests/fixtures, from the Portworx Operator, Apache-2.0)."""
     crd = ROOT / "tests" / "fixtures" / "storagecluster-crd.yaml"
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    # Polled: `kubectl wait` errors out when asked before the CRD has any status conditions.
-    wait_for(lambda: cluster.kubectl(
-        "get", "crd", "storageclusters.core.libopenstorage.org", "-o",
-        "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False).stdout == "True",
-        60, what="StorageCluster CRD Established")
+    cluster.wait_established("storageclusters.core.libopenstorage.org")
 
 
 @pytest.fixture()

@@ -84,7 +84,19 @@ class Cluster:
     def install_crds(self, root: Path | None = None) -> None:
         root = root or project_root()
         self.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(root / "crds"))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        self.wait_established("pxsecurities.pxsec.dev")
+
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Poll (not `kubectl wait`, which errors out before the CRD has any status conditions)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.kubectl("get", "crd", crd, "-o",
+                                  "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                                  check=False).stdout
+            if status == "True":
+                return
+            time.sleep(0.2)
+        raise KubectlError(f"CRD {crd} not Established after {timeout:.0f}s")
 
     def install_rbac(self, root: Path | None = None) -> None:
         root = root or project_root()
