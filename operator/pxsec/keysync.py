@@ -43,10 +43,13 @@ def recorded_from_status(status: Mapping[str, Any] | None) -> dict[str, Recorded
     return out
 
 
-def owner_reference(cr: Mapping[str, Any]) -> dict[str, Any]:
+def owner_reference(cr: Mapping[str, Any], controller: bool = True) -> dict[str, Any]:
+    """An owner reference to the PxSecurity. `controller=False` where another controller may own the
+    object too (the Portworx Operator owns px-admin-token / px-user-token by its StorageCluster, and an
+    object may have only one controller reference)."""
     meta = cr["metadata"]
     return {"apiVersion": cr["apiVersion"], "kind": cr["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+            "controller": controller, "blockOwnerDeletion": True}
 
 
 def owned_metadata_keys(managed_fields: list[Mapping[str, Any]] | None,

@@ -70,6 +70,7 @@ class TokenSync:
                 ring: tokens.KeyRing, now: dt.datetime, out: TokensOutcome) -> tuple[dict[str, Any], dt.datetime]:
         labels, annotations = keyplan.desired_metadata(
             cr_name, TOKEN_PURPOSE, spec.secret_template.labels, spec.secret_template.annotations)
+        owners = [owner_reference(cr, controller=False)]
         for _attempt in range(3):
             observed = self.gw.read_secret(ns, token.secret_name)
             existing = observed.data.get(KEY_AUTH_TOKEN) if observed else None
@@ -86,7 +87,7 @@ class TokenSync:
                 expires = dt.datetime.fromtimestamp(int(decoded.claims["exp"]), dt.UTC)
                 issued = dt.datetime.fromtimestamp(int(decoded.claims["iat"]), dt.UTC) + tokens.CLOCK_SKEW
                 renewal = tokens.renewal_time(issued, expires)
-                sync_metadata(self.gw, ns, token.secret_name, labels, annotations, [owner_reference(cr)])
+                sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners)
                 return self._entry(token, expires, renewal, kind), renewal
             minted = tokens.mint(token, spec, ring, now)
             data = {KEY_AUTH_TOKEN: minted.token.encode("ascii")}
@@ -101,7 +102,7 @@ class TokenSync:
             except Conflict:
                 continue
             # The fingerprint annotation belongs to the data writes above; the metadata manager owns the rest.
-            sync_metadata(self.gw, ns, token.secret_name, labels, annotations, [owner_reference(cr)])
+            sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners)
             out.events.append(Event("Normal", "TokenMinted", (
                 f"minted {token.secret_name} ({reason}) with the {minted.signing_key} key ({minted.algorithm}); "
                 f"expires {rfc3339(minted.expires_at)}, renewal at {rfc3339(minted.renewal_time)}")))

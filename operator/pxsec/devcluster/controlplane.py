@@ -69,6 +69,8 @@ class ControlPlane:
     assets: Assets
     workdir: Path | None = None
     startup_timeout: float = 120.0
+    etcd_port: int | None = None  # None: a free loopback port
+    apiserver_port: int | None = None
     procs: list[_Proc] = field(default_factory=list)
     etcd_url: str = ""
     server: str = ""
@@ -87,6 +89,10 @@ class ControlPlane:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        for label, path in (("etcd", self.assets.etcd), ("kube-apiserver", self.assets.kube_apiserver),
+                            ("kube-controller-manager", self.assets.kube_controller_manager)):
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise ControlPlaneError(f"{label} binary not found or not executable: {path}")
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="pxsec-controlplane-"))
             self._owns_workdir = True
@@ -163,7 +169,7 @@ class ControlPlane:
 
     def _start_etcd(self) -> None:
         assert self.workdir is not None
-        client, peer = free_port(), free_port()
+        client, peer = self.etcd_port or free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
         peer_url = f"http://127.0.0.1:{peer}"
         proc = self._spawn("etcd", [
@@ -179,7 +185,7 @@ class ControlPlane:
 
     def _start_apiserver(self) -> None:
         assert self.workdir is not None and self.pki is not None
-        port = free_port()
+        port = self.apiserver_port or free_port()
         self.server = f"https://127.0.0.1:{port}"
         p = self.pki
         proc = self._spawn("kube-apiserver", [
