@@ -13,6 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from pxsec.cliparse import OneLineParser
+
 
 def _operator(args: argparse.Namespace) -> int:
     import kopf
@@ -46,7 +48,7 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pxsec", description="PX-Security bootstrap for Portworx")
+    parser = OneLineParser(prog="pxsec", description="PX-Security bootstrap for Portworx")
     sub = parser.add_subparsers(dest="command", required=True)
 
     op = sub.add_parser("operator", help="run the operator")

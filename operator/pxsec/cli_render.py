@@ -115,7 +115,7 @@ def _render(args: argparse.Namespace) -> int:
     return run_render(args.file, args.target, args.output, args.namespace)
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `render` to the `pxsec` command line (call with the object `add_subparsers()` returned)."""
     parser = subparsers.add_parser(
         "render",

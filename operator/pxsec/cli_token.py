@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import json
 import os
-import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Final, NoReturn
+from typing import IO, Any, Final
 
 import yaml
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -43,6 +41,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pxsec import keymaterial, tokens
+from pxsec.cliparse import OneLineParser
 from pxsec.spec import KEY_PRIVATE_PEM, KEY_SHARED_SECRET, KIND, PxSecuritySpec, SpecError, parse_spec
 from pxsec.validation import is_pxsecurity, validate_document
 from pxsec.verify import Verdict, VerifyKeys, verify
@@ -57,40 +56,6 @@ AUTH_CONFIG_KEYS: Final = ("name", "email", "sub", "roles", "groups")
 
 class CommandError(Exception):
     """A problem worth one line on stderr. Messages never carry a token, a secret or a key."""
-
-
-def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """argparse's error, on one line, with an invalid choice's value (a token, typed in the wrong place?)
-    left out."""
-    line = message.splitlines()[0] if message else "bad arguments"
-    line = re.sub(r"invalid choice: .*? \(choose from", "invalid choice (choose from", line)
-    parser.exit(EXIT_ERROR, f"{parser.prog}: error: {line} (see {parser.prog} --help)\n")
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose errors are one line and never echo an argument's value.
-
-    argparse repeats unrecognized arguments verbatim, which for this command could be a token or a
-    secret typed in the wrong place: values are replaced by a count, flags are shown up to any `=`.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)  # `--shared=S` must never be "ambiguous option: --shared=S"
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        _one_line_error(self, message)
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        parsed, extras = super().parse_known_args(args, namespace)
-        if extras:
-            flags = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-") and len(extra) > 1]
-            values = len(extras) - len(flags)
-            shown = flags + ([f"{values} value{'s' if values > 1 else ''} (not shown)"] if values else [])
-            self.error(f"unrecognized arguments: {', '.join(shown)}")
-        return parsed, extras
 
 
 # -- reading things -----------------------------------------------------------------------------------
@@ -406,12 +371,10 @@ def _missing_subcommand(args: argparse.Namespace) -> int:
 # -- wiring -------------------------------------------------------------------------------------------
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add `token generate` and `token verify` to the `pxsec` command's subparsers."""
     token = subparsers.add_parser("token", help="generate and verify PX-Security tokens")
-    # `pxsec token <the token>` must not echo it back: this parser's errors go through the same filter.
-    setattr(token, "error", functools.partial(_one_line_error, token))  # noqa: B010
-    sub = token.add_subparsers(dest="token_command", metavar="{generate,verify}", parser_class=_Parser)
+    sub = token.add_subparsers(dest="token_command", metavar="{generate,verify}", parser_class=OneLineParser)
     token.set_defaults(func=_missing_subcommand)
 
     gen = sub.add_parser(
