@@ -17,6 +17,7 @@ from typing import Any, Final, TextIO
 
 import yaml
 
+from pxsec.cliparse import InputError, read_input
 from pxsec.render import FORMATS, TARGETS, render_text
 from pxsec.spec import SpecError, parse_spec
 
@@ -71,14 +72,9 @@ def run_render(
     out = stdout if stdout is not None else sys.stdout
     shown = "<stdin>" if path == "-" else path
     try:
-        if path == "-":
-            text = (stdin if stdin is not None else sys.stdin).read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        print(f"{shown}: cannot read: {reason}", file=err)
+        text = read_input(path, stdin if stdin is not None else sys.stdin)
+    except InputError as error:
+        print(error, file=err)
         return EXIT_UNREADABLE
 
     try:

@@ -16,6 +16,7 @@ from typing import Final, TextIO
 
 import yaml
 
+from pxsec.cliparse import InputError, read_input
 from pxsec.validation import iter_stream
 
 EXIT_OK: Final = 0
@@ -50,14 +51,9 @@ def run_validate(
     shown = "<stdin>" if path == "-" else path
 
     try:
-        if path == "-":
-            text = stdin.read()
-        else:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        print(f"{shown}: cannot read: {reason}", file=err)
+        text = read_input(path, stdin)
+    except InputError as error:
+        print(error, file=err)
         return EXIT_UNREADABLE
 
     valid = skipped = 0

@@ -18,15 +18,17 @@ import datetime as dt
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from pxsec.keyplan import Observed
 from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
+
+T = TypeVar("T")
 
 FIELD_MANAGER = "px-security-operator"
 METADATA_MANAGER = "px-security-operator-metadata"
@@ -60,6 +62,16 @@ def _err(exc: ApiException, what: str) -> GatewayError:
     elif exc.status == 403 and "being terminated" in reason:
         cls = NamespaceTerminating
     return cls(f"{what}: {exc.status} {reason}".strip(), int(exc.status or 0))
+
+
+def _or_none(call: Callable[[], T], what: str) -> T | None:
+    """The result of a read, or None when the object (or its kind) does not exist."""
+    try:
+        return call()
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _err(exc, what) from None
 
 
 @dataclass(frozen=True)
@@ -98,13 +110,9 @@ class Gateway:
     # -- the custom resource ----------------------------------------------------------------------
 
     def get_pxsecurity(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            obj = self.custom.get_namespaced_custom_object(API_GROUP, API_VERSION, namespace, PLURAL, name)
-            return cast(dict[str, Any], obj)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _err(exc, f"get {PLURAL}/{name}") from None
+        obj = _or_none(lambda: self.custom.get_namespaced_custom_object(
+            API_GROUP, API_VERSION, namespace, PLURAL, name), f"get {PLURAL}/{name}")
+        return cast(dict[str, Any] | None, obj)
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
@@ -119,12 +127,9 @@ class Gateway:
     # -- Secrets ----------------------------------------------------------------------------------
 
     def read_secret(self, namespace: str, name: str) -> Observed | None:
-        try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _err(exc, f"get secret {name}") from None
+        secret = _or_none(lambda: self.core.read_namespaced_secret(name, namespace), f"get secret {name}")
+        if secret is None:
+            return None
         data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
         meta = secret.metadata
         assert meta is not None
@@ -133,13 +138,8 @@ class Gateway:
             resource_version=str(meta.resource_version or ""))
 
     def read_secret_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _err(exc, f"get secret {name}") from None
-        return cast(dict[str, Any], self.client.sanitize_for_serialization(secret.metadata))
+        secret = _or_none(lambda: self.core.read_namespaced_secret(name, namespace), f"get secret {name}")
+        return None if secret is None else cast(dict[str, Any], self.client.sanitize_for_serialization(secret.metadata))
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
                       annotations: Mapping[str, str]) -> None:
@@ -200,13 +200,8 @@ class Gateway:
     # -- ConfigMaps -------------------------------------------------------------------------------
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            cm = self.core.read_namespaced_config_map(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _err(exc, f"get configmap {name}") from None
-        return cast(dict[str, Any], self.client.sanitize_for_serialization(cm))
+        cm = _or_none(lambda: self.core.read_namespaced_config_map(name, namespace), f"get configmap {name}")
+        return None if cm is None else cast(dict[str, Any], self.client.sanitize_for_serialization(cm))
 
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None:
         try:
@@ -224,14 +219,9 @@ class Gateway:
 
     def read_storagecluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         """None when the StorageCluster (or its CRD) does not exist (yet)."""
-        try:
-            obj = self.custom.get_namespaced_custom_object(
-                "core.libopenstorage.org", "v1", namespace, "storageclusters", name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _err(exc, f"get storagecluster {name}") from None
-        return cast(dict[str, Any], obj)
+        obj = _or_none(lambda: self.custom.get_namespaced_custom_object(
+            "core.libopenstorage.org", "v1", namespace, "storageclusters", name), f"get storagecluster {name}")
+        return cast(dict[str, Any] | None, obj)
 
     def patch_storagecluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """A JSON merge patch (it carries the resourceVersion it was computed from: 409 on a race)."""

@@ -88,7 +88,11 @@ def check_shared_secret(value: bytes, key: str) -> list[str]:
     return []
 
 
-def _load_private(value: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | str:
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def load_private_key(value: bytes) -> PrivateKey | str:
+    """The RSA or ECDSA private key in a PEM, or a phrase saying what is wrong (never quoting the key)."""
     try:
         key = serialization.load_pem_private_key(value, password=None)
     except TypeError:
@@ -126,7 +130,7 @@ def check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: st
 def _check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: str, min_bits: int,
                     curve: str | None) -> tuple[str, ...]:
     problems: list[str] = []
-    priv = _load_private(private_pem) if private_pem is not None else None
+    priv = load_private_key(private_pem) if private_pem is not None else None
     pub = _load_public(public_pem) if public_pem is not None else None
     if isinstance(priv, str):
         problems.append(f"private.pem {priv}")

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import jwt
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -115,7 +114,7 @@ class KeyRing:
     def verify_keys(self) -> VerifyKeys:
         """The public halves, for checking what was signed with this ring (unusable keys are left out)."""
         def public(pem: bytes | None) -> bytes | None:
-            key = _load_private(pem) if pem is not None else None
+            key = keymaterial.load_private_key(pem) if pem is not None else None
             if key is None or isinstance(key, str):
                 return None
             return key.public_key().public_bytes(
@@ -193,19 +192,7 @@ def choose_signing_key(token: TokenSpec, spec: PxSecuritySpec, ring: KeyRing) ->
     return None
 
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-
-
-def _load_private(pem: bytes) -> PrivateKey | str:
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except TypeError:
-        return "is encrypted"
-    except (ValueError, UnsupportedAlgorithm):
-        return "is not a PEM private key"
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        return f"is a {type(key).__name__}, not an RSA or ECDSA key"
-    return key
+PrivateKey = keymaterial.PrivateKey
 
 
 def _signer(kind: str, ring: KeyRing) -> tuple[bytes | PrivateKey, str]:
@@ -215,7 +202,7 @@ def _signer(kind: str, ring: KeyRing) -> tuple[bytes | PrivateKey, str]:
         raise NoSigningKey(f"no {kind} key to sign with")
     if kind == SHARED_SECRET:
         return material, "HS256"
-    key = _load_private(material)
+    key = keymaterial.load_private_key(material)
     if isinstance(key, str):
         raise SigningError(f"the {kind} private key {key}")
     if kind == RSA:
@@ -257,7 +244,7 @@ def key_fingerprint(kind: str, ring: KeyRing) -> str:
         raise NoSigningKey(f"no {kind} key to fingerprint")
     if kind == SHARED_SECRET:
         return keymaterial.fingerprint({KEY_SHARED_SECRET: material})
-    key = _load_private(material)
+    key = keymaterial.load_private_key(material)
     if isinstance(key, str):
         raise SigningError(f"the {kind} private key {key}")
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
