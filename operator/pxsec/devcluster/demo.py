@@ -65,43 +65,52 @@ def run_demo(example: str = "self-signed-rsa-ecdsa.yaml", keep: bool = True, tim
         print(f"pxsec: error: no such example: {sample}", file=sys.stderr)
         return 2
     name = str(yaml.safe_load(sample.read_text())["metadata"]["name"])
-    operator: OperatorProcess | None = None
+    # Ctrl-C and SIGTERM unwind through the context managers below, which stop every process — also
+    # when started from a script that left SIGINT ignored, and during start-up, not only while waiting.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with _cluster() as cluster:
             _say("Installing crds/ and manifests/rbac …")
             cluster.install_crds(root)
             cluster.install_rbac(root)
             log = Path(tempfile.mkdtemp(prefix="pxsec-operator-")) / "operator.log"
-            operator = OperatorProcess(kubeconfig=cluster.service_account_kubeconfig(), log=log).start()
-            operator.wait_for_log("px-security-operator started")
-            _say(f"Operator running as system:serviceaccount:pxsec-system:px-security-operator (log: {log})")
-            cluster.kubectl("create", "namespace", DEMO_NAMESPACE, check=False)
-            cluster.kubectl("apply", "-n", DEMO_NAMESPACE, "-f", str(sample))
-            _say(f"Applied examples/{example} to namespace {DEMO_NAMESPACE}; waiting for Ready …")
-            ready = _wait_ready(cluster, name, timeout)
-            _say("")
-            _say(cluster.kubectl("get", "pxsec", "-n", DEMO_NAMESPACE, "-o", "wide").stdout.rstrip())
-            _say("")
-            secrets = cluster.kubectl(
-                "get", "secrets", "-n", DEMO_NAMESPACE, "-l", "app.kubernetes.io/managed-by=px-security-operator",
-                "-o", "jsonpath={range .items[*]}{.metadata.name}{'\\n'}{end}").stdout.split()
-            _say("Secrets made by the operator (names only): " + (", ".join(secrets) or "none"))
-            if not ready:
-                _say(cluster.kubectl("describe", "pxsecurity", name, "-n", DEMO_NAMESPACE).stdout)
-                print(f"pxsec: error: {name} did not become Ready within {timeout:.0f}s", file=sys.stderr)
-                return 1
-            _say("")
-            _say(f"Point your own kubectl at it:  export KUBECONFIG={cluster.kubeconfig}")
-            if keep:
-                _say("Running; press Ctrl-C to stop everything.")
-                signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-                with contextlib.suppress(KeyboardInterrupt):
-                    while operator.popen is not None and operator.popen.poll() is None:
-                        time.sleep(1)
-            return 0
+            operator = OperatorProcess(kubeconfig=cluster.service_account_kubeconfig(), log=log)
+            try:  # the operator stops before the control plane it talks to
+                operator.start()
+                return _show(cluster, operator, example, name, keep, timeout, log)
+            finally:
+                operator.stop()
     except (assets.AssetError, ControlPlaneError, KubectlError, TimeoutError, RuntimeError) as exc:
         print(f"pxsec: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
-    finally:
-        if operator is not None:
-            operator.stop()
+
+
+def _show(cluster: Cluster, operator: OperatorProcess, example: str, name: str, keep: bool, timeout: float,
+          log: Path) -> int:
+    operator.wait_for_log("px-security-operator started")
+    _say(f"Operator running as system:serviceaccount:pxsec-system:px-security-operator (log: {log})")
+    cluster.kubectl("create", "namespace", DEMO_NAMESPACE, check=False)
+    cluster.kubectl("apply", "-n", DEMO_NAMESPACE, "-f", str(project_root() / "examples" / example))
+    _say(f"Applied examples/{example} to namespace {DEMO_NAMESPACE}; waiting for Ready …")
+    ready = _wait_ready(cluster, name, timeout)
+    _say("")
+    _say(cluster.kubectl("get", "pxsec", "-n", DEMO_NAMESPACE, "-o", "wide").stdout.rstrip())
+    _say("")
+    secrets = cluster.kubectl(
+        "get", "secrets", "-n", DEMO_NAMESPACE, "-l", "app.kubernetes.io/managed-by=px-security-operator",
+        "-o", "jsonpath={range .items[*]}{.metadata.name}{'\\n'}{end}").stdout.split()
+    _say("Secrets made by the operator (names only): " + (", ".join(secrets) or "none"))
+    if not ready:
+        _say(cluster.kubectl("describe", "pxsecurity", name, "-n", DEMO_NAMESPACE).stdout)
+        print(f"pxsec: error: {name} did not become Ready within {timeout:.0f}s", file=sys.stderr)
+        return 1
+    _say("")
+    _say(f"Point your own kubectl at it:  export KUBECONFIG={cluster.kubeconfig}")
+    if keep:
+        _say("Running; press Ctrl-C to stop everything.")
+        with contextlib.suppress(KeyboardInterrupt):
+            while operator.popen is not None and operator.popen.poll() is None:
+                time.sleep(1)
+        _say("Stopping …")
+    return 0
