@@ -4,6 +4,8 @@ Secret's value is byte-for-byte unchanged."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
@@ -56,3 +58,13 @@ def test_system_secret_survives_operator_restart(cluster: Cluster, operator: Ope
     wait_ready(cluster, namespace, "px-cluster")
     assert secret_data(cluster, namespace, "px-system-secrets") == before
     assert secret_data(cluster, namespace, "px-shared-secret") == shared_before
+
+
+def test_manifests_build_and_pass_server_side_validation(cluster: Cluster, crds_installed: None) -> None:
+    """`kubectl apply -k manifests/` (CRD, RBAC, Deployment) as a user would, checked by the API server."""
+    root = Path(__file__).resolve().parents[2]
+    out = cluster.kubectl("apply", "--dry-run=server", "-k", str(root / "manifests")).stdout
+    for kind in ("customresourcedefinition.apiextensions.k8s.io/pxsecurities.pxsec.dev",
+                 "clusterrole.rbac.authorization.k8s.io/px-security-operator",
+                 "serviceaccount/px-security-operator", "deployment.apps/px-security-operator"):
+        assert kind in out
