@@ -135,11 +135,8 @@ class Gateway:
         assert meta is not None
         return Observed(
             name=name, data=data, labels=dict(meta.labels or {}), annotations=dict(meta.annotations or {}),
-            resource_version=str(meta.resource_version or ""))
-
-    def read_secret_metadata(self, namespace: str, name: str) -> dict[str, Any] | None:
-        secret = _or_none(lambda: self.core.read_namespaced_secret(name, namespace), f"get secret {name}")
-        return None if secret is None else cast(dict[str, Any], self.client.sanitize_for_serialization(secret.metadata))
+            resource_version=str(meta.resource_version or ""),
+            metadata=cast(dict[str, Any], self.client.sanitize_for_serialization(meta)))
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
                       annotations: Mapping[str, str]) -> None:

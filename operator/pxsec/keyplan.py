@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from pxsec import keymaterial
 from pxsec.spec import (
@@ -69,6 +70,9 @@ class Observed:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     resource_version: str = ""
+    # The full metadata as read (managedFields, ownerReferences), when this reflects a read; None for
+    # what a write just produced, so whoever needs the server's view reads it again.
+    metadata: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

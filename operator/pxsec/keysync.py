@@ -105,7 +105,7 @@ class KeySync:
                     f"Secret {req.name} ({req.purpose.value}) changed outside the operator: now revision "
                     f"{revision} ({fp[:19]}…); tokens signed with it are re-minted")))
             if plan.origin is Origin.GENERATED:
-                self._sync_metadata(ns, name, req, spec, owner)
+                self._sync_metadata(ns, name, req, spec, owner, observed)
             out.revisions[req.name] = revision
             out.data[req.name] = observed.data
             out.entries.append(self._entry(req, observed, plan.origin, revision, fingerprint=fp))
@@ -160,10 +160,10 @@ class KeySync:
         raise Conflict(f"Secret {req.name} kept changing while being reconciled", 409)
 
     def _sync_metadata(self, ns: str, cr_name: str, req: keyplan.Requirement, spec: PxSecuritySpec,
-                       owner: dict[str, Any] | None) -> None:
+                       owner: dict[str, Any] | None, observed: Observed) -> None:
         labels, annotations = keyplan.desired_metadata(
             cr_name, req.purpose.value, spec.secret_template.labels, spec.secret_template.annotations)
-        sync_metadata(self.gw, ns, req.name, labels, annotations, [owner] if owner else [])
+        sync_metadata(self.gw, ns, req.name, labels, annotations, [owner] if owner else [], observed)
 
     @staticmethod
     def _entry(req: keyplan.Requirement, observed: Observed, origin: Origin, revision: int,
@@ -179,12 +179,15 @@ class KeySync:
 
 
 def sync_metadata(gw: Gateway, ns: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],
-                  owners: list[dict[str, Any]]) -> None:
+                  owners: list[dict[str, Any]], observed: Observed | None = None) -> None:
     """Make a generated Secret's labels, annotations and owner references exactly what the spec asks,
-    removing what an earlier template applied and no longer does — writing only when something differs."""
-    meta = gw.read_secret_metadata(ns, name)
-    if meta is None:
+    removing what an earlier template applied and no longer does — writing only when something differs.
+    `observed` saves a read when it came from one; after a write the Secret is read again."""
+    if observed is None or observed.metadata is None:
+        observed = gw.read_secret(ns, name)
+    if observed is None or observed.metadata is None:
         return
+    meta = observed.metadata
     own_labels, own_annotations, own_owners = owned_metadata_keys(meta.get("managedFields"), METADATA_MANAGER)
     current_labels = meta.get("labels") or {}
     current_annotations = meta.get("annotations") or {}

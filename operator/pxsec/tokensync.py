@@ -87,7 +87,7 @@ class TokenSync:
                 expires = dt.datetime.fromtimestamp(int(decoded.claims["exp"]), dt.UTC)
                 issued = dt.datetime.fromtimestamp(int(decoded.claims["iat"]), dt.UTC) + tokens.CLOCK_SKEW
                 renewal = tokens.renewal_time(issued, expires)
-                sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners)
+                sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners, observed)
                 return self._entry(token, expires, renewal, kind), renewal
             minted = tokens.mint(token, spec, ring, now)
             data = {KEY_AUTH_TOKEN: minted.token.encode("ascii")}
