@@ -80,7 +80,6 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # kopf's own k8s Events: only problems
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.persistence.finalizer = "pxsec.dev/unused-finalizer"  # never added: no change handlers
     _runtime = Runtime(Reconciler(Gateway()), workers=4)
     _runtime.queue.start()
     logger.info("px-security-operator started")

@@ -45,7 +45,13 @@ def test_system_secret_survives_operator_restart(cluster: Cluster, operator: Ope
             "spec": {"selfSigned": {"issuer": "operator.portworx.io", "sharedSecret": {}}},
         },
     )
-    wait_ready(cluster, namespace, "px-cluster")
+    obj = wait_ready(cluster, namespace, "px-cluster")
+    # GitOps: the operator leaves no finalizer, no kopf bookkeeping and no spec change on the object.
+    assert not obj["metadata"].get("finalizers")
+    assert not [a for a in obj["metadata"].get("annotations") or {} if "kopf" in a]
+    assert "kopf" not in obj["status"]
+    ours = [m for m in obj["metadata"]["managedFields"] if m["manager"].startswith("px-security-operator")]
+    assert ours and all(m.get("subresource") == "status" for m in ours)  # status only, never spec
     before = secret_data(cluster, namespace, "px-system-secrets")
     assert set(before) == {"system-secret", "apps-secret"}
     for value in before.values():
