@@ -143,22 +143,21 @@ def _is_https(url: str) -> bool:
 
 
 def check_ca(ca_pem: bytes) -> str | None:
-    """None when `ca_pem` holds at least one PEM certificate, else why not.
+    """None when `ca_pem` holds at least one PEM certificate, else why not, as a predicate ("is empty").
 
     Checked before any connection so that an empty key or a pasted private key is reported as such,
-    rather than as the puzzling TLS failure it would cause.
+    rather than as the puzzling TLS failure it would cause. The caller names the bundle.
     """
     if not ca_pem.strip():
-        return "the CA bundle in spec.oidc.certificateAuthority is empty"
+        return "is empty"
     if b"-----BEGIN CERTIFICATE-----" not in ca_pem:
-        return ("the CA bundle in spec.oidc.certificateAuthority holds no PEM certificate "
-                "(expected -----BEGIN CERTIFICATE----- blocks)")
+        return "holds no PEM certificate (expected -----BEGIN CERTIFICATE----- blocks)"
     try:
         certs = x509.load_pem_x509_certificates(ca_pem)
     except ValueError:
-        return "the CA bundle in spec.oidc.certificateAuthority holds a PEM certificate that cannot be parsed"
+        return "holds a PEM certificate that cannot be parsed"
     if not certs:
-        return "the CA bundle in spec.oidc.certificateAuthority holds no PEM certificate"
+        return "holds no PEM certificate"
     return None
 
 
@@ -190,7 +189,7 @@ def ca_bundle(config_map: Mapping[str, Any] | None, ref: CARef, namespace: str) 
                                            f"keys found: {found})")
     problem = check_ca(raw)
     if problem is not None:
-        return CAProblem(STAGE_CA, f"{where} key {ref.key}: {problem.removeprefix('the ')}")
+        return CAProblem(STAGE_CA, f"{where} key {ref.key} (spec.oidc.certificateAuthority) {problem}")
     return raw
 
 

@@ -163,12 +163,13 @@ class Prober:
         if ca_pem is not None:
             problem = oidc.check_ca(ca_pem)
             if problem is not None:
-                return oidc.judge(issuer, None, None, now, error=problem, stage=oidc.STAGE_CA)
+                return oidc.judge(issuer, None, None, now, stage=oidc.STAGE_CA,
+                                  error=f"the CA bundle from spec.oidc.certificateAuthority {problem}")
         try:
             context = self._context(ca_pem)
         except (ssl.SSLError, ValueError) as exc:
             return oidc.judge(issuer, None, None, now, stage=oidc.STAGE_CA,
-                              error=f"the CA bundle in spec.oidc.certificateAuthority cannot be loaded "
+                              error=f"the CA bundle from spec.oidc.certificateAuthority cannot be loaded "
                                     f"({_ssl_reason(exc)})")
         opener = self._opener(context)
         hint = ("is spec.oidc.certificateAuthority set?" if ca_pem is None

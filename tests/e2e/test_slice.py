@@ -10,6 +10,7 @@ import pytest
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.e2e.conftest import apply, secret_data, wait_ready
+from tests.helpers import get_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
 
@@ -50,7 +51,8 @@ def test_system_secret_survives_operator_restart(cluster: Cluster, operator: Ope
     assert not obj["metadata"].get("finalizers")
     assert not [a for a in obj["metadata"].get("annotations") or {} if "kopf" in a]
     assert "kopf" not in obj["status"]
-    ours = [m for m in obj["metadata"]["managedFields"] if m["manager"].startswith("px-security-operator")]
+    managed = get_json(cluster, "pxsecurity", "px-cluster", "-n", namespace, "--show-managed-fields")
+    ours = [m for m in managed["metadata"]["managedFields"] if m["manager"].startswith("px-security-operator")]
     assert ours and all(m.get("subresource") == "status" for m in ours)  # status only, never spec
     before = secret_data(cluster, namespace, "px-system-secrets")
     assert set(before) == {"system-secret", "apps-secret"}
