@@ -97,7 +97,7 @@ class _Server(http.server.ThreadingHTTPServer):
             self.provider._record_handshake_failure()
             return
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            _Handler(tls, client_address, self)
         finally:
             tls.close()
 

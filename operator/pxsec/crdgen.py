@@ -133,7 +133,9 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                 "jwksHash": _s("sha256:<hex> of the JWKS, to see when the provider rotated its keys.", 128),
                 "algorithms": {
                     "type": "array",
-                    "description": "Signing algorithms the provider announces (id_token_signing_alg_values_supported).",
+                    "description": "Signing algorithms Portworx can verify for this provider: the RS, ES and PS "
+                    "algorithms it announces (id_token_signing_alg_values_supported), or RS256 when it announces "
+                    "none (as go-oidc assumes).",
                     "maxItems": 32,
                     "items": {"type": "string", "maxLength": 32},
                 },

@@ -34,6 +34,9 @@ from datetime import datetime, timedelta
 from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from pxsec import oidc
 
 FRESH_AFTER_SUCCESS: Final = timedelta(minutes=10)
@@ -191,10 +194,15 @@ class Prober:
 
     @staticmethod
     def _context(ca_pem: bytes | None) -> ssl.SSLContext:
-        """System trust, or only the given bundle (create_default_context loads no defaults then)."""
+        """System trust, or only the given bundle (create_default_context loads no defaults then).
+
+        The certificates are handed over as DER, re-encoded by `cryptography`: bundles often carry
+        UTF-8 comments between the PEM blocks, which `cadata` as text would refuse.
+        """
         if ca_pem is None:
             return ssl.create_default_context()
-        return ssl.create_default_context(cadata=ca_pem.decode("ascii"))
+        certs = x509.load_pem_x509_certificates(ca_pem)
+        return ssl.create_default_context(cadata=b"".join(c.public_bytes(serialization.Encoding.DER) for c in certs))
 
     def _opener(self, context: ssl.SSLContext) -> urllib.request.OpenerDirector:
         proxy = urllib.request.ProxyHandler() if self.proxies is None else urllib.request.ProxyHandler(self.proxies)

@@ -22,12 +22,19 @@ from pxsec.spec import PxSecuritySpec
 STORAGECLUSTER_APPLIED = conditions.STORAGECLUSTER_APPLIED
 
 
+# While waiting for a StorageCluster, look again this often even without a watch event: the
+# StorageCluster CRD may be installed after the operator started, and watching a kind that did not
+# exist yet depends on kopf noticing the new CRD first.
+WAITING_RECHECK = 30.0
+
+
 @dataclass
 class ParamsOutcome:
     configmap: str = ""
     hash: str = ""
     conditions: list[Condition] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    recheck_after: float | None = None
 
 
 def storagecluster_name(spec: PxSecuritySpec, cr_name: str) -> str:
@@ -76,6 +83,7 @@ class ParamSync:
         for _attempt in range(3):
             existing = self.gw.read_storagecluster(ns, sc_name)
             if existing is None:
+                out.recheck_after = WAITING_RECHECK
                 return conditions.false(
                     STORAGECLUSTER_APPLIED, "WaitingForStorageCluster",
                     f"StorageCluster {sc_name} does not exist yet; the settings are applied when it appears")

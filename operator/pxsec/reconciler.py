@@ -17,6 +17,7 @@ from pxsec import conditions, keyplan
 from pxsec.conditions import Condition
 from pxsec.gateway import Gateway, NamespaceTerminating
 from pxsec.keysync import Event, KeySync, cr_ref
+from pxsec.oidcsync import OIDCSync
 from pxsec.paramsync import ParamSync, storagecluster_name
 from pxsec.render import configmap_name
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
@@ -76,6 +77,7 @@ class Reconciler:
         self.keys = KeySync(gateway)
         self.tokens = TokenSync(gateway)
         self.params = ParamSync(gateway)
+        self.oidc = OIDCSync(gateway)  # one prober (and its cache) for every resource
 
     def reconcile(self, key: Key) -> Result:
         namespace, name = key
@@ -98,11 +100,13 @@ class Reconciler:
             keys = self.keys.run(cr, spec)
             minted = self.tokens.run(cr, spec, keys.data, now)
             params = self.params.run(cr, spec)
+            probed = self.oidc.run(cr, spec, now)
         except NamespaceTerminating:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
             return Result(Outcome())
         events += keys.events + minted.events + params.events
-        components: list[Condition] = [c for c in (keys.condition, minted.condition) if c is not None]
+        components: list[Condition] = [
+            c for c in (keys.condition, probed.condition, minted.condition) if c is not None]
         components += params.conditions
         ready = conditions.ready(components)
         status: dict[str, Any] = {
@@ -112,11 +116,13 @@ class Reconciler:
             "tokens": minted.entries,
             "nextRenewal": rfc3339(minted.next_renewal) if minted.next_renewal else None,
             "parameters": {"configMapName": params.configmap, "hash": params.hash},
+            "oidc": probed.status,
         }
         self._write_status(cr, status, [ready, *components], old_status, events)
-        requeue = None
-        if minted.next_renewal is not None:
-            requeue = max(1.0, (minted.next_renewal - now).total_seconds())
+        due = [t for t in (minted.next_renewal, probed.next_probe) if t is not None]
+        if params.recheck_after is not None:
+            due.append(now + dt.timedelta(seconds=params.recheck_after))
+        requeue = max(1.0, (min(due) - now).total_seconds()) if due else None
         return Result(Outcome(requeue_after=requeue), dependencies_of(namespace, name, spec))
 
     def _write_status(self, cr: Mapping[str, Any], fields: dict[str, Any], conds: list[Condition],

@@ -13,6 +13,7 @@ import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.helpers import get_json, wait_for
+from tests.oidc_provider import OIDCProvider
 
 
 def secret_values(cluster: Cluster, namespace: str) -> dict[str, bytes]:
@@ -57,6 +58,24 @@ def assert_no_leaks(cluster: Cluster, namespace: str, operator_log: str) -> None
 def leak_check(cluster: Cluster, operator: OperatorProcess, namespace: str) -> Iterator[None]:
     yield
     assert_no_leaks(cluster, namespace, operator.output())
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OIDCProvider]:
+    """A real OIDC provider on loopback (HTTPS, its own CA), reachable by the operator under test."""
+    with OIDCProvider() as provider:
+        yield provider
+
+
+def install_ca(cluster: Cluster, namespace: str, provider: OIDCProvider, name: str = "oidc-ca") -> None:
+    cluster.kubectl("create", "configmap", name, "-n", namespace, f"--from-literal=ca.crt={provider.ca_pem.decode()}")
+
+
+def oidc_spec(provider: OIDCProvider, ca: str | None = "oidc-ca") -> dict[str, Any]:
+    spec: dict[str, Any] = {"issuer": provider.issuer, "clientID": "portworx"}
+    if ca:
+        spec["certificateAuthority"] = {"configMapRef": {"name": ca, "key": "ca.crt"}}
+    return spec
 
 
 def apply(cluster: Cluster, namespace: str, doc: dict[str, Any] | str) -> None:

@@ -15,10 +15,11 @@ import yaml
 
 from pxsec import render
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
-from tests.e2e.conftest import apply, condition, pxsec, wait_ready
+from tests.e2e.conftest import apply, condition, install_ca, oidc_spec, pxsec, wait_ready
 from tests.helpers import get_json, wait_for
+from tests.oidc_provider import OIDCProvider
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check", "storagecluster_crd")]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd", "leak_check")]
 
 EXAMPLES = sorted((project_root() / "examples").glob("*.yaml"))
 USER_ENV = {"name": "USER_SETTING", "value": "keep-me"}
@@ -81,13 +82,14 @@ def test_deleted_configmap_is_rendered_again(cluster: Cluster, operator: Operato
     wait_for(lambda: configmap(cluster, namespace, name).get("data") == before, 60, what="ConfigMap re-rendered")
 
 
-def _apply_spec(storage_cluster: str = "px-cluster") -> dict[str, Any]:
+def _apply_spec(cluster: Cluster, namespace: str, provider: OIDCProvider) -> dict[str, Any]:
+    install_ca(cluster, namespace, provider)
     return {
         "apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "px-sec"},
         "spec": {
-            "storageCluster": {"name": storage_cluster, "apply": True},
+            "storageCluster": {"name": "px-cluster", "apply": True},
             "usernameClaim": "email",
-            "oidc": {"issuer": "https://login.example.com/realms/px", "clientID": "portworx"},
+            "oidc": oidc_spec(provider),
             "selfSigned": {"issuer": "operator.portworx.io", "sharedSecret": {},
                            "ecdsa": {"secretName": "px-jwt-ecdsa"}},
         },
@@ -95,15 +97,15 @@ def _apply_spec(storage_cluster: str = "px-cluster") -> dict[str, Any]:
 
 
 def test_apply_merges_into_the_users_storagecluster(cluster: Cluster, operator: OperatorProcess,
-                                                    namespace: str) -> None:
+                                                    namespace: str, oidc_provider: OIDCProvider) -> None:
     cluster.kubectl("apply", "-f", "-", input=storagecluster(namespace))
-    doc = _apply_spec()
+    doc = _apply_spec(cluster, namespace, oidc_provider)
     apply(cluster, namespace, doc)
     wait_condition(cluster, namespace, "px-sec", "StorageClusterApplied", "Applied")
     wait_ready(cluster, namespace, "px-sec")
     env = sc_env(cluster, namespace)
     assert env["USER_SETTING"] == USER_ENV  # the user's entry survives
-    assert env["PORTWORX_AUTH_OIDC_ISSUER"]["value"] == "https://login.example.com/realms/px"
+    assert env["PORTWORX_AUTH_OIDC_ISSUER"]["value"] == oidc_provider.issuer
     assert env["PORTWORX_AUTH_USERNAME_CLAIM"]["value"] == "email"
     assert env["PORTWORX_AUTH_JWT_ECDS_PUBKEY"]["value"].startswith("/etc/pwx/")
     sc = get_json(cluster, "storagecluster", "px-cluster", "-n", namespace)
@@ -124,10 +126,10 @@ def test_apply_merges_into_the_users_storagecluster(cluster: Cluster, operator: 
 
 
 def test_conflicting_value_is_reported_not_forced(cluster: Cluster, operator: OperatorProcess,
-                                                  namespace: str) -> None:
+                                                  namespace: str, oidc_provider: OIDCProvider) -> None:
     theirs = {"name": "PORTWORX_AUTH_USERNAME_CLAIM", "value": "name"}
     cluster.kubectl("apply", "-f", "-", input=storagecluster(namespace, env=[dict(USER_ENV), theirs]))
-    apply(cluster, namespace, _apply_spec())
+    apply(cluster, namespace, _apply_spec(cluster, namespace, oidc_provider))
     cond = wait_condition(cluster, namespace, "px-sec", "StorageClusterApplied", "Conflict")
     assert cond["status"] == "False" and "PORTWORX_AUTH_USERNAME_CLAIM" in cond["message"]
     assert condition(pxsec(cluster, namespace, "px-sec"), "Ready")["status"] == "False"
@@ -136,8 +138,9 @@ def test_conflicting_value_is_reported_not_forced(cluster: Cluster, operator: Op
     assert "PORTWORX_AUTH_OIDC_ISSUER" in env  # the rest still went through
 
 
-def test_late_storagecluster_is_picked_up(cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
-    apply(cluster, namespace, _apply_spec())
+def test_late_storagecluster_is_picked_up(cluster: Cluster, operator: OperatorProcess, namespace: str,
+                                          oidc_provider: OIDCProvider) -> None:
+    apply(cluster, namespace, _apply_spec(cluster, namespace, oidc_provider))
     cond = wait_condition(cluster, namespace, "px-sec", "StorageClusterApplied", "WaitingForStorageCluster")
     assert cond["status"] == "False"
     assert condition(pxsec(cluster, namespace, "px-sec"), "Ready")["status"] == "False"
