@@ -25,21 +25,6 @@ NOW = datetime.datetime(2030, 5, 17, 12, 0, 0, tzinfo=UTC)
 ISSUER = "operator.portworx.io"
 
 
-@pytest.fixture(scope="module")
-def secret() -> bytes:
-    return keymaterial.generate_shared_secret().encode("ascii")
-
-
-@pytest.fixture(scope="module")
-def rsa_pair() -> tuple[bytes, bytes]:
-    return keymaterial.generate_rsa(2048)
-
-
-@pytest.fixture(scope="module")
-def ec_pairs() -> dict[str, tuple[bytes, bytes]]:
-    return {curve: keymaterial.generate_ecdsa(curve) for curve in ("P-256", "P-384", "P-521")}
-
-
 def make_spec(*, shared: bool = True, rsa: bool = True, ecdsa: str | None = "P-256", lifetime: str = "24h",
               issuer: str = ISSUER, tokens_: list[dict[str, Any]] | None = None) -> PxSecuritySpec:
     self_signed: dict[str, Any] = {"issuer": issuer, "tokenLifetime": lifetime}

@@ -36,16 +36,6 @@ NS = "https://portworx.example.com/"
 
 
 @pytest.fixture(scope="module")
-def secret() -> bytes:
-    return keymaterial.generate_shared_secret().encode("ascii")
-
-
-@pytest.fixture(scope="module")
-def rsa_pair() -> tuple[bytes, bytes]:
-    return keymaterial.generate_rsa(2048)
-
-
-@pytest.fixture(scope="module")
 def other_rsa() -> tuple[bytes, bytes]:
     return keymaterial.generate_rsa(2048)
 
