@@ -10,6 +10,7 @@ collector). kopf keeps doing what it is best at: login, watch streams with recon
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import defaultdict
 from typing import Any
@@ -30,6 +31,7 @@ class Runtime:
     def __init__(self, reconciler: Reconciler, workers: int) -> None:
         self.reconciler = reconciler
         self.watchers: dict[Dependency, set[Key]] = defaultdict(set)
+        self._deps_of: dict[Key, set[Dependency]] = {}
         self._lock = threading.Lock()  # reconciles update it in worker threads; events read it on the loop
         self._seen: set[Key] = set()
         self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=workers)
@@ -37,10 +39,14 @@ class Runtime:
     def _reconcile(self, key: Key) -> Outcome:
         result = self.reconciler.reconcile(key)
         with self._lock:
-            for keys in self.watchers.values():
-                keys.discard(key)
+            for dep in self._deps_of.pop(key, set()) - result.dependencies:
+                self.watchers[dep].discard(key)
+                if not self.watchers[dep]:
+                    del self.watchers[dep]
             for dep in result.dependencies:
                 self.watchers[dep].add(key)
+            if result.dependencies:
+                self._deps_of[key] = set(result.dependencies)
             first = key not in self._seen
             self._seen.add(key)
         if first:
@@ -67,8 +73,6 @@ def runtime() -> Runtime:
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a pod: the ServiceAccount; elsewhere: $KUBECONFIG — with kopf's own parsers, no client magic."""
-    import os
-
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
         return kopf.login_with_service_account(**kwargs)
     return kopf.login_with_kubeconfig(**kwargs)

@@ -1,0 +1,57 @@
+"""Which Secret/ConfigMap/StorageCluster events wake which PxSecurity: the bookkeeping follows each
+reconcile's dependencies and forgets a resource that is gone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pxsec.handlers import Runtime
+from pxsec.reconciler import Dependency, Key, Result
+from pxsec.workqueue import Outcome
+
+
+class ScriptedReconciler:
+    """Returns the dependencies a test sets; the real reconcile is exercised by the e2e tests."""
+
+    def __init__(self) -> None:
+        self.deps: dict[Key, set[Dependency]] = {}
+
+    def reconcile(self, key: Key) -> Result:
+        return Result(Outcome(), set(self.deps.get(key, set())))
+
+
+def queued(runtime: Runtime) -> list[Any]:
+    return sorted(runtime.queue._queued)
+
+
+def test_events_wake_only_the_resources_that_depend_on_the_object() -> None:
+    rec = ScriptedReconciler()
+    runtime = Runtime(rec, workers=1)  # type: ignore[arg-type]
+    a, b = ("ns", "a"), ("ns", "b")
+    rec.deps = {a: {("Secret", "ns", "shared")}, b: {("Secret", "ns", "shared"), ("ConfigMap", "ns", "ca")}}
+    runtime._reconcile(a)
+    runtime._reconcile(b)
+    runtime.wake("Secret", "ns", "shared")
+    assert queued(runtime) == [a, b]
+    runtime.queue._queued.clear()
+    runtime.wake("ConfigMap", "ns", "ca")
+    assert queued(runtime) == [b]
+    runtime.queue._queued.clear()
+    runtime.wake("Secret", "other", "shared")
+    assert queued(runtime) == []
+
+
+def test_dependencies_follow_the_latest_reconcile_and_vanish_with_the_resource() -> None:
+    rec = ScriptedReconciler()
+    runtime = Runtime(rec, workers=1)  # type: ignore[arg-type]
+    a = ("ns", "a")
+    rec.deps = {a: {("Secret", "ns", "old")}}
+    runtime._reconcile(a)
+    rec.deps = {a: {("Secret", "ns", "new")}}
+    runtime._reconcile(a)
+    runtime.wake("Secret", "ns", "old")
+    assert queued(runtime) == []
+    rec.deps = {}  # the resource was deleted: its reconcile reports no dependencies
+    runtime._reconcile(a)
+    runtime.wake("Secret", "ns", "new")
+    assert queued(runtime) == [] and runtime.watchers == {}
