@@ -18,18 +18,13 @@ from typing import Any, Final, TextIO
 import yaml
 
 from pxsec.cliparse import InputError, read_input
+from pxsec.crdschema import SPEC_SCHEMA
 from pxsec.render import FORMATS, TARGETS, render_text
 from pxsec.spec import SpecError, parse_spec
 
 # The validator's loader resolves scalars as kubectl does (`y` is a boolean, dates stay strings); the
 # document rendered must be the document judged, so it is read with the very same loader.
-from pxsec.validation import (
-    SPEC_SCHEMA,
-    _JSONishLoader,
-    apply_defaults,
-    is_pxsecurity,
-    validate_document,
-)
+from pxsec.validation import apply_defaults, is_pxsecurity, load_documents, validate_document
 
 EXIT_OK: Final = 0
 EXIT_INVALID: Final = 1
@@ -39,7 +34,7 @@ EXIT_UNREADABLE: Final = 2
 def first_pxsecurity(text: str) -> tuple[int, dict[str, Any]] | None:
     """(index from 1, document) of the first PxSecurity in a YAML stream; later documents are not
     parsed, so a broken document after it does not matter."""
-    for index, doc in enumerate(yaml.load_all(text, Loader=_JSONishLoader), start=1):
+    for index, doc in enumerate(load_documents(text), start=1):
         if doc is not None and is_pxsecurity(doc):
             return index, doc
     return None

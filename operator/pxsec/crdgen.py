@@ -1,4 +1,4 @@
-"""Build the PxSecurity CustomResourceDefinition from the schema and rule table in `pxsec.validation`.
+"""Build the PxSecurity CustomResourceDefinition from `pxsec.crdschema` and the rules in `pxsec.celrules`.
 
 `crds/pxsecurity.yaml` is generated, never edited: the unit tests fail when it differs from what this
 module produces, so the CRD the API server enforces and the offline validator cannot drift apart.
@@ -6,8 +6,9 @@ Regenerate it with
 
     python -m pxsec.crdgen --output crds/pxsecurity.yaml
 
-`spec` (and every rule on it) comes from `pxsec.validation`; this module adds what only the CRD needs:
-the status schema the operator writes, the printer columns `kubectl get pxsec` shows, and the envelope.
+`spec` is `pxsec.crdschema`'s schema with every rule of `pxsec.celrules` attached; this module adds what
+only the CRD needs: the status schema the operator writes, the printer columns `kubectl get pxsec` shows,
+and the envelope.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from typing import Any, Final
 
 import yaml
 
+from pxsec.celrules import spec_schema_with_rules
+from pxsec.crdschema import MAX_NAME
 from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
-from pxsec.validation import MAX_NAME, spec_schema_with_rules
 
 CRD_NAME: Final = f"{PLURAL}.{API_GROUP}"
 SHORT_NAME: Final = "pxsec"
 CATEGORY: Final = "portworx"
 HEADER: Final = (
-    "# Generated from operator/pxsec/validation.py and operator/pxsec/crdgen.py. Do not edit:\n"
+    "# Generated from operator/pxsec/crdschema.py, celrules.py and crdgen.py. Do not edit:\n"
     "# change those and run `python -m pxsec.crdgen --output crds/pxsecurity.yaml`.\n"
 )
 

@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from pxsec import spec as spec_module
+from pxsec.celrules import RULES, location_steps, schema_at
 from pxsec.crdgen import build_crd, crd_yaml, main
-from pxsec.validation import RULES, SPEC_SCHEMA, apply_defaults, check_document, location_steps, schema_at
+from pxsec.crdschema import SPEC_SCHEMA
+from pxsec.validation import apply_defaults, check_document
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "pxsecurity.yaml"

@@ -21,6 +21,7 @@ import yaml
 
 from pxsec import keyplan
 from pxsec.cli_render import defaulted_spec, first_pxsecurity
+from pxsec.crdschema import SPEC_SCHEMA
 from pxsec.render import (
     APPS_ISSUER,
     TARGETS,
@@ -31,7 +32,7 @@ from pxsec.render import (
     render_text,
 )
 from pxsec.spec import PxSecuritySpec, parse_spec
-from pxsec.validation import SPEC_SCHEMA, apply_defaults
+from pxsec.validation import apply_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

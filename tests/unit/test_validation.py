@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
+from pxsec.celrules import RULES
 from pxsec.cli_validate import run_validate
+from pxsec.crdschema import SPEC_SCHEMA
 from pxsec.spec import parse_spec
 from pxsec.validation import (
     DUPLICATE,
-    RULES,
     RULES_SKIPPED,
-    SPEC_SCHEMA,
     apply_defaults,
     check_document,
     validate_document,

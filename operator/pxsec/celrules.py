@@ -1,0 +1,369 @@
+"""The rules on a PxSecurity that its schema cannot express, each written twice: in CEL and in Python.
+
+Validation has to happen where the user meets it first — `kubectl apply`, Argo CD, Flux — so the rules
+ship inside the CRD as CEL (`x-kubernetes-validations`), and the API server rejects a bad object before
+the operator ever sees it. The same rules must also run offline (`pxsec validate -f cr.yaml` in a GitOps
+pipeline, no cluster at hand), with the same verdict and the same words. Two copies of the rules would
+drift, so there is exactly one table: each row of `RULES` carries the CEL expression and message
+emitted into the CRD *and* a Python predicate implementing the same check, so the offline validator
+(`pxsec.validation`) never needs a CEL interpreter. Every row has a case in `tests/cases/invalid.yaml`,
+and the e2e admission test proves the API server and `pxsec.validation` reject each case with the same
+message.
+
+`spec_schema_with_rules()` attaches each rule's CEL where it belongs in `pxsec.crdschema.SPEC_SCHEMA`:
+the `spec` that `pxsec.crdgen` puts into the CRD.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
+
+from pxsec.crdschema import (
+    CONFIGMAP_KEY,
+    DNS1123_SUBDOMAIN,
+    HTTPS_URL_NO_QUERY,
+    LABEL_VALUE,
+    QUALIFIED_KEY,
+    QUALIFIED_KEY_MAX,
+    SPEC_SCHEMA,
+    TOKEN_LIFETIME,
+)
+from pxsec.spec import DEFAULT_SELF_SIGNED_ISSUER, DEFAULT_SHARED_SECRET, DEFAULT_SYSTEM_SECRET
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validation rule, in both languages.
+
+    `location` is where in the schema the rule is attached: dotted property names, `[*]` for the items
+    of a list or the values of a map (e.g. `spec.tokens[*].secretName`). `cel` and `check` must agree:
+    `check` receives the same value CEL sees as `self` (after defaulting) and returns True when valid.
+    `field_path` (CEL `fieldPath`, relative to `location`) is where the API server reports a failure.
+    """
+
+    id: str
+    location: str
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field_path: str | None = None
+
+    def to_crd(self) -> dict[str, str]:
+        """The `x-kubernetes-validations` entry for the CRD."""
+        entry = {"rule": self.cel, "message": self.message}
+        if self.field_path:
+            entry["fieldPath"] = self.field_path
+        return entry
+
+
+def _cel_str(value: str) -> str:
+    """A CEL single-quoted string literal holding exactly `value`."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    # RE2's `$` (without the m flag) matches only at the very end; Python's also before a final "\n".
+    python = pattern[:-1] + r"\Z" if pattern.endswith("$") else pattern
+    return re.compile(python)
+
+
+def re2_search(pattern: str, value: str) -> bool:
+    """What CEL's `value.matches(pattern)` returns: an unanchored RE2 search."""
+    return _compiled(pattern).search(value) is not None
+
+
+def _matches(pattern: str) -> tuple[str, Callable[[Any], bool]]:
+    """The CEL expression and the predicate for "self matches `pattern`"."""
+    return f"self.matches({_cel_str(pattern)})", lambda value: re2_search(pattern, value)
+
+
+_DNS_HINT: Final = (
+    "a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+)
+
+
+def _dns_rule(rule_id: str, location: str, what: str) -> Rule:
+    cel, check = _matches(DNS1123_SUBDOMAIN)
+    where = location.replace("[*]", "[]")
+    return Rule(rule_id, location, cel, f"{where} must be a valid {what} name ({_DNS_HINT})", check)
+
+
+def _get(obj: Mapping[str, Any], *keys: str) -> Any:
+    """obj[k1][k2]... or None when a step is missing (CEL's `has()` chain)."""
+    value: Any = obj
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _key_secret_names(spec: Mapping[str, Any]) -> list[str]:
+    """Names of the Secrets holding the self-signed keys that are configured."""
+    self_signed = spec.get("selfSigned")
+    if not isinstance(self_signed, Mapping):
+        return []
+    return [
+        self_signed[key]["secretName"]
+        for key in ("sharedSecret", "rsa", "ecdsa")
+        if isinstance(self_signed.get(key), Mapping)
+    ]
+
+
+def _self_signed_names_distinct(self_signed: Mapping[str, Any]) -> bool:
+    names = _key_secret_names({"selfSigned": self_signed})
+    return len(names) == len(set(names))
+
+
+def _system_name_distinct(spec: Mapping[str, Any]) -> bool:
+    return spec["system"]["secretName"] not in _key_secret_names(spec)
+
+
+def _token_names_distinct_from_keys(spec: Mapping[str, Any]) -> bool:
+    reserved = {spec["system"]["secretName"], *_key_secret_names(spec)}
+    return all(token["secretName"] not in reserved for token in spec.get("tokens", []))
+
+
+def _token_signing_keys_configured(spec: Mapping[str, Any]) -> bool:
+    field_of = {"SharedSecret": "sharedSecret", "RSA": "rsa", "ECDSA": "ecdsa"}
+    return all(
+        "signingKey" not in token or _get(spec, "selfSigned", field_of[token["signingKey"]]) is not None
+        for token in spec.get("tokens", [])
+    )
+
+
+def _token_names_unique(tokens: list[Mapping[str, Any]]) -> bool:
+    names = [token["secretName"] for token in tokens]
+    return len(names) == len(set(names))
+
+
+def _qualified_keys(mapping: Mapping[str, Any]) -> bool:
+    return all(len(key) <= QUALIFIED_KEY_MAX and re2_search(QUALIFIED_KEY, key) for key in mapping)
+
+
+_HTTPS_CEL, _HTTPS_CHECK = _matches(HTTPS_URL_NO_QUERY)
+_LIFETIME_CEL, _LIFETIME_CHECK = _matches(TOKEN_LIFETIME)
+_CM_KEY_CEL, _CM_KEY_CHECK = _matches(CONFIGMAP_KEY)
+_LABEL_VALUE_CEL, _LABEL_VALUE_CHECK = _matches(LABEL_VALUE)
+_QUALIFIED_KEYS_CEL: Final = f"self.all(k, k.size() <= {QUALIFIED_KEY_MAX} && k.matches({_cel_str(QUALIFIED_KEY)}))"
+
+# The key Secrets that are configured, as CEL conditions "<name> != x" joined by &&.
+_CEL_NOT_A_KEY_SECRET: Final = (
+    "(!has(self.selfSigned) || ("
+    "(!has(self.selfSigned.sharedSecret) || self.selfSigned.sharedSecret.secretName != {x}) && "
+    "(!has(self.selfSigned.rsa) || self.selfSigned.rsa.secretName != {x}) && "
+    "(!has(self.selfSigned.ecdsa) || self.selfSigned.ecdsa.secretName != {x})))"
+)
+
+RULES: Final[tuple[Rule, ...]] = (
+    Rule(
+        "spec-token-source",
+        "spec",
+        "has(self.oidc) || has(self.selfSigned)",
+        "spec needs at least one token source: set spec.oidc, spec.selfSigned, or both",
+        lambda spec: "oidc" in spec or "selfSigned" in spec,
+    ),
+    _dns_rule("storage-cluster-name", "spec.storageCluster.name", "StorageCluster"),
+    Rule(
+        "storage-cluster-apply-needs-name",
+        "spec.storageCluster",
+        "!self.apply || has(self.name)",
+        "spec.storageCluster.name is required when spec.storageCluster.apply is true: it names the "
+        "StorageCluster the settings are merged into",
+        lambda sc: not sc["apply"] or "name" in sc,
+        field_path=".name",
+    ),
+    _dns_rule("system-secret-name", "spec.system.secretName", "Secret"),
+    Rule(
+        "system-secret-distinct",
+        "spec",
+        _CEL_NOT_A_KEY_SECRET.format(x="self.system.secretName"),
+        "spec.system.secretName must differ from the Secrets of the spec.selfSigned keys (defaults: "
+        f"system {DEFAULT_SYSTEM_SECRET}, sharedSecret {DEFAULT_SHARED_SECRET}): each Secret has one "
+        "purpose",
+        _system_name_distinct,
+        field_path=".system.secretName",
+    ),
+    Rule(
+        "oidc-issuer-https",
+        "spec.oidc.issuer",
+        _HTTPS_CEL,
+        "spec.oidc.issuer must be an https:// URL without query or fragment, e.g. https://accounts.example.com",
+        _HTTPS_CHECK,
+    ),
+    Rule(
+        "oidc-client-id",
+        "spec.oidc",
+        "has(self.clientID) && self.clientID != ''",
+        "spec.oidc.clientID is required with spec.oidc.issuer: Portworx turns OIDC on only when both "
+        "are set, and a token's aud must contain the client ID",
+        lambda oidc: bool(oidc.get("clientID")),
+        field_path=".clientID",
+    ),
+    Rule(
+        "oidc-custom-claim-namespace",
+        "spec.oidc.customClaimNamespace",
+        "self != ''",
+        "spec.oidc.customClaimNamespace must not be empty: omit it, or give the prefix of the roles "
+        "and groups claims including its separator, e.g. https://myoidc.provider.com/",
+        lambda value: value != "",
+    ),
+    _dns_rule("oidc-ca-configmap-name", "spec.oidc.certificateAuthority.configMapRef.name", "ConfigMap"),
+    Rule(
+        "oidc-ca-configmap-key",
+        "spec.oidc.certificateAuthority.configMapRef.key",
+        _CM_KEY_CEL,
+        "spec.oidc.certificateAuthority.configMapRef.key must be a valid ConfigMap key: letters, "
+        "digits, '-', '_' and '.'",
+        _CM_KEY_CHECK,
+    ),
+    Rule(
+        "self-signed-key",
+        "spec.selfSigned",
+        "has(self.sharedSecret) || has(self.rsa) || has(self.ecdsa)",
+        "spec.selfSigned needs at least one of sharedSecret, rsa, ecdsa (sharedSecret: {} uses the "
+        f"default Secret {DEFAULT_SHARED_SECRET})",
+        lambda self_signed: any(key in self_signed for key in ("sharedSecret", "rsa", "ecdsa")),
+    ),
+    Rule(
+        "self-signed-issuer",
+        "spec.selfSigned.issuer",
+        "self != '' && !self.contains('http://') && !self.contains('https://')",
+        "spec.selfSigned.issuer must be a non-empty name without http:// or https://, e.g. "
+        f"{DEFAULT_SELF_SIGNED_ISSUER}: OpenStorage refuses self-signed issuers that look like URLs",
+        lambda value: value != "" and "http://" not in value and "https://" not in value,
+    ),
+    Rule(
+        "self-signed-token-lifetime",
+        "spec.selfSigned.tokenLifetime",
+        _LIFETIME_CEL,
+        "spec.selfSigned.tokenLifetime must be one positive whole number and one unit, s, m, h, d or "
+        "y, e.g. 24h or 7d: Portworx accepts no combined units such as 1h30m",
+        _LIFETIME_CHECK,
+    ),
+    _dns_rule("shared-secret-name", "spec.selfSigned.sharedSecret.secretName", "Secret"),
+    _dns_rule("rsa-secret-name", "spec.selfSigned.rsa.secretName", "Secret"),
+    _dns_rule("ecdsa-secret-name", "spec.selfSigned.ecdsa.secretName", "Secret"),
+    Rule(
+        "self-signed-secrets-distinct",
+        "spec.selfSigned",
+        "(!has(self.sharedSecret) || !has(self.rsa) || self.sharedSecret.secretName != "
+        "self.rsa.secretName) && "
+        "(!has(self.sharedSecret) || !has(self.ecdsa) || self.sharedSecret.secretName != "
+        "self.ecdsa.secretName) && "
+        "(!has(self.rsa) || !has(self.ecdsa) || self.rsa.secretName != self.ecdsa.secretName)",
+        "spec.selfSigned.sharedSecret, rsa and ecdsa must each name a different Secret (sharedSecret "
+        f"defaults to {DEFAULT_SHARED_SECRET}): each Secret holds one key",
+        _self_signed_names_distinct,
+    ),
+    _dns_rule("token-secret-name", "spec.tokens[*].secretName", "Secret"),
+    Rule(
+        "token-secrets-unique",
+        "spec.tokens",
+        "self.all(t, self.exists_one(u, u.secretName == t.secretName))",
+        "spec.tokens[].secretName must be unique: each token is kept in its own Secret",
+        _token_names_unique,
+    ),
+    Rule(
+        "token-secrets-distinct",
+        "spec",
+        "!has(self.tokens) || self.tokens.all(t, t.secretName != self.system.secretName && "
+        + _CEL_NOT_A_KEY_SECRET.format(x="t.secretName")
+        + ")",
+        "spec.tokens[].secretName must differ from spec.system.secretName and from the Secrets of the "
+        f"spec.selfSigned keys (defaults: system {DEFAULT_SYSTEM_SECRET}, sharedSecret "
+        f"{DEFAULT_SHARED_SECRET}): each Secret has one purpose",
+        _token_names_distinct_from_keys,
+        field_path=".tokens",
+    ),
+    Rule(
+        "tokens-need-self-signed",
+        "spec",
+        "!has(self.tokens) || size(self.tokens) == 0 || has(self.selfSigned)",
+        "spec.tokens needs spec.selfSigned with at least one key: the operator signs the tokens it "
+        "mints with a self-signed key",
+        lambda spec: not spec.get("tokens") or "selfSigned" in spec,
+        field_path=".tokens",
+    ),
+    Rule(
+        "token-signing-key-configured",
+        "spec",
+        "!has(self.tokens) || self.tokens.all(t, !has(t.signingKey) || "
+        "(t.signingKey == 'SharedSecret' && has(self.selfSigned) && has(self.selfSigned.sharedSecret)) || "
+        "(t.signingKey == 'RSA' && has(self.selfSigned) && has(self.selfSigned.rsa)) || "
+        "(t.signingKey == 'ECDSA' && has(self.selfSigned) && has(self.selfSigned.ecdsa)))",
+        "spec.tokens[].signingKey must name a key configured in spec.selfSigned: SharedSecret needs "
+        "sharedSecret, RSA needs rsa, ECDSA needs ecdsa",
+        _token_signing_keys_configured,
+        field_path=".tokens",
+    ),
+    Rule(
+        "secret-template-label-keys",
+        "spec.secretTemplate.labels",
+        _QUALIFIED_KEYS_CEL,
+        "spec.secretTemplate.labels keys must be valid label keys: an optional DNS subdomain and '/', "
+        "then a name of at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter "
+        "or digit",
+        _qualified_keys,
+    ),
+    Rule(
+        "secret-template-label-values",
+        "spec.secretTemplate.labels[*]",
+        _LABEL_VALUE_CEL,
+        "spec.secretTemplate.labels values must be valid label values: empty, or at most 63 letters, "
+        "digits, '-', '_' or '.', starting and ending with a letter or digit",
+        _LABEL_VALUE_CHECK,
+    ),
+    Rule(
+        "secret-template-annotation-keys",
+        "spec.secretTemplate.annotations",
+        _QUALIFIED_KEYS_CEL,
+        "spec.secretTemplate.annotations keys must be valid annotation keys: an optional DNS subdomain "
+        "and '/', then a name of at most 63 letters, digits, '-', '_' or '.', starting and ending with "
+        "a letter or digit",
+        _qualified_keys,
+    ),
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Where the rules attach: shared by the offline validator and the CRD
+# --------------------------------------------------------------------------------------------------
+
+
+def location_steps(location: str) -> list[str]:
+    """`spec.tokens[*].secretName` -> ["spec", "tokens", "[*]", "secretName"]."""
+    steps: list[str] = []
+    for part in location.split("."):
+        if part.endswith("[*]"):
+            steps += [part[:-3], "[*]"]
+        else:
+            steps.append(part)
+    return steps
+
+
+def schema_at(root: dict[str, Any], steps: list[str]) -> dict[str, Any]:
+    """The node of the schema `root` (whose properties include `spec`) at `steps`."""
+    node = root
+    for step in steps:
+        if step == "[*]":
+            node = node["items"] if node.get("type") == "array" else node["additionalProperties"]
+        else:
+            node = node["properties"][step]
+    return node
+
+
+def spec_schema_with_rules() -> dict[str, Any]:
+    """SPEC_SCHEMA with every rule's CEL attached where it belongs: what the CRD carries as `spec`."""
+    root: dict[str, Any] = {"properties": {"spec": copy.deepcopy(SPEC_SCHEMA)}}
+    for rule in RULES:
+        node = schema_at(root, location_steps(rule.location))
+        node.setdefault("x-kubernetes-validations", []).append(rule.to_crd())
+    spec: dict[str, Any] = root["properties"]["spec"]
+    return spec
