@@ -36,17 +36,24 @@ class Runtime:
         self._seen: set[Key] = set()
         self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=workers)
 
-    def _reconcile(self, key: Key) -> Outcome:
-        result = self.reconciler.reconcile(key)
+    def _watch(self, key: Key, deps: set[Dependency]) -> None:
+        """Make events of exactly `deps` wake `key` (dropping what it no longer depends on)."""
         with self._lock:
-            for dep in self._deps_of.pop(key, set()) - result.dependencies:
+            for dep in self._deps_of.pop(key, set()) - deps:
                 self.watchers[dep].discard(key)
                 if not self.watchers[dep]:
                     del self.watchers[dep]
-            for dep in result.dependencies:
+            for dep in deps:
                 self.watchers[dep].add(key)
-            if result.dependencies:
-                self._deps_of[key] = set(result.dependencies)
+            if deps:
+                self._deps_of[key] = set(deps)
+
+    def _reconcile(self, key: Key) -> Outcome:
+        # The reconciler registers what it depends on *before* it reads those objects: an object that
+        # appears while the reconcile runs then marks the key dirty instead of slipping through.
+        result = self.reconciler.reconcile(key, lambda deps: self._watch(key, deps))
+        self._watch(key, result.dependencies)
+        with self._lock:
             first = key not in self._seen
             self._seen.add(key)
         if first:

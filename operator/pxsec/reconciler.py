@@ -79,7 +79,9 @@ class Reconciler:
         self.params = ParamSync(gateway)
         self.oidc = OIDCSync(gateway)  # one prober (and its cache) for every resource
 
-    def reconcile(self, key: Key) -> Result:
+    def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
+        """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on
+        as soon as the spec is known, before any of them is read."""
         namespace, name = key
         cr = self.gw.get_pxsecurity(namespace, name)
         if cr is None or cr["metadata"].get("deletionTimestamp"):
@@ -95,6 +97,9 @@ class Reconciler:
                                [Event("Warning", "InvalidSpec", str(exc))])
             return Result(Outcome())
 
+        deps = dependencies_of(namespace, name, spec)
+        if watch is not None:
+            watch(deps)
         now = self.clock()
         try:
             keys = self.keys.run(cr, spec)
@@ -123,7 +128,7 @@ class Reconciler:
         if params.recheck_after is not None:
             due.append(now + dt.timedelta(seconds=params.recheck_after))
         requeue = max(1.0, (min(due) - now).total_seconds()) if due else None
-        return Result(Outcome(requeue_after=requeue), dependencies_of(namespace, name, spec))
+        return Result(Outcome(requeue_after=requeue), deps)
 
     def _write_status(self, cr: Mapping[str, Any], fields: dict[str, Any], conds: list[Condition],
                       old: Mapping[str, Any], events: list[Event]) -> None:

@@ -3,6 +3,7 @@ reconcile's dependencies and forgets a resource that is gone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pxsec.handlers import Runtime
@@ -15,9 +16,14 @@ class ScriptedReconciler:
 
     def __init__(self) -> None:
         self.deps: dict[Key, set[Dependency]] = {}
+        self.while_running: Callable[[], None] = lambda: None
 
-    def reconcile(self, key: Key) -> Result:
-        return Result(Outcome(), set(self.deps.get(key, set())))
+    def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
+        deps = set(self.deps.get(key, set()))
+        if watch is not None:
+            watch(deps)
+        self.while_running()
+        return Result(Outcome(), deps)
 
 
 def queued(runtime: Runtime) -> list[Any]:
@@ -55,3 +61,14 @@ def test_dependencies_follow_the_latest_reconcile_and_vanish_with_the_resource()
     runtime._reconcile(a)
     runtime.wake("Secret", "ns", "new")
     assert queued(runtime) == [] and runtime.watchers == {}
+
+
+def test_an_object_appearing_during_the_first_reconcile_still_wakes_it() -> None:
+    """Dependencies are registered before they are read, so nothing slips between read and register."""
+    rec = ScriptedReconciler()
+    runtime = Runtime(rec, workers=1)  # type: ignore[arg-type]
+    a = ("ns", "a")
+    rec.deps = {a: {("StorageCluster", "ns", "px")}}
+    rec.while_running = lambda: runtime.wake("StorageCluster", "ns", "px")  # created mid-reconcile
+    runtime._reconcile(a)
+    assert queued(runtime) == [a]
