@@ -75,8 +75,10 @@ def test_without_the_ca_the_failure_says_what_to_set(cluster: Cluster, operator:
     assert "certificate verify failed" in cond["message"] and "certificateAuthority" in cond["message"]
     ready = condition(pxsec(cluster, namespace, "px-oidc"), "Ready")
     assert ready["status"] == "False" and ready["reason"] == "DiscoveryFailed"
-    events = get_json(cluster, "events", "-n", namespace, "--field-selector", "reason=DiscoveryFailed")["items"]
-    assert events and events[0]["type"] == "Warning"
+    events = wait_for(lambda: get_json(cluster, "events", "-n", namespace,
+                                       "--field-selector", "reason=DiscoveryFailed")["items"], 30,
+                      what="DiscoveryFailed event")  # posted right after the status write
+    assert events[0]["type"] == "Warning"
 
 
 def test_missing_ca_configmap_is_waited_for(cluster: Cluster, operator: OperatorProcess, namespace: str,

@@ -121,9 +121,13 @@ def test_short_lifetime_is_refreshed_before_expiry(cluster: Cluster, operator: O
     refreshed_at = dt.datetime.now(dt.UTC).timestamp()
     assert refreshed_at < exp, "the token was refreshed only after it had expired"
     assert verify_independently(second, key, alg)["exp"] > exp
-    reasons = [e["message"] for e in get_json(cluster, "events", "-n", namespace,
-                                               "--field-selector", "reason=TokenMinted")["items"]]
-    assert any("px-admin-token (expiring)" in m for m in reasons)
+
+    def expiring_event() -> bool:
+        # Events are posted at the end of the reconcile, after the Secret was written: poll for it.
+        events = get_json(cluster, "events", "-n", namespace, "--field-selector", "reason=TokenMinted")["items"]
+        return any("px-admin-token (expiring)" in e["message"] for e in events)
+
+    wait_for(expiring_event, 30, what="TokenMinted event with reason expiring")
 
 
 def test_replacing_the_shared_secret_by_hand_remints_every_token(cluster: Cluster, operator: OperatorProcess,
