@@ -91,8 +91,12 @@ def check_shared_secret(value: bytes, key: str) -> list[str]:
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
+@functools.lru_cache(maxsize=256)
 def load_private_key(value: bytes) -> PrivateKey | str:
-    """The RSA or ECDSA private key in a PEM, or a phrase saying what is wrong (never quoting the key)."""
+    """The RSA or ECDSA private key in a PEM, or a phrase saying what is wrong (never quoting the key).
+
+    Loading validates an RSA key (hundreds of milliseconds for 4096 bits) and every reconcile of a
+    resource with RSA-signed tokens needs the key several times: memoized by the PEM's bytes."""
     try:
         key = serialization.load_pem_private_key(value, password=None)
     except TypeError:
