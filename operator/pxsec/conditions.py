@@ -8,6 +8,7 @@ changed, so a reconcile that finds the world as it was writes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,11 @@ READY = "Ready"
 
 # The order matters: it is the order in which a user should fix things.
 CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED, STORAGECLUSTER_APPLIED)
+
+
+def rfc3339(when: dt.datetime) -> str:
+    """RFC 3339 in UTC with a Z, whole seconds: the form `status` times take everywhere in this operator."""
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ class KeysOutcome:
     condition: Condition | None = None
     events: list[Event] = field(default_factory=list)
     data: dict[str, Mapping[str, bytes]] = field(default_factory=dict)  # secret name -> data, for signing
-    revisions: dict[str, int] = field(default_factory=dict)
 
 
 def recorded_from_status(status: Mapping[str, Any] | None) -> dict[str, Recorded]:
@@ -106,7 +105,6 @@ class KeySync:
                     f"{revision} ({fp[:19]}…); tokens signed with it are re-minted")))
             if plan.origin is Origin.GENERATED:
                 self._sync_metadata(ns, name, req, spec, owner, observed)
-            out.revisions[req.name] = revision
             out.data[req.name] = observed.data
             out.entries.append(self._entry(req, observed, plan.origin, revision, fingerprint=fp))
         previous: Mapping[str, Any] = next((c for c in (cr.get("status") or {}).get("conditions") or []

@@ -26,7 +26,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -119,11 +119,6 @@ class CAProblem:
 def discovery_url(issuer: str) -> str:
     """The discovery document URL exactly as go-oidc builds it (it trims one trailing slash, then appends)."""
     return issuer.removesuffix("/") + WELL_KNOWN
-
-
-def rfc3339(when: datetime) -> str:
-    """RFC 3339 in UTC with a Z, whole seconds: the form `status` times take everywhere in this operator."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _quote(value: str) -> str:
@@ -422,7 +417,7 @@ def status_fields(result: ProbeResult) -> dict[str, Any]:
     `algorithms` is reported once a discovery document was read (an empty list then says "none
     usable"); before that it would be a guess, so it is left out like the other unknowns.
     """
-    fields: dict[str, Any] = {"lastProbeTime": rfc3339(result.probed_at)}
+    fields: dict[str, Any] = {"lastProbeTime": conditions.rfc3339(result.probed_at)}
     if result.issuer_matches is not None:
         fields["issuerMatches"] = result.issuer_matches
     if result.jwks_key_count is not None:

@@ -19,9 +19,6 @@ from pxsec.keyplan import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from pxsec.keysync import Event, owner_reference
 from pxsec.spec import PxSecuritySpec
 
-STORAGECLUSTER_APPLIED = conditions.STORAGECLUSTER_APPLIED
-
-
 # While waiting for a StorageCluster, look again this often even without a watch event: the
 # StorageCluster CRD may be installed after the operator started, and watching a kind that did not
 # exist yet depends on kopf noticing the new CRD first.
@@ -85,7 +82,7 @@ class ParamSync:
             if existing is None:
                 out.recheck_after = WAITING_RECHECK
                 return conditions.false(
-                    STORAGECLUSTER_APPLIED, "WaitingForStorageCluster",
+                    conditions.STORAGECLUSTER_APPLIED, "WaitingForStorageCluster",
                     f"StorageCluster {sc_name} does not exist yet; the settings are applied when it appears")
             result = scmerge.merge(existing, rendered)
             if result.patch is not None:
@@ -96,7 +93,7 @@ class ParamSync:
                 out.events.append(Event("Normal", "StorageClusterUpdated",
                                         f"merged the security settings into StorageCluster {sc_name}"))
             if result.conflicts:
-                return conditions.false(STORAGECLUSTER_APPLIED, "Conflict", "; ".join(result.conflicts))
-            return conditions.true(STORAGECLUSTER_APPLIED, "Applied",
+                return conditions.false(conditions.STORAGECLUSTER_APPLIED, "Conflict", "; ".join(result.conflicts))
+            return conditions.true(conditions.STORAGECLUSTER_APPLIED, "Applied",
                                    f"StorageCluster {sc_name} carries the rendered security settings")
         raise Conflict(f"StorageCluster {sc_name} kept changing while being updated", 409)

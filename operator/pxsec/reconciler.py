@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pxsec import conditions, keyplan
-from pxsec.conditions import Condition
+from pxsec.conditions import Condition, rfc3339
 from pxsec.gateway import Gateway, NamespaceTerminating
 from pxsec.keysync import Event, KeySync, cr_ref
 from pxsec.oidcsync import OIDCSync
@@ -34,10 +34,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def issuers_summary(spec: PxSecuritySpec) -> str:
     parts = []
     if spec.oidc is not None:
@@ -47,17 +43,12 @@ def issuers_summary(spec: PxSecuritySpec) -> str:
     return ",".join(parts) or "none"
 
 
-def dependencies(namespace: str, spec: PxSecuritySpec) -> set[Dependency]:
+def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Dependency]:
     """The objects whose changes should wake this resource up."""
     deps = {("Secret", namespace, r.name) for r in keyplan.requirements(spec)}
     deps |= {("Secret", namespace, t.secret_name) for t in spec.tokens}
     if spec.oidc and spec.oidc.certificate_authority:
         deps.add(("ConfigMap", namespace, spec.oidc.certificate_authority.config_map))
-    return deps
-
-
-def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Dependency]:
-    deps = dependencies(namespace, spec)
     deps.add(("ConfigMap", namespace, configmap_name(name)))
     if spec.storage_cluster.apply:
         deps.add(("StorageCluster", namespace, storagecluster_name(spec, name)))

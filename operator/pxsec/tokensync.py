@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pxsec import conditions, keyplan, tokens
-from pxsec.conditions import Condition
+from pxsec.conditions import Condition, rfc3339
 from pxsec.gateway import Conflict, Gateway
 from pxsec.keysync import Event, owner_reference, sync_metadata
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
@@ -24,10 +24,6 @@ from pxsec.verify import decode_unverified
 
 KEY_FINGERPRINT_ANNOTATION = "pxsec.dev/signing-key-fingerprint"
 TOKEN_PURPOSE = "token"
-
-
-def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
