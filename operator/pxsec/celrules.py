@@ -191,6 +191,16 @@ RULES: Final[tuple[Rule, ...]] = (
         field_path=".system.secretName",
     ),
     Rule(
+        "system-secret-fixed-with-storagecluster",
+        "spec",
+        f"!has(self.storageCluster) || self.system.secretName == {_cel_str(DEFAULT_SYSTEM_SECRET)}",
+        f"spec.system.secretName must be {DEFAULT_SYSTEM_SECRET} (or left out) when spec.storageCluster is "
+        f"set: the Portworx Operator gives Portworx and Stork the system keys from {DEFAULT_SYSTEM_SECRET} "
+        "whatever else is configured, so a Secret of another name would never be used",
+        lambda spec: "storageCluster" not in spec or spec["system"]["secretName"] == DEFAULT_SYSTEM_SECRET,
+        field_path=".system.secretName",
+    ),
+    Rule(
         "oidc-issuer-https",
         "spec.oidc.issuer",
         _HTTPS_CEL,

@@ -167,7 +167,8 @@ def _auth_config(path: str, stdin: IO[str]) -> dict[str, Any]:
 
 
 def _shared_secret_ring(secret: bytes, err: IO[str]) -> tokens.KeyRing:
-    for problem in keymaterial.check_shared_secret(secret, "the shared secret"):
+    for problem in (keymaterial.check_shared_secret(secret, "the shared secret")
+                    + keymaterial.shared_secret_warnings(secret, "the shared secret")):
         print(f"pxsec token generate: warning: {problem}", file=err)
     return tokens.KeyRing(shared_secret=secret)
 

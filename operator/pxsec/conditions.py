@@ -18,10 +18,16 @@ OIDC_READY = "OIDCReady"
 TOKENS_READY = "TokensReady"
 PARAMETERS_RENDERED = "ParametersRendered"
 STORAGECLUSTER_APPLIED = "StorageClusterApplied"  # only when spec.storageCluster.apply is set
+# Only with a targeted StorageCluster that has security on: would Portworx, as that StorageCluster
+# configures it, accept every token (ours and the Portworx Operator's)?
+TOKENS_ACCEPTED = "TokensAccepted"
+# Only when the targeted StorageCluster has a deleteStrategy: what its uninstall does to the key
+# Secrets and what the operator does then. Informational: not part of Ready.
+KEYS_RETAINED = "KeysRetained"
 READY = "Ready"
 
 # The order matters: it is the order in which a user should fix things.
-CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED, STORAGECLUSTER_APPLIED)
+CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED, STORAGECLUSTER_APPLIED, TOKENS_ACCEPTED)
 
 
 def rfc3339(when: dt.datetime) -> str:

@@ -32,7 +32,8 @@ HEADER: Final = (
     "# change those and run `python -m pxsec.crdgen --output crds/pxsecurity.yaml`.\n"
 )
 
-CONDITION_TYPES: Final = ("Ready", "KeysReady", "OIDCReady", "TokensReady", "ParametersRendered")
+CONDITION_TYPES: Final = ("Ready", "KeysReady", "OIDCReady", "TokensReady", "ParametersRendered",
+                          "StorageClusterApplied", "TokensAccepted", "KeysRetained")
 
 
 def _s(description: str, max_length: int | None = None, **extra: Any) -> dict[str, Any]:
@@ -78,7 +79,11 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
         "conditions": _list_map(
             "Ready sums up KeysReady (the Secrets are present, adopted or generated), OIDCReady (the "
             "provider's discovery document and JWKS were probed), TokensReady (the tokens are minted "
-            "and current) and ParametersRendered (the initialization parameters are written).",
+            "and current), ParametersRendered (the initialization parameters are written), "
+            "StorageClusterApplied (with spec.storageCluster.apply) and TokensAccepted (with a "
+            "StorageCluster that has security on: Portworx, as it configures it, accepts every token, "
+            "the Portworx Operator's included). KeysRetained (informational) says what an uninstall of "
+            "the StorageCluster with a deleteStrategy does to the key Secrets.",
             "type",
             _obj(
                 "A condition, as in metav1.Condition.",
@@ -118,6 +123,16 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                         "Starts at 1 and grows each time the key material had to be generated again after "
                         "the Secret was lost: every token signed with the old key is invalid."
                     ),
+                    "sharedWith": _s(
+                        "PortworxOperator when the Portworx Operator manages this Secret too: it is kept in "
+                        "exactly the shape that operator writes (see notes).", 32),
+                    "notes": {
+                        "type": "array",
+                        "description": "What a person should know about this Secret: a weak value adopted as "
+                        "it is, template metadata or owner references that cannot be applied and why.",
+                        "maxItems": 16,
+                        "items": {"type": "string", "maxLength": 1024},
+                    },
                 },
                 required=("name",),
             ),
@@ -144,19 +159,37 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
             },
         ),
         "tokens": _list_map(
-            "The tokens the operator minted, by Secret.",
+            "The tokens the operator minted, and the Portworx Operator's own tokens it checks, by Secret.",
             "secretName",
             _obj(
-                "One minted token; the token itself is only in its Secret.",
+                "One token; the token itself is only in its Secret.",
                 {
                     "secretName": _s("The Secret holding the token, key auth-token.", MAX_NAME),
                     "expiresAt": _time("The token's exp."),
                     "renewalTime": _time("When the operator mints its replacement."),
                     "signingKey": _s("The key that signed it: SharedSecret, RSA or ECDSA.", 16),
+                    "mintedBy": _s("PortworxOperator for its px-admin-token / px-user-token, which this "
+                                   "operator never writes; absent for the tokens minted here.", 32),
+                    "accepted": {"type": "boolean",
+                                 "description": "Whether Portworx, as the StorageCluster configures it, accepts it."},
+                    "reason": _s("Why it would be rejected, or 'accepted'.", 1024),
                 },
                 required=("secretName",),
             ),
             32,
+        ),
+        "storageCluster": _obj(
+            "The targeted StorageCluster as the Portworx Operator configures Portworx from it (names only).",
+            {
+                "name": _s("Its name.", MAX_NAME),
+                "exists": {"type": "boolean", "description": "Whether it exists."},
+                "securityEnabled": {"type": "boolean",
+                                    "description": "spec.security.enabled, and auth.enabled not false."},
+                "issuer": _s("The self-signed issuer Portworx trusts (its auth.selfSigned.issuer).", 1024),
+                "sharedSecret": _s("The Secret Portworx takes the HS256 key from.", MAX_NAME),
+                "deleteStrategy": _s("Its spec.deleteStrategy.type, when set.", 64),
+                "deleting": {"type": "boolean", "description": "Whether it is being deleted."},
+            },
         ),
         "parameters": _obj(
             "Where the rendered initialization parameters are.",

@@ -139,16 +139,18 @@ class Gateway:
             metadata=cast(dict[str, Any], self.client.sanitize_for_serialization(meta)))
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
-                      annotations: Mapping[str, str]) -> None:
+                      annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> None:
         """Create only: raises Conflict if the Secret exists (the caller adopts it instead)."""
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace, "annotations": dict(annotations)}
+        if labels:
+            metadata["labels"] = dict(labels)
+        if owners:
+            metadata["ownerReferences"] = owners
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
-            "metadata": {
-                "name": name, "namespace": namespace, "labels": dict(labels),
-                "annotations": dict(annotations),
-            },
+            "metadata": metadata,
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:

@@ -74,18 +74,31 @@ def public_fingerprint(public_pem: bytes) -> str:
 
 
 def check_shared_secret(value: bytes, key: str) -> list[str]:
-    """Problems with a shared secret a user supplied (never echoing the value)."""
+    """What makes a supplied shared secret unusable (never echoing the value): empty, or not ASCII."""
     try:
         text = value.decode("ascii")
     except UnicodeDecodeError:
         return [f"{key} is not ASCII text"]
     if not text.strip():
         return [f"{key} is empty"]
-    if text != text.strip():
-        return [f"{key} has leading or trailing whitespace (a newline from `echo`?)"]
-    if len(text) < 32:
-        return [f"{key} is {len(text)} characters; use at least 32 (the operator generates 64)"]
     return []
+
+
+def shared_secret_warnings(value: bytes, key: str) -> list[str]:
+    """What makes a supplied shared secret weaker or surprising, though Portworx takes it as it is: a
+    secret from a working cluster is adopted and said to be so, never refused or rewritten (refusing
+    it would break an upgrade; rewriting it would invalidate every token)."""
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return []
+    notes = []
+    if text.strip() and text != text.strip():
+        notes.append(f"{key} has leading or trailing whitespace (a newline from `echo`?): Portworx uses it "
+                     "as it is, and so does the operator")
+    if text.strip() and len(text) < 32:
+        notes.append(f"{key} is {len(text)} characters; at least 32 are advised (the operator generates 64)")
+    return notes
 
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

@@ -89,6 +89,8 @@ class Action(StrEnum):
     CREATE = "create"
     ADD_KEYS = "add-keys"
     INVALID = "invalid"
+    RESTORE = "restore"  # gone, and a retained copy holds exactly the values status recorded
+    STAND_ASIDE = "stand-aside"  # gone because a StorageCluster uninstall is deleting it: wait
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,9 @@ class SecretPlan:
     recipes: Mapping[str, Recipe] = field(default_factory=dict)  # key -> how to make it
     problems: tuple[str, ...] = ()
     lost: bool = False  # status knew it, the Secret is gone: tokens signed with the old key are void
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # shown in status.secrets[].notes: adopted as it is, but worth knowing
+    # RESTORE / STAND_ASIDE: the values kept in the retained copy, when they are the recorded ones.
+    restore: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
 
 def requirements(spec: PxSecuritySpec) -> list[Requirement]:
@@ -138,6 +142,12 @@ def _problems(req: Requirement, data: Mapping[str, bytes], spec: PxSecuritySpec)
         curve=ss.ecdsa.curve if ss and ss.ecdsa else None)
 
 
+def _warnings(req: Requirement, data: Mapping[str, bytes]) -> list[str]:
+    if req.purpose not in (Purpose.SYSTEM, Purpose.SHARED):
+        return []
+    return [w for key in req.keys if key in data for w in keymaterial.shared_secret_warnings(data[key], key)]
+
+
 def origin_of(observed: Observed) -> Origin:
     """Generated only if this operator created it (its marker survives CR re-creation); else Adopted."""
     if (observed.labels.get(MANAGED_BY_LABEL) == MANAGED_BY
@@ -146,20 +156,43 @@ def origin_of(observed: Observed) -> Origin:
     return Origin.ADOPTED
 
 
+def _recorded_origin(recorded: Recorded | None) -> Origin | None:
+    return Origin(recorded.origin) if recorded is not None and recorded.origin in set(Origin) else None
+
+
 def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded | None,
-                spec: PxSecuritySpec) -> SecretPlan:
+                spec: PxSecuritySpec, *, shared: bool = False, aside: bool = False,
+                retained: Mapping[str, bytes] | None = None) -> SecretPlan:
+    """What to do about one Secret.
+
+    `shared`: the Portworx Operator manages this Secret too and strips every marker we could put on
+    it, so its origin is what status recorded (falling back to the markers, then Adopted).
+    `aside`: a StorageCluster uninstall is deleting it right now; if gone, recreate nothing.
+    `retained`: the values kept for it in the retained copy (`pxsec.coexist`); used only when they are
+    exactly what status recorded, so a stale copy can never bring back an old key.
+    """
     if observed is None:
+        kept = dict(retained or {})
+        usable = (recorded is not None and bool(kept) and all(k in kept for k in req.keys)
+                  and secret_fingerprint(req, kept) == recorded.fingerprint)
+        origin = _recorded_origin(recorded) or Origin.GENERATED
+        if aside:
+            return SecretPlan(req, Action.STAND_ASIDE, origin, restore=kept if usable else {})
+        if usable:
+            return SecretPlan(req, Action.RESTORE, origin, restore=kept)
         return SecretPlan(req, Action.CREATE, Origin.GENERATED, _full_recipes(req, spec),
                           lost=recorded is not None)
     origin = origin_of(observed)
+    if shared and origin is Origin.ADOPTED:
+        origin = _recorded_origin(recorded) or origin
     problems = _problems(req, observed.data, spec)
     if problems:
         return SecretPlan(req, Action.INVALID, origin, problems=tuple(problems))
+    notes: list[str] = _warnings(req, observed.data)
     missing = [k for k in req.keys if k not in observed.data]
     if not missing:
-        return SecretPlan(req, Action.NONE, origin)
+        return SecretPlan(req, Action.NONE, origin, notes=tuple(notes))
     recipes: dict[str, Recipe] = {}
-    notes: list[str] = []
     full = _full_recipes(req, spec)
     if req.purpose in (Purpose.RSA, Purpose.ECDSA):
         if KEY_PRIVATE_PEM in observed.data:
@@ -171,7 +204,7 @@ def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded 
             return SecretPlan(req, Action.NONE, origin, notes=tuple(notes))
     else:
         recipes = {k: full[k] for k in missing}
-    return SecretPlan(req, Action.ADD_KEYS, origin, recipes)
+    return SecretPlan(req, Action.ADD_KEYS, origin, recipes, notes=tuple(notes))
 
 
 def plan(spec: PxSecuritySpec, observed: Mapping[str, Observed | None],

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec import conditions, keyplan
+from pxsec import coexist, conditions, keyplan
 from pxsec.conditions import Condition
 from pxsec.gateway import METADATA_MANAGER, Conflict, CRRef, Gateway
 from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
@@ -29,6 +29,7 @@ class KeysOutcome:
     condition: Condition | None = None
     events: list[Event] = field(default_factory=list)
     data: dict[str, Mapping[str, bytes]] = field(default_factory=dict)  # secret name -> data, for signing
+    retained: Condition | None = None  # KeysRetained, when the StorageCluster has a deleteStrategy
 
 
 def recorded_from_status(status: Mapping[str, Any] | None) -> dict[str, Recorded]:
@@ -71,26 +72,39 @@ class KeySync:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
 
-    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec) -> KeysOutcome:
+    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec,
+            co: coexist.Coexistence | None = None) -> KeysOutcome:
+        co = co or coexist.Coexistence()
         meta = cr["metadata"]
         ns, name = str(meta["namespace"]), str(meta["name"])
         recorded = recorded_from_status(cr.get("status"))
         owner = owner_reference(cr) if spec.deletion_policy == "Delete" else None
         out = KeysOutcome()
+        copy = _RetainedCopy(self.gw, ns, coexist.retained_secret_name(name))
         invalid: list[str] = []
         lost: list[str] = []
+        unretained: list[str] = []
         for req in keyplan.requirements(spec):
-            observed, plan = self._ensure(ns, name, req, recorded.get(req.name), spec, out)
+            shared = req.name in co.shared_secrets
+            observed, plan = self._ensure(ns, name, req, recorded.get(req.name), spec, out, co, copy)
+            prev = recorded.get(req.name)
             if plan.action is Action.INVALID:
                 invalid.append(f"Secret {req.name}: {'; '.join(plan.problems)}")
                 if observed is not None:
-                    prev = recorded.get(req.name)
-                    out.entries.append(self._entry(req, observed, plan.origin, prev.revision if prev else 1))
+                    out.entries.append(self._entry(req, observed, plan, prev.revision if prev else 1, co))
+                continue
+            if plan.action is Action.STAND_ASIDE:
+                if observed is None:
+                    unretained.append(req.name)
+                    if prev is not None:
+                        out.entries.append(self._recorded_entry(req, prev, co))
+                    continue
+                out.data[req.name] = observed.data
+                out.entries.append(self._entry(req, observed, plan, prev.revision if prev else 1, co))
                 continue
             assert observed is not None
             if plan.lost:
                 lost.append(req.name)
-            prev = recorded.get(req.name)
             fp = keyplan.secret_fingerprint(req, observed.data)
             revision, changed = keyplan.next_revision(prev, fp)
             if plan.lost:
@@ -103,15 +117,26 @@ class KeySync:
                 out.events.append(Event("Warning", "SecretChanged", (
                     f"Secret {req.name} ({req.purpose.value}) changed outside the operator: now revision "
                     f"{revision} ({fp[:19]}…); tokens signed with it are re-minted")))
-            if plan.origin is Origin.GENERATED:
+            if plan.origin is Origin.GENERATED and not shared:
                 self._sync_metadata(ns, name, req, spec, owner, observed)
             out.data[req.name] = observed.data
-            out.entries.append(self._entry(req, observed, plan.origin, revision, fingerprint=fp))
+            out.entries.append(self._entry(req, observed, plan, revision, co, fingerprint=fp))
+        if co.retained and co.cluster is not None and not co.cluster.deleting:
+            copy.keep(coexist.retained_data(out.data, co.retained, {r.name: r.keys for r in
+                                                                     keyplan.requirements(spec)}),
+                      name, owner)
+        out.retained = coexist.retained_condition(co, copy.name, unretained)
         previous: Mapping[str, Any] = next((c for c in (cr.get("status") or {}).get("conditions") or []
                          if c.get("type") == conditions.KEYS_READY), {})
         generation = cr["metadata"].get("generation")
         if invalid:
             out.condition = conditions.false(conditions.KEYS_READY, "InvalidKeyMaterial", " | ".join(invalid))
+        elif unretained:
+            out.condition = conditions.false(
+                conditions.KEYS_READY, "StorageClusterUninstalling",
+                f"{', '.join(unretained)} deleted by the uninstall of StorageCluster "
+                f"{co.cluster.name if co.cluster else ''} and no copy of their values: generated again when "
+                "the uninstall is over")
         elif lost:
             out.condition = conditions.true(
                 conditions.KEYS_READY, "SecretRegenerated",
@@ -126,20 +151,34 @@ class KeySync:
         return out
 
     def _ensure(self, ns: str, cr_name: str, req: keyplan.Requirement, recorded: Recorded | None,
-                spec: PxSecuritySpec, out: KeysOutcome) -> tuple[Observed | None, SecretPlan]:
+                spec: PxSecuritySpec, out: KeysOutcome, co: coexist.Coexistence,
+                copy: _RetainedCopy) -> tuple[Observed | None, SecretPlan]:
         """Plan and execute for one Secret; on a write race re-read and re-plan (existing wins)."""
+        shared = req.name in co.shared_secrets
         for _attempt in range(3):
             observed = self.gw.read_secret(ns, req.name)
-            plan = keyplan.plan_secret(req, observed, recorded, spec)
+            retained = None
+            if observed is None and co.targeted and req.name in coexist.UNINSTALL_DELETES:
+                retained = coexist.from_retained(copy.read(), req.name, req.keys)
+            plan = keyplan.plan_secret(req, observed, recorded, spec, shared=shared,
+                                       aside=req.name in co.standing_aside, retained=retained)
+            # The Portworx Operator's shape on the Secrets it shares, or else only our constant markers
+            # (template metadata and the owner reference are applied right after under the metadata
+            # field manager, so that later template or policy changes can remove what they no longer want).
+            labels, annotations = (({}, dict(coexist.SHARED_ANNOTATIONS)) if shared
+                                   else keyplan.desired_metadata(cr_name, req.purpose.value, {}, {}))
             try:
-                if plan.action is Action.CREATE:
-                    data = keyplan.materialize(plan.recipes, {})
-                    # Only our constant markers go into the create; template metadata and the owner
-                    # reference are applied right after under the metadata field manager, so that
-                    # later template or policy changes can remove what they no longer want.
-                    labels, annotations = keyplan.desired_metadata(cr_name, req.purpose.value, {}, {})
+                if plan.action is Action.STAND_ASIDE:
+                    return (Observed(req.name, plan.restore) if plan.restore else None), plan
+                if plan.action in (Action.CREATE, Action.RESTORE):
+                    data = dict(plan.restore) if plan.action is Action.RESTORE else keyplan.materialize(
+                        plan.recipes, {})
                     self.gw.create_secret(ns, req.name, data, labels, annotations)
-                    if not plan.lost:
+                    if plan.action is Action.RESTORE:
+                        out.events.append(Event("Normal", "SecretRestored", (
+                            f"recreated Secret {req.name} ({req.purpose.value}) with its previous values from "
+                            f"Secret {copy.name} after the StorageCluster uninstall: same keys, tokens stay valid")))
+                    elif not plan.lost:
                         out.events.append(Event("Normal", "SecretGenerated",
                                                 f"generated Secret {req.name} ({req.purpose.value}) "
                                                 f"with keys {', '.join(sorted(data))}"))
@@ -164,16 +203,74 @@ class KeySync:
         sync_metadata(self.gw, ns, req.name, labels, annotations, [owner] if owner else [], observed)
 
     @staticmethod
-    def _entry(req: keyplan.Requirement, observed: Observed, origin: Origin, revision: int,
-               fingerprint: str | None = None) -> dict[str, Any]:
-        return {
+    def _notes(req: keyplan.Requirement, plan: SecretPlan, co: coexist.Coexistence) -> list[str]:
+        notes = list(plan.notes)
+        if req.name in co.shared_secrets:
+            notes.append(coexist.SHARED_NOTE)
+        if plan.action is Action.STAND_ASIDE:
+            notes.append("deleted by the StorageCluster's uninstall; recreated with the same values when it is over")
+        return notes
+
+    @classmethod
+    def _entry(cls, req: keyplan.Requirement, observed: Observed, plan: SecretPlan, revision: int,
+               co: coexist.Coexistence, fingerprint: str | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {
             "name": req.name,
             "purpose": req.purpose.value,
             "keys": sorted(k for k in observed.data if k in req.keys),
             "fingerprint": fingerprint or keyplan.secret_fingerprint(req, observed.data),
-            "origin": origin.value,
+            "origin": plan.origin.value,
             "revision": revision,
         }
+        if req.name in co.shared_secrets:
+            entry["sharedWith"] = coexist.PORTWORX_OPERATOR
+        notes = cls._notes(req, plan, co)
+        if notes:
+            entry["notes"] = notes
+        return entry
+
+    @staticmethod
+    def _recorded_entry(req: keyplan.Requirement, prev: Recorded, co: coexist.Coexistence) -> dict[str, Any]:
+        """A Secret that is gone for now (uninstall running, no copy): what status knew of it."""
+        entry: dict[str, Any] = {"name": req.name, "purpose": req.purpose.value, "keys": [],
+                                 "fingerprint": prev.fingerprint, "origin": prev.origin or Origin.GENERATED.value,
+                                 "revision": prev.revision,
+                                 "notes": ["deleted by the StorageCluster's uninstall, no copy of its values"]}
+        if req.name in co.shared_secrets:
+            entry["sharedWith"] = coexist.PORTWORX_OPERATOR
+        return entry
+
+
+class _RetainedCopy:
+    """Our own Secret holding the values a StorageCluster uninstall deletes (`pxsec.coexist`): read at
+    most once per reconcile, written only when the values it should hold differ from what it holds."""
+
+    def __init__(self, gw: Gateway, namespace: str, name: str) -> None:
+        self.gw, self.namespace, self.name = gw, namespace, name
+        self._observed: Observed | None = None
+        self._read = False
+
+    def read(self) -> Mapping[str, bytes]:
+        if not self._read:
+            self._observed = self.gw.read_secret(self.namespace, self.name)
+            self._read = True
+        return self._observed.data if self._observed is not None else {}
+
+    def keep(self, values: Mapping[str, bytes], cr_name: str, owner: dict[str, Any] | None) -> None:
+        if not values:
+            return
+        have = self.read()
+        if all(have.get(k) == v for k, v in values.items()):
+            return
+        if self._observed is None:
+            labels, annotations = keyplan.desired_metadata(cr_name, RETAINED_PURPOSE, {}, {})
+            self.gw.create_secret(self.namespace, self.name, values, labels, annotations,
+                                  owners=[owner] if owner else [])
+        else:
+            self.gw.update_secret_data(self.namespace, self.name, values, {}, self._observed.resource_version)
+
+
+RETAINED_PURPOSE = "retained-copy"
 
 
 def sync_metadata(gw: Gateway, ns: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],

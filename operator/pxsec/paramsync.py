@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec import conditions, render, scmerge
+from pxsec import coexist, conditions, render, scmerge
 from pxsec.conditions import Condition
 from pxsec.gateway import Conflict, Gateway
 from pxsec.keyplan import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
@@ -42,7 +42,9 @@ class ParamSync:
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
 
-    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec) -> ParamsOutcome:
+    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, co: coexist.Coexistence | None = None,
+            storagecluster: Mapping[str, Any] | None = None) -> ParamsOutcome:
+        """`storagecluster`: the StorageCluster as the reconcile already read it (saves a GET)."""
         meta = cr["metadata"]
         ns, name = str(meta["namespace"]), str(meta["name"])
         data = render.render_all(spec, ns, cr_name=name)
@@ -52,7 +54,15 @@ class ParamSync:
             conditions.PARAMETERS_RENDERED, "Rendered",
             f"ConfigMap {out.configmap} holds the parameters for {', '.join(render.TARGETS)}"))
         if spec.storage_cluster.apply:
-            out.conditions.append(self._apply(ns, name, spec, out))
+            sc = co.cluster if co is not None else None
+            if sc is not None and sc.exists and sc.deleting:
+                # Its finalizer holds it while the Portworx Operator uninstalls: writing it now would
+                # only race the uninstall.
+                out.conditions.append(conditions.false(
+                    conditions.STORAGECLUSTER_APPLIED, "StorageClusterDeleting",
+                    f"StorageCluster {sc.name} is being deleted: nothing is applied to it"))
+            else:
+                out.conditions.append(self._apply(ns, name, spec, out, storagecluster))
         return out
 
     def _write_configmap(self, cr: Mapping[str, Any], cm_name: str, data: Mapping[str, str]) -> None:
@@ -74,11 +84,12 @@ class ParamSync:
         patch_data.update({k: None for k in have if k not in data})
         self.gw.patch_configmap(ns, cm_name, {"data": patch_data})
 
-    def _apply(self, ns: str, cr_name: str, spec: PxSecuritySpec, out: ParamsOutcome) -> Condition:
+    def _apply(self, ns: str, cr_name: str, spec: PxSecuritySpec, out: ParamsOutcome,
+               first: Mapping[str, Any] | None) -> Condition:
         sc_name = storagecluster_name(spec, cr_name)
         rendered = render.render(spec, ns, "storagecluster", cr_name=cr_name)
-        for _attempt in range(3):
-            existing = self.gw.read_storagecluster(ns, sc_name)
+        for attempt in range(3):
+            existing = first if attempt == 0 and first is not None else self.gw.read_storagecluster(ns, sc_name)
             if existing is None:
                 out.recheck_after = WAITING_RECHECK
                 return conditions.false(

@@ -13,12 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec import conditions, keyplan
+from pxsec import coexist, conditions, keyplan
 from pxsec.conditions import Condition, rfc3339
 from pxsec.gateway import Gateway, NamespaceTerminating
 from pxsec.keysync import Event, KeySync, cr_ref
 from pxsec.oidcsync import OIDCSync
 from pxsec.paramsync import ParamSync, storagecluster_name
+from pxsec.portworxsync import PortworxSync
 from pxsec.render import configmap_name
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
 from pxsec.tokensync import TokenSync
@@ -50,9 +51,31 @@ def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Depe
     if spec.oidc and spec.oidc.certificate_authority:
         deps.add(("ConfigMap", namespace, spec.oidc.certificate_authority.config_map))
     deps.add(("ConfigMap", namespace, configmap_name(name)))
-    if spec.storage_cluster.apply:
+    if spec.storage_cluster.targeted:
+        # Beside the Portworx Operator: its tokens are checked, the StorageCluster's security settings
+        # and deleteStrategy decide who writes what, and the retained copy may be needed.
         deps.add(("StorageCluster", namespace, storagecluster_name(spec, name)))
+        deps |= {("Secret", namespace, t) for t in coexist.OPERATOR_TOKENS}
+        deps |= {("Secret", namespace, n) for n in coexist.UNINSTALL_DELETES}
+        deps.add(("Secret", namespace, coexist.retained_secret_name(name)))
     return deps
+
+
+def storagecluster_status(co: coexist.Coexistence) -> dict[str, Any] | None:
+    """`status.storageCluster`: what the targeted StorageCluster tells Portworx (names, never values)."""
+    sc = co.cluster
+    if sc is None:
+        return None
+    out: dict[str, Any] = {"name": sc.name, "exists": sc.exists, "securityEnabled": sc.auth_enabled}
+    if sc.issuer is not None:
+        out["issuer"] = sc.issuer
+    if sc.shared_secret is not None:
+        out["sharedSecret"] = sc.shared_secret
+    if sc.delete_strategy is not None:
+        out["deleteStrategy"] = sc.delete_strategy
+    if sc.deleting:
+        out["deleting"] = True
+    return out
 
 
 @dataclass
@@ -69,6 +92,7 @@ class Reconciler:
         self.tokens = TokenSync(gateway)
         self.params = ParamSync(gateway)
         self.oidc = OIDCSync(gateway)  # one prober (and its cache) for every resource
+        self.portworx = PortworxSync(gateway)
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
         """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on
@@ -93,10 +117,14 @@ class Reconciler:
             watch(deps)
         now = self.clock()
         try:
-            keys = self.keys.run(cr, spec)
-            minted = self.tokens.run(cr, spec, keys.data, now)
-            params = self.params.run(cr, spec)
+            storagecluster = (self.gw.read_storagecluster(namespace, storagecluster_name(spec, name))
+                              if spec.storage_cluster.targeted else None)
+            co = coexist.plan(spec, name, storagecluster)
+            keys = self.keys.run(cr, spec, co)
+            minted = self.tokens.run(cr, spec, keys.data, now, co)
+            params = self.params.run(cr, spec, co, storagecluster)
             probed = self.oidc.run(cr, spec, now)
+            judged = self.portworx.run(cr, spec, co, keys.data, minted.current, now)
         except NamespaceTerminating:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
             return Result(Outcome())
@@ -104,18 +132,22 @@ class Reconciler:
         components: list[Condition] = [
             c for c in (keys.condition, probed.condition, minted.condition) if c is not None]
         components += params.conditions
+        if judged.condition is not None:
+            components.append(judged.condition)
         ready = conditions.ready(components)
+        informational = [c for c in (keys.retained,) if c is not None]
         status: dict[str, Any] = {
             "observedGeneration": generation,
             "issuers": issuers_summary(spec),
             "secrets": keys.entries,
-            "tokens": minted.entries,
+            "tokens": minted.entries + judged.entries,
             "nextRenewal": rfc3339(minted.next_renewal) if minted.next_renewal else None,
             "parameters": {"configMapName": params.configmap, "hash": params.hash},
             "oidc": probed.status,
+            "storageCluster": storagecluster_status(co),
         }
-        self._write_status(cr, status, [ready, *components], old_status, events)
-        due = [t for t in (minted.next_renewal, probed.next_probe) if t is not None]
+        self._write_status(cr, status, [ready, *components, *informational], old_status, events)
+        due = [t for t in (minted.next_renewal, probed.next_probe, judged.next_check) if t is not None]
         if params.recheck_after is not None:
             due.append(now + dt.timedelta(seconds=params.recheck_after))
         requeue = max(1.0, (min(due) - now).total_seconds()) if due else None

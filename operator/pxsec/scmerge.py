@@ -17,6 +17,11 @@ and `spec.security` leaves we set), because a list entry carries no owner of its
   conflict: it is left as it is, not owned, and reported — someone else decided it, and silently
   overwriting a storage cluster's security settings is worse than saying so. One that already holds
   exactly our value is adopted (owned from then on): it is what we would have written.
+* Except the Portworx Operator's saved defaults. With security on, it fills every empty
+  `spec.security.auth` leaf with its default and writes the StorageCluster back (`PORTWORX_DEFAULTS`);
+  it never overwrites a value that is set. Such a value is nobody's decision, so a `spec.security`
+  leaf holding its default (and not ours) is replaced and owned like a missing one. Only a value that
+  differs from both ours and the default is a conflict.
 * The rest of the patch still goes through: conflicts are per entry, the caller reports them.
 
 Merging an already-merged object gives no patch (`patch is None`), so reconciles cause no writes.
@@ -33,6 +38,26 @@ from typing import Any, Final
 OWNED_ANNOTATION: Final = "pxsec.dev/owned-fields"
 
 _LISTS: Final = ("env", "volumes")
+
+# What the Portworx Operator stores into `spec.security` when auth is on and a leaf is empty
+# (drivers/storage/portworx/portworx.go, setSecuritySpecDefaults, at 303cc37). The issuer's default is
+# the `PORTWORX_AUTH_JWT_ISSUER` entry of `spec.env` when there is one (see `portworx_defaults`).
+PORTWORX_DEFAULTS: Final[Mapping[str, str]] = {
+    "auth.guestAccess": "Enabled",
+    "auth.selfSigned.issuer": "operator.portworx.io",
+    "auth.selfSigned.tokenLifetime": "24h",
+    "auth.selfSigned.sharedSecret": "px-shared-secret",
+}
+_ENV_JWT_ISSUER: Final = "PORTWORX_AUTH_JWT_ISSUER"
+
+
+def portworx_defaults(spec: Mapping[str, Any]) -> dict[str, frozenset[Any]]:
+    """For each `spec.security` leaf the Portworx Operator fills, the values that can only be its default."""
+    out = {path: frozenset({value}) for path, value in PORTWORX_DEFAULTS.items()}
+    for entry in spec.get("env") or []:
+        if isinstance(entry, Mapping) and entry.get("name") == _ENV_JWT_ISSUER and isinstance(entry.get("value"), str):
+            out["auth.selfSigned.issuer"] |= {entry["value"]}
+    return out
 
 
 @dataclass(frozen=True)
@@ -220,11 +245,13 @@ def merge(existing: Mapping[str, Any], rendered: Mapping[str, Any]) -> MergeResu
     new_security: dict[str, Any] = copy.deepcopy(dict(security))
     owned_security: set[str] = set()
     rendered_leaves = dict(_leaves(_map(want.get("security"))))
+    defaults = portworx_defaults(spec)
     for path, value in rendered_leaves.items():
         current_value = _at(security, path)
         if current_value == value:
             owned_security.add(path)
-        elif current_value is _MISSING or path in owned.security:
+        elif (current_value is _MISSING or current_value == "" or path in owned.security
+              or current_value in defaults.get(path, ())):
             _put(new_security, path, copy.deepcopy(value))
             owned_security.add(path)
         else:

@@ -39,8 +39,12 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class StorageClusterRef:
+    """`spec.storageCluster`. `targeted` is whether the field is there at all: a PxSecurity that names a
+    StorageCluster shares Secrets with the Portworx Operator that runs it (see `pxsec.coexist`)."""
+
     name: str | None = None
     apply: bool = False
+    targeted: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,8 @@ def parse_spec(raw: Any) -> PxSecuritySpec:
     spec = _map(raw, "spec")
 
     sc = _map(spec.get("storageCluster"), "spec.storageCluster")
-    storage_cluster = StorageClusterRef(name=sc.get("name"), apply=bool(sc.get("apply", False)))
+    storage_cluster = StorageClusterRef(name=sc.get("name"), apply=bool(sc.get("apply", False)),
+                                        targeted=spec.get("storageCluster") is not None)
 
     system = _map(spec.get("system"), "spec.system")
 

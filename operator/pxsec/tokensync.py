@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec import conditions, keyplan, tokens
+from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
 from pxsec.gateway import Conflict, Gateway
 from pxsec.keysync import Event, owner_reference, sync_metadata
@@ -32,6 +32,15 @@ class TokensOutcome:
     condition: Condition | None = None
     events: list[Event] = field(default_factory=list)
     next_renewal: dt.datetime | None = None
+    # Secret name -> the token it now holds, for PortworxSync's check (never logged or shown).
+    current: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _previous_message(cr: Mapping[str, Any], type_: str) -> str:
+    for cond in (cr.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return str(cond.get("message") or "")
+    return ""
 
 
 class TokenSync:
@@ -39,14 +48,18 @@ class TokenSync:
         self.gw = gateway
 
     def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, key_data: Mapping[str, Mapping[str, bytes]],
-            now: dt.datetime) -> TokensOutcome:
+            now: dt.datetime, co: coexist.Coexistence | None = None) -> TokensOutcome:
         out = TokensOutcome()
         if not spec.tokens:
             return out
+        co = co or coexist.Coexistence()
         ns, cr_name = str(cr["metadata"]["namespace"]), str(cr["metadata"]["name"])
         ring = tokens.KeyRing.from_secrets(spec, key_data)
         problems: list[str] = []
+        theirs = [t.secret_name for t in spec.tokens if t.secret_name in co.operator_tokens]
         for token in spec.tokens:
+            if token.secret_name in co.operator_tokens:
+                continue  # the Portworx Operator's: never written here (checked by PortworxSync)
             try:
                 entry, renewal = self._ensure(cr, ns, cr_name, spec, token, ring, now, out)
             except (tokens.NoSigningKey, tokens.SigningError) as exc:
@@ -55,11 +68,17 @@ class TokenSync:
             out.entries.append(entry)
             if out.next_renewal is None or renewal < out.next_renewal:
                 out.next_renewal = renewal
+        left = ""
+        if theirs and co.cluster is not None:
+            left = (f"; {', '.join(theirs)} listed in spec.tokens but minted by the Portworx Operator for "
+                    f"StorageCluster {co.cluster.name}, so not here: remove them from spec.tokens")
         if problems:
-            out.condition = conditions.false(conditions.TOKENS_READY, "CannotSign", " | ".join(problems))
+            out.condition = conditions.false(conditions.TOKENS_READY, "CannotSign", " | ".join(problems) + left)
         else:
             out.condition = conditions.true(conditions.TOKENS_READY, "TokensValid",
-                                            f"{len(out.entries)} token(s) minted and current")
+                                            f"{len(out.entries)} token(s) minted and current{left}")
+        if left and left not in _previous_message(cr, conditions.TOKENS_READY):
+            out.events.append(Event("Warning", "TokenLeftToPortworxOperator", left[2:]))
         return out
 
     def _ensure(self, cr: Mapping[str, Any], ns: str, cr_name: str, spec: PxSecuritySpec, token: TokenSpec,
@@ -78,6 +97,7 @@ class TokenSync:
                 raise tokens.NoSigningKey(
                     f"no usable {kind or 'signing'} key to sign with (is its Secret's private.pem present?)")
             if reason is None and existing is not None:
+                out.current[token.secret_name] = existing.decode("ascii")
                 decoded = decode_unverified(existing.decode("ascii"))
                 kind = tokens.choose_signing_key(token, spec, ring) or ""
                 expires = dt.datetime.fromtimestamp(int(decoded.claims["exp"]), dt.UTC)
@@ -97,6 +117,7 @@ class TokenSync:
                                                observed.resource_version)
             except Conflict:
                 continue
+            out.current[token.secret_name] = minted.token
             # The fingerprint annotation belongs to the data writes above; the metadata manager owns the rest.
             sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners)
             out.events.append(Event("Normal", "TokenMinted", (

@@ -128,6 +128,7 @@ def test_status_declares_what_the_operator_reports() -> None:
         "parameters",
         "issuers",
         "nextRenewal",
+        "storageCluster",
         "kopf",
     } <= set(status)
     assert set(status["conditions"]["items"]["properties"]) == {
@@ -145,6 +146,8 @@ def test_status_declares_what_the_operator_reports() -> None:
         "fingerprint",
         "origin",
         "revision",
+        "sharedWith",
+        "notes",
     }
     assert status["secrets"]["items"]["properties"]["origin"]["enum"] == ["Generated", "Adopted"]
     assert set(status["oidc"]["properties"]) == {
@@ -159,6 +162,9 @@ def test_status_declares_what_the_operator_reports() -> None:
         "expiresAt",
         "renewalTime",
         "signingKey",
+        "mintedBy",
+        "accepted",
+        "reason",
     }
     assert set(status["parameters"]["properties"]) == {"configMapName", "hash"}
 

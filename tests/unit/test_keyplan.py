@@ -70,9 +70,23 @@ def test_only_missing_keys_are_added() -> None:
     assert set(added) == {"apps-secret"}  # system-secret is never regenerated
 
 
-@pytest.mark.parametrize("value, problem", [
-    (b"short", "at least 32"),
+@pytest.mark.parametrize("value, note", [
+    (b"short", "at least 32 are advised"),
     (b"x" * 64 + b"\n", "whitespace"),
+    (b"  " + b"y" * 40, "whitespace"),
+])
+def test_a_weak_shared_secret_portworx_accepts_is_adopted_with_a_note(value: bytes, note: str) -> None:
+    """An existing cluster's secret must be adopted on an upgrade: said, never refused or rewritten."""
+    p = keyplan.plan_secret(req("px-shared-secret"), Observed("px-shared-secret", {"shared-secret": value}),
+                            None, SPEC)
+    assert p.action is Action.NONE and p.origin is Origin.ADOPTED and not p.recipes
+    assert any(note in msg for msg in p.notes)
+    assert all(value.decode().strip() not in msg for msg in p.notes)
+
+
+@pytest.mark.parametrize("value, problem", [
+    (b"", "empty"),
+    (b"   \n", "empty"),
     (b"\xff\xfe" * 20, "not ASCII"),
 ])
 def test_invalid_user_shared_secret_is_reported_not_replaced(value: bytes, problem: str) -> None:
@@ -80,7 +94,7 @@ def test_invalid_user_shared_secret_is_reported_not_replaced(value: bytes, probl
                             None, SPEC)
     assert p.action is Action.INVALID and not p.recipes
     assert any(problem in msg for msg in p.problems)
-    assert all(value.decode("latin-1") not in msg for msg in p.problems)
+    assert all(value.decode("latin-1").strip() not in msg for msg in p.problems if value.strip())
 
 
 def _pem_private(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:

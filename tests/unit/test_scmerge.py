@@ -180,6 +180,45 @@ def test_security_conflicts() -> None:
                                                "auth.selfSigned.sharedSecret"})
 
 
+# What the Portworx Operator saves into a StorageCluster with security on and no auth settings.
+PX_DEFAULTS = {"enabled": True, "auth": {"guestAccess": "Enabled", "selfSigned": {
+    "issuer": "operator.portworx.io", "tokenLifetime": "24h", "sharedSecret": "px-shared-secret"}}}
+
+
+def test_the_portworx_operators_saved_defaults_are_replaced_not_conflicts() -> None:
+    want = rendered({"guestAccess": "Disabled", "selfSigned": {
+        "issuer": "pxsec.example", "tokenLifetime": "12h", "sharedSecret": {"secretName": "my-shared"}}})
+    after, result = step(cluster(security=copy.deepcopy(PX_DEFAULTS)), want)
+    assert result.conflicts == []
+    assert after["spec"]["security"] == {"enabled": True, "auth": {"guestAccess": "Disabled", "selfSigned": {
+        "issuer": "pxsec.example", "tokenLifetime": "12h", "sharedSecret": "my-shared"}}}
+    assert owned(after).security == frozenset({
+        "enabled", "auth.guestAccess", "auth.selfSigned.issuer", "auth.selfSigned.tokenLifetime",
+        "auth.selfSigned.sharedSecret"})
+    # A full update by the Portworx Operator (which never overwrites a set value) changes nothing more.
+    assert merge(after, want).patch is None
+
+
+def test_an_issuer_default_taken_from_the_env_entry_is_a_default_too() -> None:
+    env = [{"name": "PORTWORX_AUTH_JWT_ISSUER", "value": "from-env.example"}]
+    security = copy.deepcopy(PX_DEFAULTS)
+    security["auth"]["selfSigned"]["issuer"] = "from-env.example"
+    after, result = step(cluster(env=env, security=security),
+                         rendered({"selfSigned": {"issuer": "pxsec.example", "sharedSecret": {}}}))
+    assert result.conflicts == []
+    assert after["spec"]["security"]["auth"]["selfSigned"]["issuer"] == "pxsec.example"
+
+
+def test_an_empty_value_is_unset_and_only_a_value_other_than_ours_and_the_default_conflicts() -> None:
+    base = cluster(security={"enabled": True, "auth": {"guestAccess": "", "selfSigned": {
+        "issuer": "someone.else", "tokenLifetime": "24h", "sharedSecret": "px-shared-secret"}}})
+    after, result = step(base, rendered({"guestAccess": "Disabled",
+                                         "selfSigned": {"issuer": "pxsec.example", "sharedSecret": {}}}))
+    assert result.conflicts == ["spec.security.auth.selfSigned.issuer is set to a different value by someone else"]
+    assert after["spec"]["security"]["auth"]["guestAccess"] == "Disabled"
+    assert after["spec"]["security"]["auth"]["selfSigned"]["issuer"] == "someone.else"
+
+
 def test_security_disabled_by_someone_else_is_a_conflict() -> None:
     after, result = step(cluster(security={"enabled": False}), rendered(OIDC))
     assert result.conflicts == ["spec.security.enabled is set to a different value by someone else"]

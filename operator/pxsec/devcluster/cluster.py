@@ -39,18 +39,24 @@ class KubectlError(RuntimeError):
 
 @dataclass
 class Cluster:
-    """Either a local control plane we started, or an existing cluster named by a kubeconfig."""
+    """Either a local control plane we started, or an existing cluster named by a kubeconfig.
+
+    `audit_log` is kube-apiserver's JSON audit log (Metadata-level events of the write verbs; see
+    controlplane.AUDIT_POLICY) for a local control plane, None for an existing cluster.
+    """
 
     kubeconfig: Path
     kubectl_bin: Path
     control_plane: ControlPlane | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pxsec-session-")))
+    audit_log: Path | None = None
 
     @classmethod
     def local(cls, assets: Assets) -> Cluster:
         cp = ControlPlane(assets)
         cp.start()
-        return cls(kubeconfig=cp.admin_kubeconfig, kubectl_bin=assets.kubectl, control_plane=cp)
+        return cls(kubeconfig=cp.admin_kubeconfig, kubectl_bin=assets.kubectl, control_plane=cp,
+                   audit_log=cp.audit_log)
 
     def __enter__(self) -> Cluster:
         return self

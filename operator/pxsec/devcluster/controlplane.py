@@ -5,6 +5,11 @@ Like controller-runtime's envtest, but with the controller manager, because dele
 namespace teardown are only real when the real garbage collector runs. Children are started in their
 own process group with PR_SET_PDEATHSIG, so even a SIGKILLed parent leaves no etcd or kube-* behind;
 `stop()` (also run by the context manager, atexit and on startup failure) terminates them in order.
+
+kube-apiserver writes a JSON audit log (`ControlPlane.audit_log`, one event per line): Metadata level
+for the write verbs, nothing else. Blocking mode: the request's own goroutine writes the event as the
+request completes (no background batch), so a write's line is on disk at the latest a moment after the
+client has its response. Tests read it to count who wrote what (tests/audit.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,18 @@ from types import TracebackType
 
 from pxsec.devcluster import kubeconfig, pki
 from pxsec.devcluster.assets import Assets
+
+# audit.k8s.io/v1 Policy: who wrote what, never a request or response body (Metadata), and only the
+# final stage of each write (RequestReceived omitted). Reads, watches and everything else: None.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
 
 
 class ControlPlaneError(RuntimeError):
@@ -76,6 +93,7 @@ class ControlPlane:
     server: str = ""
     admin_kubeconfig: Path = Path()
     pki: pki.PKI | None = None
+    audit_log: Path = Path()
     _owns_workdir: bool = False
 
     def __enter__(self) -> ControlPlane:
@@ -188,6 +206,9 @@ class ControlPlane:
         port = self.apiserver_port or free_port()
         self.server = f"https://127.0.0.1:{port}"
         p = self.pki
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        self.audit_log = self.workdir / "audit.log"
         proc = self._spawn("kube-apiserver", [
             str(self.assets.kube_apiserver),
             f"--etcd-servers={self.etcd_url}",
@@ -204,6 +225,10 @@ class ControlPlane:
             "--disable-admission-plugins=ServiceAccount",
             "--endpoint-reconciler-type=none",  # loopback advertise address: no kubernetes Endpoints
             "--enable-priority-and-fairness=false",
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-format=json",
+            "--audit-log-mode=blocking",  # written by the request's own goroutine, not a background batch
             "--profiling=false",
             "-v=1",
         ])
