@@ -9,6 +9,7 @@ their values), and say how to point your own kubectl at it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -97,9 +98,11 @@ def _show(cluster: Cluster, operator: OperatorProcess, example: str, name: str, 
     _say("")
     _say(cluster.kubectl("get", "pxsec", "-n", DEMO_NAMESPACE, "-o", "wide").stdout.rstrip())
     _say("")
-    secrets = cluster.kubectl(
-        "get", "secrets", "-n", DEMO_NAMESPACE, "-l", "app.kubernetes.io/managed-by=px-security-operator",
-        "-o", "jsonpath={range .items[*]}{.metadata.name}{'\\n'}{end}").stdout.split()
+    # From status, not from labels: the Secrets shared with the Portworx Operator carry no labels of ours.
+    status = json.loads(cluster.kubectl("get", "pxsec", name, "-n", DEMO_NAMESPACE, "-o", "json").stdout).get(
+        "status") or {}
+    secrets = sorted({s["name"] for s in status.get("secrets") or [] if s.get("origin") == "Generated"}
+                     | {t["secretName"] for t in status.get("tokens") or [] if "mintedBy" not in t})
     _say("Secrets made by the operator (names only): " + (", ".join(secrets) or "none"))
     if not ready:
         _say(cluster.kubectl("describe", "pxsecurity", name, "-n", DEMO_NAMESPACE).stdout)
