@@ -291,10 +291,13 @@ def stork(spec: PxSecuritySpec, namespace: str, cr_name: str | None) -> dict[str
 def user_token_secret(spec: PxSecuritySpec) -> tuple[str, bool]:
     """(Secret name, minted by this operator?) of the token StorageClasses should use.
 
-    The first spec.tokens entry with role `system.user` (least privilege that can manage volumes);
-    else `px-user-token`, which the Portworx Operator mints itself when it runs the cluster with
-    security on.
+    With a StorageCluster targeted, `px-user-token`: the Portworx Operator running that cluster mints
+    it whenever security is on, and it is the name its own StorageClasses use (`pxsec.coexist`).
+    Otherwise the first spec.tokens entry with role `system.user` (least privilege that can manage
+    volumes); else `px-user-token` all the same, with a note.
     """
+    if spec.storage_cluster.targeted:
+        return PORTWORX_USER_TOKEN_SECRET, False
     for token in spec.tokens:
         if USER_ROLE in token.roles:
             return token.secret_name, True
@@ -321,7 +324,7 @@ def storageclass(spec: PxSecuritySpec, namespace: str, cr_name: str | None) -> d
             "mintedBy": "px-security-operator" if ours else "Portworx Operator",
         },
     }
-    if not ours:
+    if not ours and not spec.storage_cluster.targeted:
         out["note"] = (
             f"no spec.tokens entry has role {USER_ROLE}: these parameters point at "
             f"{PORTWORX_USER_TOKEN_SECRET}, which the Portworx Operator mints when it runs the cluster "

@@ -406,3 +406,13 @@ def test_every_target_renders_for_a_minimal_spec() -> None:
         spec = spec_of(raw)
         for target in TARGETS:
             assert render(spec, "ns", target, cr_name="c"), target
+
+
+def test_storageclass_beside_the_portworx_operator_uses_its_user_token() -> None:
+    """With a StorageCluster targeted, px-user-token is the Portworx Operator's, whatever spec.tokens holds."""
+    spec = spec_of({"storageCluster": {"name": "px-cluster"}, "selfSigned": {"sharedSecret": {}},
+                    "tokens": [{"secretName": "csi-token", "roles": ["system.user"]}]})
+    out = render(spec, "storage", "storageclass")
+    assert out["tokenSecret"] == {"name": "px-user-token", "namespace": "storage", "key": "auth-token",
+                                  "mintedBy": "Portworx Operator"}
+    assert "note" not in out
