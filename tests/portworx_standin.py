@@ -37,10 +37,11 @@ import threading
 import time
 import warnings
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import jwt
 import kubernetes
+from jwt.warnings import InsecureKeyLengthWarning
 from kubernetes.client.exceptions import ApiException
 
 GROUP, VERSION, PLURAL, KIND = "core.libopenstorage.org", "v1", "storageclusters", "StorageCluster"
@@ -57,7 +58,10 @@ SYSTEM_SECRETS_NAME = "px-system-secrets"  # fixed (auth.go)
 SHARED_SECRET_KEY, SYSTEM_SECRET_KEY, APPS_SECRET_KEY = "shared-secret", "system-secret", "apps-secret"
 TOKEN_KEY = "auth-token"
 # maintainAuthTokenSecret: (Secret name, roles, groups)
-TOKENS = (("px-admin-token", ["system.admin"], ["*"]), ("px-user-token", ["system.user"], []))
+TOKENS: tuple[tuple[str, list[str], list[str]], ...] = (
+    ("px-admin-token", ["system.admin"], ["*"]),
+    ("px-user-token", ["system.user"], []),
+)
 
 ENV_SHARED_SECRET = "PORTWORX_AUTH_JWT_SHAREDSECRET"
 ENV_SYSTEM_KEY = "PORTWORX_AUTH_SYSTEM_KEY"
@@ -74,7 +78,12 @@ _LIFETIME = re.compile(r"^(\d+)(s|m|h|d|y)$")  # util.go: one number, one unit; 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 
 # Go's HMAC takes any key length; PyJWT only warns below 32 bytes. Behave like Go, quietly.
-warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
+warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
+
+
+def _untyped(thing: object) -> Any:
+    """The kubernetes client's watch, config loader and serializer are untyped."""
+    return thing
 
 
 def log(message: str) -> None:
@@ -204,16 +213,15 @@ class StandIn:
             if exc.status == 404:
                 return None
             raise
-        result: dict[str, Any] = self.client.sanitize_for_serialization(secret)
-        return result
+        return cast(dict[str, Any], _untyped(self.client).sanitize_for_serialization(secret))
 
     def create_secret(self, body: dict[str, Any]) -> None:
-        self.core.create_namespaced_secret(self.namespace, body, field_manager=AGENT)
+        self.core.create_namespaced_secret(self.namespace, cast(Any, body), field_manager=AGENT)
         log(f"create Secret {self._ref(body['metadata']['name'])}")
 
     def replace_secret(self, body: dict[str, Any], why: str = "") -> None:
         name = body["metadata"]["name"]
-        self.core.replace_namespaced_secret(name, self.namespace, body, field_manager=AGENT)
+        self.core.replace_namespaced_secret(name, self.namespace, cast(Any, body), field_manager=AGENT)
         log(f"update Secret {self._ref(name)}{why}")
 
     def delete_secret(self, name: str) -> None:
@@ -230,8 +238,8 @@ class StandIn:
         simply tries again on a later pass (None)."""
         name = body["metadata"]["name"]
         try:
-            result: dict[str, Any] = self.custom.replace_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, body, field_manager=AGENT)
+            result = cast(dict[str, Any], self.custom.replace_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, body, field_manager=AGENT))
         except ApiException as exc:
             if exc.status == 409:
                 log(f"conflict updating StorageCluster {self._ref(name)}; next pass")
@@ -244,7 +252,8 @@ class StandIn:
 
     def run_pass(self) -> None:
         try:
-            listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
+            listed = cast(dict[str, Any],
+                          self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL))
         except ApiException as exc:
             log(f"error: list StorageClusters: {exc.status} {exc.reason}")
             return
@@ -456,7 +465,7 @@ def _watch(custom: kubernetes.client.CustomObjectsApi, namespace: str, wake: thr
     """Wake the loop on every StorageCluster event of the namespace (storagecluster.go: a change is
     reconciled at once, not only on the next period)."""
     while not stop.is_set():
-        watcher = kubernetes.watch.Watch()
+        watcher = _untyped(kubernetes.watch).Watch()
         try:
             for _ in watcher.stream(custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
                                     timeout_seconds=60):
@@ -479,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     configuration = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"),
+    _untyped(kubernetes.config).load_kube_config(config_file=os.environ.get("KUBECONFIG"),
                                        client_configuration=configuration)
     client = kubernetes.client.ApiClient(configuration)
     client.user_agent = AGENT

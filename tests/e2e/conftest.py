@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ import yaml
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.helpers import get_json, wait_for
 from tests.oidc_provider import OIDCProvider
+from tests.portworx import PortworxOperatorStandIn
+from tests.portworx import install_rbac as install_portworx_rbac
 
 
 def secret_values(cluster: Cluster, namespace: str) -> dict[str, bytes]:
@@ -120,3 +123,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     proc = getattr(item, "funcargs", {}).get("operator")
     if report.failed and isinstance(proc, OperatorProcess):
         report.sections.append(("operator log (tail)", proc.output()[-6000:]))
+
+
+# -- the Portworx Operator stand-in (tests/portworx_standin.py) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def portworx_rbac(cluster: Cluster) -> None:
+    """The stand-in's own identity: ServiceAccount portworx-operator/portworx-operator and its ClusterRole
+    (tests/fixtures/portworx-standin-rbac.yaml)."""
+    install_portworx_rbac(cluster)
+
+
+@pytest.fixture()
+def portworx_operator(cluster: Cluster, namespace: str, storagecluster_crd: None, portworx_rbac: None,
+                      tmp_path: Path) -> Iterator[PortworxOperatorStandIn]:
+    """The Portworx Operator stand-in managing the test's namespace (period 1 s), as its ServiceAccount."""
+    proc = PortworxOperatorStandIn(cluster, namespace, tmp_path / "portworx-operator.log").start()
+    yield proc
+    values = secret_values(cluster, namespace)
+    code = proc.stop()
+    # Its finalizer would keep the StorageClusters (and so the namespace) forever once it is gone.
+    for item in get_json(cluster, "storageclusters.core.libopenstorage.org", "-n", namespace).get("items", []):
+        cluster.kubectl("patch", "storageclusters.core.libopenstorage.org", item["metadata"]["name"],
+                        "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+    print(f"--- Portworx Operator stand-in log (tail) ---\n{proc.output()[-6000:]}")  # shown on failure
+    assert code == 0 and proc.output().rstrip().endswith("portworx-operator stand-in stopped"), \
+        f"the stand-in did not stop cleanly on SIGTERM (exit {code})"
+    for ref, secret_value in values.items():  # it logs names, never values
+        for needle in _needles(secret_value):
+            assert needle not in proc.output(), f"the value of Secret {ref} leaked into the stand-in's log"
