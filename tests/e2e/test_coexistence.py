@@ -241,6 +241,10 @@ def test_pxsecurity_first_then_storagecluster_then_the_portworx_operator(
     theirs = writes(audit_log(cluster), namespace=namespace, since=start, users={portworx.USERNAME})
     assert not [w for w in theirs if w.resource == "secrets" and w.name in KEY_SECRETS], \
         "it rewrote a key Secret:\n" + "\n".join(_show(w) for w in theirs)
+    # It wrote the whole StorageCluster back (its finalizer) after our settings were in: they stayed.
+    assert [w.verb for w in theirs if w.resource == "storageclusters"] == ["update"]
+    assert self_signed(cluster, namespace) == {"guestAccess": "Disabled", "issuer": "pxsec.example",
+                                               "tokenLifetime": "12h", "sharedSecret": "px-shared-secret"}
     for name in KEY_SECRETS:
         entry = status_secret(obj, name)
         assert entry["origin"] == "Generated" and entry["sharedWith"] == "PortworxOperator"
