@@ -195,6 +195,16 @@ def plan(spec: PxSecuritySpec, cr_name: str, storagecluster: Mapping[str, Any] |
     )
 
 
+def system_secret_problem(spec: PxSecuritySpec, co: Coexistence) -> str | None:
+    """A system Secret of another name than px-system-secrets beside the Portworx Operator is never what
+    Portworx reads. The CRD rejects it; an object stored before that rule existed is said to be wrong here."""
+    if co.targeted and spec.system_secret != DEFAULT_SYSTEM_SECRET:
+        return (f"spec.system.secretName {spec.system_secret} is not used: beside the Portworx Operator, Portworx "
+                f"and Stork take the system keys from {DEFAULT_SYSTEM_SECRET}; set spec.system.secretName to "
+                f"{DEFAULT_SYSTEM_SECRET} (or leave it out)")
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # The retained copy
 # --------------------------------------------------------------------------------------------------

@@ -129,8 +129,11 @@ class KeySync:
         previous: Mapping[str, Any] = next((c for c in (cr.get("status") or {}).get("conditions") or []
                          if c.get("type") == conditions.KEYS_READY), {})
         generation = cr["metadata"].get("generation")
+        ignored = coexist.system_secret_problem(spec, co)
         if invalid:
             out.condition = conditions.false(conditions.KEYS_READY, "InvalidKeyMaterial", " | ".join(invalid))
+        elif ignored:
+            out.condition = conditions.false(conditions.KEYS_READY, "SystemSecretIgnored", ignored)
         elif unretained:
             out.condition = conditions.false(
                 conditions.KEYS_READY, "StorageClusterUninstalling",

@@ -62,7 +62,7 @@ class ParamSync:
                     conditions.STORAGECLUSTER_APPLIED, "StorageClusterDeleting",
                     f"StorageCluster {sc.name} is being deleted: nothing is applied to it"))
             else:
-                out.conditions.append(self._apply(ns, name, spec, out, storagecluster))
+                out.conditions.append(self._apply(ns, name, spec, out, storagecluster, read=co is not None))
         return out
 
     def _write_configmap(self, cr: Mapping[str, Any], cm_name: str, data: Mapping[str, str]) -> None:
@@ -85,11 +85,12 @@ class ParamSync:
         self.gw.patch_configmap(ns, cm_name, {"data": patch_data})
 
     def _apply(self, ns: str, cr_name: str, spec: PxSecuritySpec, out: ParamsOutcome,
-               first: Mapping[str, Any] | None) -> Condition:
+               first: Mapping[str, Any] | None, read: bool) -> Condition:
+        """`first`: the StorageCluster as already read this reconcile (`read`: it was, None = absent)."""
         sc_name = storagecluster_name(spec, cr_name)
         rendered = render.render(spec, ns, "storagecluster", cr_name=cr_name)
         for attempt in range(3):
-            existing = first if attempt == 0 and first is not None else self.gw.read_storagecluster(ns, sc_name)
+            existing = first if attempt == 0 and read else self.gw.read_storagecluster(ns, sc_name)
             if existing is None:
                 out.recheck_after = WAITING_RECHECK
                 return conditions.false(

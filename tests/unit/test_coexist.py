@@ -240,3 +240,14 @@ def test_tokens_accepted_is_part_of_ready() -> None:
     assert ready.status is False and ready.reason == "WouldBeRejected"
     info = conditions.false(conditions.KEYS_RETAINED, "NothingToRetain", "y")
     assert conditions.ready([info]).status is True  # informational only
+
+
+def test_a_renamed_system_secret_beside_the_portworx_operator_is_said_to_be_unused() -> None:
+    """The CRD rejects it; an object stored before the rule is still told (KeysReady False)."""
+    legacy = parse_spec({"storageCluster": {"name": "px-cluster"}, "system": {"secretName": "mine"},
+                         "selfSigned": {"sharedSecret": {}}})
+    problem = coexist.system_secret_problem(legacy, coexist.plan(legacy, "px", None))
+    assert problem is not None and "px-system-secrets" in problem and "mine" in problem
+    assert coexist.system_secret_problem(spec(), coexist.plan(spec(), "px", None)) is None
+    alone = parse_spec({"system": {"secretName": "mine"}, "selfSigned": {"sharedSecret": {}}})
+    assert coexist.system_secret_problem(alone, coexist.plan(alone, "px", None)) is None
