@@ -11,18 +11,19 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pxsec import coexist, conditions, keyplan
+from pxsec.coexist import TokensJudged
 from pxsec.conditions import Condition, rfc3339
-from pxsec.gateway import Gateway, NamespaceTerminating
-from pxsec.keysync import Event, KeySync, cr_ref
-from pxsec.oidcsync import OIDCSync
-from pxsec.paramsync import ParamSync, storagecluster_name
+from pxsec.gateway import Gateway, GatewayError, NamespaceTerminating
+from pxsec.keysync import Event, KeysOutcome, KeySync, cr_ref
+from pxsec.oidcsync import OIDCOutcome, OIDCSync
+from pxsec.paramsync import ParamsOutcome, ParamSync, storagecluster_name
 from pxsec.portworxsync import PortworxSync
 from pxsec.render import configmap_name
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
-from pxsec.tokensync import TokenSync
+from pxsec.tokensync import TokensOutcome, TokenSync
 from pxsec.workqueue import Outcome
 
 logger = logging.getLogger("pxsec.reconciler")
@@ -78,6 +79,53 @@ def storagecluster_status(co: coexist.Coexistence) -> dict[str, Any] | None:
     return out
 
 
+FIRST_RETRY = 5.0
+MAX_RETRY = 300.0
+T = TypeVar("T")
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one line for a condition: its type and the start of its message. Core exceptions
+    never carry key material (the core's rule); the cap keeps a runaway message out of status."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def _blocked(type_: str) -> Condition:
+    return Condition(type_, None, "KeysUnavailable", "not checked: the key material could not be reconciled")
+
+
+class _Steps:
+    """Runs the reconcile steps so that one bad object never wedges its reconcile: an exception from the
+    core (not from the API: those are retried with back-off by the work queue) becomes a False condition
+    of the step's type with reason InternalError, and the other steps still run."""
+
+    def __init__(self, key: Key) -> None:
+        self.key = key
+        self._conditions: dict[str, Condition] = {}
+
+    def run(self, step: str, type_: str, call: Callable[[], T], fallback: T) -> T:
+        try:
+            return call()
+        except GatewayError:
+            raise
+        except Exception as exc:
+            logger.warning("%s/%s: the %s step failed: %s", *self.key, step, _describe(exc))
+            self._conditions[step] = conditions.false(type_, "InternalError",
+                                                      f"the {step} step failed: {_describe(exc)}")
+            return fallback
+
+    def failed(self, step: str) -> bool:
+        return step in self._conditions
+
+    def condition(self, step: str) -> Condition | None:
+        return self._conditions.get(step)
+
+    @property
+    def any_failed(self) -> bool:
+        return bool(self._conditions)
+
+
 @dataclass
 class Result:
     outcome: Outcome
@@ -93,6 +141,7 @@ class Reconciler:
         self.params = ParamSync(gateway)
         self.oidc = OIDCSync(gateway)  # one prober (and its cache) for every resource
         self.portworx = PortworxSync(gateway)
+        self._failures: dict[Key, int] = {}  # consecutive reconciles with a failed step, per key
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
         """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on
@@ -106,28 +155,45 @@ class Reconciler:
         events: list[Event] = []
         try:
             spec = parse_spec(cr.get("spec"))
-        except SpecError as exc:
-            cond = conditions.false(conditions.READY, "InvalidSpec", str(exc))
+        except Exception as exc:  # SpecError, or anything a spec the API server let through provokes
+            message = str(exc) if isinstance(exc, SpecError) else f"the spec cannot be read: {_describe(exc)}"
+            cond = conditions.false(conditions.READY, "InvalidSpec", message)
             self._write_status(cr, {"observedGeneration": generation}, [cond], old_status,
-                               [Event("Warning", "InvalidSpec", str(exc))])
+                               [Event("Warning", "InvalidSpec", message)])
             return Result(Outcome())
 
         deps = dependencies_of(namespace, name, spec)
         if watch is not None:
             watch(deps)
         now = self.clock()
+        steps = _Steps(key)
         try:
             storagecluster = (self.gw.read_storagecluster(namespace, storagecluster_name(spec, name))
                               if spec.storage_cluster.targeted else None)
-            co = coexist.plan(spec, name, storagecluster)
-            keys = self.keys.run(cr, spec, co)
-            minted = self.tokens.run(cr, spec, keys.data, now, co)
-            params = self.params.run(cr, spec, co, storagecluster)
-            probed = self.oidc.run(cr, spec, now)
-            judged = self.portworx.run(cr, spec, co, keys.data, minted.current, now)
+            co = steps.run("coexistence", conditions.STORAGECLUSTER_APPLIED,
+                           lambda: coexist.plan(spec, name, storagecluster),
+                           coexist.Coexistence(targeted=spec.storage_cluster.targeted))
+            keys = steps.run("keys", conditions.KEYS_READY, lambda: self.keys.run(cr, spec, co), KeysOutcome())
+            if steps.failed("keys"):
+                minted = TokensOutcome(condition=_blocked(conditions.TOKENS_READY)) if spec.tokens else TokensOutcome()
+            else:
+                minted = steps.run("tokens", conditions.TOKENS_READY,
+                                   lambda: self.tokens.run(cr, spec, keys.data, now, co), TokensOutcome())
+            params = steps.run("parameters", conditions.PARAMETERS_RENDERED,
+                               lambda: self.params.run(cr, spec, co, storagecluster), ParamsOutcome())
+            probed = steps.run("oidc", conditions.OIDC_READY, lambda: self.oidc.run(cr, spec, now), OIDCOutcome())
+            judged = TokensJudged() if steps.failed("keys") else steps.run(
+                "portworx", conditions.TOKENS_ACCEPTED,
+                lambda: self.portworx.run(cr, spec, co, keys.data, minted.current, now), TokensJudged())
         except NamespaceTerminating:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
             return Result(Outcome())
+        keys.condition = steps.condition("keys") or keys.condition
+        minted.condition = steps.condition("tokens") or minted.condition
+        params.conditions = [c for c in (steps.condition("parameters"), steps.condition("coexistence")) if c] \
+            or params.conditions
+        probed.condition = steps.condition("oidc") or probed.condition
+        judged.condition = steps.condition("portworx") or judged.condition
         events += keys.events + minted.events + params.events
         components: list[Condition] = [
             c for c in (keys.condition, probed.condition, minted.condition) if c is not None]
@@ -146,12 +212,31 @@ class Reconciler:
             "oidc": probed.status,
             "storageCluster": storagecluster_status(co),
         }
+        # What a failed step would have reported is kept as it was: status.secrets in particular holds
+        # the fingerprints and revisions that tell a lost Secret from a new one.
+        for step, fields in (("keys", ("secrets",)), ("tokens", ("tokens", "nextRenewal")),
+                             ("parameters", ("parameters",)), ("oidc", ("oidc",))):
+            if steps.failed(step):
+                for field_name in fields:
+                    status[field_name] = old_status.get(field_name)
         self._write_status(cr, status, [ready, *components, *informational], old_status, events)
         due = [t for t in (minted.next_renewal, probed.next_probe, judged.next_check) if t is not None]
+        retry = self._retry_after(key, steps.any_failed)
+        if retry is not None:
+            due.append(now + dt.timedelta(seconds=retry))
         if params.recheck_after is not None:
             due.append(now + dt.timedelta(seconds=params.recheck_after))
         requeue = max(1.0, (min(due) - now).total_seconds()) if due else None
         return Result(Outcome(requeue_after=requeue), deps)
+
+    def _retry_after(self, key: Key, failed: bool) -> float | None:
+        """After a step failed: look again later, backing off (5 s doubling to 5 min), with the failure
+        already in status — not a tight loop, and not a stale object."""
+        if not failed:
+            self._failures.pop(key, None)
+            return None
+        count = self._failures[key] = self._failures.get(key, 0) + 1
+        return float(min(MAX_RETRY, FIRST_RETRY * 2 ** (count - 1)))
 
     def _write_status(self, cr: Mapping[str, Any], fields: dict[str, Any], conds: list[Condition],
                       old: Mapping[str, Any], events: list[Event]) -> None:

@@ -36,6 +36,30 @@ class TokensOutcome:
     current: dict[str, str] = field(default_factory=dict, repr=False)
 
 
+Times = tuple[dt.datetime, dt.datetime]  # (expires, renewal)
+
+
+def _judge_existing(text: str | None, token: TokenSpec, spec: PxSecuritySpec, ring: tokens.KeyRing,
+                    recorded: str | None, now: dt.datetime) -> tuple[str | None, Times | None]:
+    """(why to re-mint or None, (expires, renewal) of a token that is kept).
+
+    The token in a Secret is input like any other: someone may have put anything there (a `crit`
+    header, claims nested a hundred thousand deep, an `exp` past the calendar). Whatever the core
+    makes of it, a token that cannot be judged is `unreadable` and replaced — it never stops the
+    reconcile of its PxSecurity.
+    """
+    try:
+        reason = tokens.remint_reason(text, token, spec, ring, recorded, now)
+        if reason is not None or text is None:
+            return reason, None
+        claims = decode_unverified(text).claims
+        expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+        issued = dt.datetime.fromtimestamp(int(claims["iat"]), dt.UTC) + tokens.CLOCK_SKEW
+        return None, (expires, tokens.renewal_time(issued, expires))
+    except Exception:  # RecursionError included: the token, not the operator, is what is broken
+        return tokens.UNREADABLE, None
+
+
 def _previous_message(cr: Mapping[str, Any], type_: str) -> str:
     for cond in (cr.get("status") or {}).get("conditions") or []:
         if cond.get("type") == type_:
@@ -62,7 +86,7 @@ class TokenSync:
                 continue  # the Portworx Operator's: never written here (checked by PortworxSync)
             try:
                 entry, renewal = self._ensure(cr, ns, cr_name, spec, token, ring, now, out)
-            except (tokens.NoSigningKey, tokens.SigningError) as exc:
+            except ValueError as exc:  # NoSigningKey, SigningError, or a lifetime the minting code refuses
                 problems.append(f"{token.secret_name}: {exc}")
                 continue
             out.entries.append(entry)
@@ -90,19 +114,16 @@ class TokenSync:
             observed = self.gw.read_secret(ns, token.secret_name)
             existing = observed.data.get(KEY_AUTH_TOKEN) if observed else None
             recorded = observed.annotations.get(KEY_FINGERPRINT_ANNOTATION) if observed else None
-            reason = tokens.remint_reason(existing.decode("ascii", "replace") if existing else None, token, spec,
-                                          ring, recorded, now)
+            text = existing.decode("ascii", "replace") if existing else None
+            reason, times = _judge_existing(text, token, spec, ring, recorded, now)
             if reason == tokens.NO_SIGNING_KEY:
                 kind = tokens.choose_signing_key(token, spec, ring)
                 raise tokens.NoSigningKey(
                     f"no usable {kind or 'signing'} key to sign with (is its Secret's private.pem present?)")
-            if reason is None and existing is not None:
-                out.current[token.secret_name] = existing.decode("ascii")
-                decoded = decode_unverified(existing.decode("ascii"))
+            if reason is None and text is not None and times is not None:
+                out.current[token.secret_name] = text
                 kind = tokens.choose_signing_key(token, spec, ring) or ""
-                expires = dt.datetime.fromtimestamp(int(decoded.claims["exp"]), dt.UTC)
-                issued = dt.datetime.fromtimestamp(int(decoded.claims["iat"]), dt.UTC) + tokens.CLOCK_SKEW
-                renewal = tokens.renewal_time(issued, expires)
+                expires, renewal = times
                 sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners, observed)
                 return self._entry(token, expires, renewal, kind), renewal
             minted = tokens.mint(token, spec, ring, now)
