@@ -166,6 +166,13 @@ class OperatorProcess:
         self.stop()
         return self.start()
 
+    def kill(self) -> None:
+        """SIGKILL, as a node failure or an OOM kill would: no cleanup, no finishing of anything."""
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

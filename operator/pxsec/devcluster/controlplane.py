@@ -95,6 +95,7 @@ class ControlPlane:
     pki: pki.PKI | None = None
     audit_log: Path = Path()
     _owns_workdir: bool = False
+    _etcd_peer_port: int | None = None
 
     def __enter__(self) -> ControlPlane:
         self.start()
@@ -144,6 +145,25 @@ class ControlPlane:
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
 
+    def restart_apiserver_and_etcd(self, pause: float) -> None:
+        """An outage of the API: stop kube-apiserver and etcd, wait `pause` seconds, start them again on
+        the same ports with the same data and certificates (clients and their tokens keep working).
+        kube-controller-manager stays up and reconnects, as it would in a real cluster."""
+        going = [p for p in self.procs if p.name in ("kube-apiserver", "etcd")]
+        for proc in sorted(going, key=lambda p: p.name != "kube-apiserver"):  # the API server first
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait()
+            self.procs.remove(proc)
+        time.sleep(pause)
+        self._start_etcd()
+        self._start_apiserver()
+
     @property
     def pids(self) -> list[int]:
         return [p.popen.pid for p in self.procs if p.popen.poll() is None]
@@ -187,7 +207,9 @@ class ControlPlane:
 
     def _start_etcd(self) -> None:
         assert self.workdir is not None
-        client, peer = self.etcd_port or free_port(), free_port()
+        client, peer = self.etcd_port or free_port(), self._etcd_peer_port or free_port()
+        # Kept, so that restart_apiserver_and_etcd() brings etcd back where its data says it lives.
+        self.etcd_port, self._etcd_peer_port = client, peer
         self.etcd_url = f"http://127.0.0.1:{client}"
         peer_url = f"http://127.0.0.1:{peer}"
         proc = self._spawn("etcd", [
@@ -204,6 +226,7 @@ class ControlPlane:
     def _start_apiserver(self) -> None:
         assert self.workdir is not None and self.pki is not None
         port = self.apiserver_port or free_port()
+        self.apiserver_port = port
         self.server = f"https://127.0.0.1:{port}"
         p = self.pki
         policy = self.workdir / "audit-policy.yaml"
