@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
-
-import yaml
 
 from pxsec.devcluster.cluster import Cluster
 
@@ -28,5 +27,5 @@ def get_json(cluster: Cluster, *args: str) -> dict[str, Any]:
     result = cluster.kubectl("get", *args, "-o", "json", check=False)
     if result.returncode != 0:
         return {}
-    loaded: dict[str, Any] = yaml.safe_load(result.stdout)
+    loaded: dict[str, Any] = json.loads(result.stdout)  # JSON: YAML readers refuse some characters JSON allows
     return loaded

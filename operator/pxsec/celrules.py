@@ -161,6 +161,17 @@ _CEL_NOT_A_KEY_SECRET: Final = (
     "(!has(self.selfSigned.ecdsa) || self.selfSigned.ecdsa.secretName != {x})))"
 )
 
+# What YAML 1.1/1.2 cannot carry, even escaped (its printable set is tab, LF, CR, NEL, U+0020-U+007E,
+# U+00A0-U+D7FF, U+E000-U+FFFD and beyond U+FFFF); the API server reads an apply patch as YAML.
+_NOT_YAML_PRINTABLE: Final = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x84\x86-\x9F\x{FFFE}\x{FFFF}]"
+
+
+def _not_yaml_printable(ch: str) -> bool:
+    code = ord(ch)
+    return (code < 0x20 and ch not in "\t\n\r") or 0x7F <= code <= 0x84 or 0x86 <= code <= 0x9F \
+        or code in (0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF
+
+
 RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "spec-token-source",
@@ -338,6 +349,14 @@ RULES: Final[tuple[Rule, ...]] = (
         "and '/', then a name of at most 63 letters, digits, '-', '_' or '.', starting and ending with "
         "a letter or digit",
         _qualified_keys,
+    ),
+    Rule(
+        "secret-template-annotation-values",
+        "spec.secretTemplate.annotations[*]",
+        f"!self.matches({_cel_str(_NOT_YAML_PRINTABLE)})",
+        "spec.secretTemplate.annotations values must be printable text: no control characters other than "
+        "tab and newline (Secret metadata is applied as YAML, which cannot carry them)",
+        lambda value: not any(_not_yaml_printable(ch) for ch in value),
     ),
 )
 

@@ -79,6 +79,7 @@ def storagecluster_status(co: coexist.Coexistence) -> dict[str, Any] | None:
     return out
 
 
+REFUSED = frozenset({400, 403, 413, 422})  # a request the API server refuses as such, not for now
 FIRST_RETRY = 5.0
 MAX_RETRY = 300.0
 T = TypeVar("T")
@@ -97,8 +98,9 @@ def _blocked(type_: str) -> Condition:
 
 class _Steps:
     """Runs the reconcile steps so that one bad object never wedges its reconcile: an exception from the
-    core (not from the API: those are retried with back-off by the work queue) becomes a False condition
-    of the step's type with reason InternalError, and the other steps still run."""
+    core becomes a False condition of the step's type with reason InternalError, a request the API server
+    refuses (400, 403, 413, 422) one with reason RejectedByAPIServer or Forbidden, and the other steps
+    still run. Transient API errors (unavailable, throttled, conflicts) go to the work queue's back-off."""
 
     def __init__(self, key: Key) -> None:
         self.key = key
@@ -107,8 +109,17 @@ class _Steps:
     def run(self, step: str, type_: str, call: Callable[[], T], fallback: T) -> T:
         try:
             return call()
-        except GatewayError:
+        except NamespaceTerminating:
             raise
+        except GatewayError as exc:
+            if exc.status not in REFUSED:
+                raise  # unavailable, throttled, raced: the work queue retries with back-off
+            # The API server refused what this object makes us send: that will not change by retrying
+            # at once, so it is said on the object (and looked at again with back-off).
+            logger.warning("%s/%s: the %s step was refused: %s", *self.key, step, exc)
+            reason = "Forbidden" if exc.status == 403 else "RejectedByAPIServer"
+            self._conditions[step] = conditions.false(type_, reason, f"the {step} step was refused: {exc}")
+            return fallback
         except Exception as exc:
             logger.warning("%s/%s: the %s step failed: %s", *self.key, step, _describe(exc))
             self._conditions[step] = conditions.false(type_, "InternalError",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pxsec import conditions
-from pxsec.gateway import GatewayError
+from pxsec.gateway import GatewayError, NamespaceTerminating
 from pxsec.reconciler import FIRST_RETRY, MAX_RETRY, Reconciler, _describe, _Steps
 
 
@@ -27,10 +27,28 @@ def test_a_failing_step_becomes_its_condition_and_the_fallback() -> None:
     assert steps.failed("tokens") and not steps.failed("keys") and steps.any_failed
 
 
-def test_api_errors_are_left_to_the_work_queue() -> None:
+@pytest.mark.parametrize("status", [0, 404, 409, 429, 500, 503])
+def test_transient_api_errors_are_left_to_the_work_queue(status: int) -> None:
     steps = _Steps(("ns", "px"))
     with pytest.raises(GatewayError):
-        steps.run("keys", conditions.KEYS_READY, lambda: boom(GatewayError("get secret x: 500", 500)), 0)
+        steps.run("keys", conditions.KEYS_READY, lambda: boom(GatewayError(f"get secret x: {status}", status)), 0)
+
+
+def test_namespace_termination_is_not_a_condition() -> None:
+    with pytest.raises(NamespaceTerminating):
+        _Steps(("ns", "px")).run("keys", conditions.KEYS_READY,
+                                 lambda: boom(NamespaceTerminating("create secret x: 403 being terminated", 403)), 0)
+
+
+@pytest.mark.parametrize("status, reason", [(400, "RejectedByAPIServer"), (422, "RejectedByAPIServer"),
+                                            (403, "Forbidden")])
+def test_a_refused_request_is_said_on_the_object(status: int, reason: str) -> None:
+    steps = _Steps(("ns", "px"))
+    error = GatewayError(f"apply metadata of secret v: {status} error decoding patch", status)
+    assert steps.run("keys", conditions.KEYS_READY, lambda: boom(error), 3) == 3
+    cond = steps.condition("keys")
+    assert cond is not None and cond.reason == reason and cond.status is False
+    assert "apply metadata of secret v" in cond.message
 
 
 def test_the_message_is_one_bounded_line() -> None:
