@@ -365,13 +365,29 @@ def render(spec: PxSecuritySpec, namespace: str | None, target: str, *, cr_name:
 
 
 class _Dumper(yaml.SafeDumper):
-    """SafeDumper without anchors/aliases, and quoting `y`/`n` (booleans to kubectl's YAML 1.1 parser)."""
+    """SafeDumper without anchors/aliases, quoting every string that some YAML reader on the way to the
+    API server would take for something else.
+
+    PyYAML resolves YAML 1.1; kubectl (sigs.k8s.io/yaml, go-yaml) and YAML 1.2 readers also read `1e3`
+    and `2E-5` as floats (no dot needed), `0o17`, `0b101` and `1_000` as integers, and `y`/`n` as
+    booleans. A Secret or StorageCluster named `1e3` is a valid DNS name: written plain, it would come
+    back as the number 1000.0. Each resolver below only makes the dumper quote such strings.
+    """
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
 _Dumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+_Dumper.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9_]+)?$|^[-+]?\.(?:inf|Inf|INF)$"
+               r"|^\.(?:nan|NaN|NAN)$"),
+    list("-+.0123456789"))
+_Dumper.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^[-+]?(?:0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+|[0-9][0-9_]*)$"),
+    list("-+0123456789"))
 
 
 def to_text(obj: Any, fmt: str = "yaml") -> str:

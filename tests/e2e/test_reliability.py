@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.e2e.conftest import apply, condition, pxsec, secret_data, wait_ready
@@ -64,3 +65,24 @@ def test_a_hostile_token_secret_is_replaced_not_a_wedge(cluster: Cluster, operat
     minted = get_json(cluster, "events", "-n", namespace, "--field-selector", "reason=TokenMinted")
     assert any("px-ops-token (unreadable)" in e["message"] for e in minted.get("items", []))
     assert "InternalError" not in json.dumps(pxsec(cluster, namespace, "px")["status"])
+
+
+@pytest.mark.usefixtures("storagecluster_crd")
+def test_rendered_names_that_look_like_numbers_reach_kubectl_as_strings(cluster: Cluster, operator: OperatorProcess,
+                                                                        namespace: str) -> None:
+    """`1e3`, `2e5` and `0o17` are valid Secret names; the ConfigMap's YAML must not turn them into numbers
+    on their way through kubectl (which reads YAML the 1.2 way)."""
+    apply(cluster, namespace, json.dumps({  # JSON: PyYAML would write these plain, and kubectl misread them
+        "apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "px"},
+        "spec": {"system": {"secretName": "1e3"}, "selfSigned": {"sharedSecret": {"secretName": "2e5"}},
+                 "tokens": [{"secretName": "0o17", "roles": ["system.user"]}]},
+    }))
+    wait_ready(cluster, namespace, "px")
+    data = get_json(cluster, "configmap", "px-px-security", "-n", namespace)["data"]
+    created = cluster.kubectl("create", "--dry-run=server", "-o", "json", "-n", namespace, "-f", "-",
+                              input=data["storagecluster.yaml"]).stdout
+    env = {e["name"]: e for e in json.loads(created)["spec"]["env"]}
+    assert env["PORTWORX_AUTH_SYSTEM_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "1e3"
+    storageclass = yaml.safe_load(data["storageclass.yaml"])
+    assert storageclass["tokenSecret"]["name"] == "0o17"
+    assert "'2e5'" in data["daemonset.yaml"] or '"2e5"' in data["daemonset.yaml"]

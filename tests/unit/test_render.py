@@ -416,3 +416,14 @@ def test_storageclass_beside_the_portworx_operator_uses_its_user_token() -> None
     assert out["tokenSecret"] == {"name": "px-user-token", "namespace": "storage", "key": "auth-token",
                                   "mintedBy": "Portworx Operator"}
     assert "note" not in out
+
+
+@pytest.mark.parametrize("name", ["1e3", "2e5", "0o17", "0x1f", "0b101", "1_000", "123", "1.5", "y", "n", ".5",
+                                  "1e-3", "-1", "+1", ".inf", ".nan"])
+def test_a_name_another_yaml_reader_takes_for_a_number_is_quoted(name: str) -> None:
+    """Valid-looking Secret names (`1e3` is a DNS label) must come back from kubectl as strings."""
+    from pxsec.render import to_text
+
+    text = to_text({"secretName": name})
+    assert text in (f"secretName: '{name}'\n", f'secretName: "{name}"\n'), text
+    assert to_text({"secretName": f"px-{name}"}) == f"secretName: px-{name}\n"  # not over-quoted
