@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv controlplane lint typecheck unit e2e crds bench clean check-orphans
+.PHONY: demo test venv controlplane interop lint typecheck unit e2e crds bench clean check-orphans
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ venv: $(STAMP)
 controlplane: $(STAMP)
 	$(BIN)/python -m pxsec.devcluster.assets
 
+## Build (once per machine, cached in ~/.cache/pxsec/interop-<hash>) the Go token checker of tests/interop:
+## golang-jwt v4.3.0 and go-oidc v2.2.1 from the Go module proxy, which the differential tests judge pxsec against.
+interop: $(STAMP)
+	$(BIN)/python -m tests.interop.build
+
 demo: controlplane
 	$(BIN)/pxsec dev up
 
@@ -30,14 +35,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: interop
 	$(BIN)/pytest -m "not e2e" tests
 
-e2e: controlplane
+e2e: controlplane interop
 	$(BIN)/pytest -m e2e tests
 
-## Everything CI checks: lint, types, the generated CRD is current, unit + e2e, no leftover processes.
-test: controlplane lint typecheck
+## Everything CI checks: lint, types, the generated CRD is current, unit + e2e (with the differential suite
+## against the Go checker), no leftover processes.
+test: controlplane interop lint typecheck
 	$(BIN)/pytest tests
 	$(MAKE) --no-print-directory check-orphans
 

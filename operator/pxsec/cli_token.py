@@ -7,26 +7,38 @@
     pxsec token verify (TOKEN | -) -f cr.yaml [--secrets-dir DIR | --from-cluster [-n NS]] [--jwks FILE]
 
 `generate` takes `pxctl auth token generate`'s flags, so existing scripts keep working; the auth config
-is the same YAML (name, email, sub, roles, groups). It differs where pxctl's output would be rejected:
-`iat` is backdated 10 minutes (OpenStorage has no iat leeway, so a node whose clock lags would reject
-a fresh token), and an ECDSA key signs with the algorithm of its curve (ES384 for P-384), not always
-ES256. A secret on the command line (`--shared-secret S`, kept for pxctl compatibility) lands in the
-shell history and the process list: prefer `--shared-secret-file F` (`-` reads stdin) or the
-environment variable PXSEC_SHARED_SECRET, which is used when no key flag is given.
+is the same YAML (name, email, sub, roles, groups). `sub` may be left out (or empty): it is then derived
+as OpenStorage's token generator derives it (cmd/osd-token-generator/main.go: the standard base64 of
+`openstorage.io/<name>/<email>`), and a note says so. It differs where pxctl's output would be
+rejected: `iat` is backdated 10 minutes (OpenStorage has no iat leeway, so a node whose clock lags would
+reject a fresh token), and an ECDSA key signs with the algorithm of its curve (ES384 for P-384), not
+always ES256. An RSA key below 2048 bits signs with a warning (the operator reports such a key as
+invalid key material). A secret on the command line (`--shared-secret S`, kept for pxctl compatibility)
+lands in the shell history and the process list: prefer `--shared-secret-file F` (`-` reads stdin) or
+the environment variable PXSEC_SHARED_SECRET, which is used when no key flag is given. One trailing
+newline of a secret file is ignored, with a warning: a Secret made from that file keeps it, and Portworx
+would then reject the token.
 
-`verify` applies OpenStorage's rules (`pxsec.verify`) to a token against a PxSecurity file, with the
-key material from a directory laid out like mounted Secrets (`DIR/<secretName>/<key>`) or from the
-cluster (the CR's namespace, via $KUBECONFIG). `-` reads the token from stdin, which keeps it out of
-the shell history. It prints the verdict on stdout and never prints the token or a key.
+`verify` applies OpenStorage's rules (`pxsec.verify`, checked against golang-jwt and go-oidc by
+tests/interop) to a token against a PxSecurity file — read exactly as `pxsec validate` and `pxsec render`
+read it (`pxsec.cliread`) — with the key material from a directory laid out like mounted Secrets
+(`DIR/<secretName>/<key>`) or from the cluster (the CR's namespace, via $KUBECONFIG). With
+`--from-cluster` and a `spec.storageCluster`, the issuer and shared-secret Secret are those the
+StorageCluster gives Portworx (the Portworx Operator's, if our spec names none). The system Secret's
+`apps-secret` is the key of issuer `apps.portworx.io` (Stork's tokens). `-` reads the token from stdin,
+which keeps it out of the shell history. It prints the verdict on stdout — `accepted by Portworx: ...`
+with the roles and groups, and a `warning:` line for each reason an accepted token is dangerous all the
+same (it never expires, its claim names are spelled twice, ...) — and never prints the token or a key.
 
-Exit status: 0 success (generate) or accepted (verify); 1 rejected (verify); 2 the command could not
-run (bad flags, unreadable file, invalid PxSecurity, no cluster). Errors are one line on stderr, never a
-traceback, and never contain a token, a secret, or an argument that could be one.
+Exit status: 0 success (generate) or accepted (verify, whatever the warnings); 1 rejected (verify); 2
+the command could not run (bad flags, unreadable file, invalid PxSecurity, no cluster). Errors are one
+line on stderr, never a traceback, and never contain a token, a secret, or an argument that could be one.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import json
 import os
@@ -40,10 +52,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pxsec import keymaterial, tokens
+from pxsec import cliread, coexist, keymaterial, tokens
 from pxsec.cliparse import OneLineParser
-from pxsec.spec import KEY_PRIVATE_PEM, KEY_SHARED_SECRET, KIND, PxSecuritySpec, SpecError, parse_spec
-from pxsec.validation import is_pxsecurity, validate_document
+from pxsec.spec import KEY_PRIVATE_PEM, KEY_SHARED_SECRET, PxSecuritySpec
 from pxsec.verify import Verdict, VerifyKeys, verify
 
 EXIT_OK: Final = 0
@@ -52,6 +63,8 @@ EXIT_ERROR: Final = 2
 
 SHARED_SECRET_ENV: Final = "PXSEC_SHARED_SECRET"
 AUTH_CONFIG_KEYS: Final = ("name", "email", "sub", "roles", "groups")
+# cmd/osd-token-generator/main.go: "Create a mostly unique id if none found".
+SUBJECT_PREFIX: Final = "openstorage.io/"
 
 
 class CommandError(Exception):
@@ -93,6 +106,17 @@ def _read_cluster_secret(namespace: str, name: str) -> dict[str, bytes] | None:
     return dict(observed.data) if observed is not None else None
 
 
+def _read_cluster_storagecluster(namespace: str, name: str) -> dict[str, Any] | None:
+    """A StorageCluster from the cluster, None if it (or its CRD) does not exist."""
+    try:
+        from pxsec.gateway import Gateway
+
+        return Gateway().read_storagecluster(namespace, name)
+    except Exception as error:  # as _read_cluster_secret: one line, whatever the client raised
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CommandError(f"cannot read StorageCluster {namespace}/{name} from the cluster: {text}") from None
+
+
 def _read_dir_secret(directory: Path, name: str) -> dict[str, bytes] | None:
     """`DIR/<name>/<key>` files as Secret data, as a mounted Secret lays them out."""
     folder = directory / name
@@ -104,35 +128,23 @@ def _read_dir_secret(directory: Path, name: str) -> dict[str, bytes] | None:
         raise CommandError(f"cannot read {folder}: {error.strerror or 'error'}") from None
 
 
-def _load_pxsecurity(path: str, stdin: IO[str]) -> tuple[PxSecuritySpec, str | None]:
-    """The one PxSecurity in the file, validated like `pxsec validate`: (spec, metadata.namespace)."""
-    text = _read_text(path, "PxSecurity file", stdin)
+def _load_pxsecurity(path: str, stdin: IO[str]) -> cliread.Loaded:
+    """The PxSecurity in the file, read, validated and defaulted as `pxsec validate` / `render` do."""
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None and is_pxsecurity(d)]
-    except yaml.YAMLError:
-        raise CommandError(f"{path}: not valid YAML (run pxsec validate -f {path} for details)") from None
-    if len(docs) != 1:
-        raise CommandError(f"{path}: expected exactly one {KIND} document, found {len(docs)}")
-    doc = docs[0]
-    problems = validate_document(doc)
-    if problems:
-        more = f" (and {len(problems) - 1} more; run pxsec validate)" if len(problems) > 1 else ""
-        raise CommandError(f"{path}: not a valid {KIND}: {problems[0]}{more}")
-    try:
-        spec = parse_spec(doc.get("spec"))
-    except (SpecError, KeyError, TypeError, ValueError) as error:
-        raise CommandError(f"{path}: cannot read spec: {error}") from None
-    metadata = doc.get("metadata") or {}
-    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
-    return spec, str(namespace) if namespace else None
+        return cliread.read_pxsecurity(path, stdin)
+    except cliread.ReadError as error:
+        message = str(error)
+        if error.kind == cliread.UNREADABLE and "cannot read" in message:
+            message = message.replace(": cannot read:", ": cannot read PxSecurity file:", 1)
+        raise CommandError(message) from None
 
 
 def _secret_names(spec: PxSecuritySpec) -> list[str]:
+    """The Secrets whose keys Portworx verifies with: self-signed keys, then the system Secret (apps-secret)."""
     ss = spec.self_signed
-    if ss is None:
-        return []
-    return [n for n in (ss.shared_secret, ss.rsa.secret_name if ss.rsa else None,
-                        ss.ecdsa.secret_name if ss.ecdsa else None) if n]
+    names = [] if ss is None else [n for n in (ss.shared_secret, ss.rsa.secret_name if ss.rsa else None,
+                                               ss.ecdsa.secret_name if ss.ecdsa else None) if n]
+    return [*names, spec.system_secret] if spec.system_secret not in names else names
 
 
 # -- generate -----------------------------------------------------------------------------------------
@@ -149,11 +161,15 @@ def _auth_config(path: str, stdin: IO[str]) -> dict[str, Any]:
     if unknown:
         raise CommandError(f"{path}: unknown key {', '.join(unknown)} (expected {', '.join(AUTH_CONFIG_KEYS)})")
     config: dict[str, Any] = {}
-    for key in ("sub", "name", "email"):
+    for key in ("name", "email"):
         value = raw.get(key)
         if not isinstance(value, str):
             raise CommandError(f"{path}: {key} is required and must be a string (OpenStorage requires it)")
         config[key] = value
+    sub = raw.get("sub")
+    if sub is not None and not isinstance(sub, str):
+        raise CommandError(f"{path}: sub must be a string (or left out, to be derived from name and email)")
+    config["sub"] = sub or ""
     for key in ("roles", "groups"):
         value = raw.get(key)
         if value is None:
@@ -164,6 +180,23 @@ def _auth_config(path: str, stdin: IO[str]) -> dict[str, Any]:
     if not config["roles"]:
         raise CommandError(f"{path}: roles is empty: a token without roles is denied everything")
     return config
+
+
+def derived_subject(name: str, email: str) -> str:
+    """`sub` when the auth config gives none, as OpenStorage's token generator makes it
+    (cmd/osd-token-generator/main.go): base64.StdEncoding of "openstorage.io/" + name + "/" + email."""
+    return base64.b64encode(f"{SUBJECT_PREFIX}{name}/{email}".encode()).decode("ascii")
+
+
+def _key_warnings(ring: tokens.KeyRing, kind: str) -> list[str]:
+    """What the operator would call invalid or weak about a signing key that Portworx still accepts."""
+    if kind != tokens.RSA or ring.rsa_private_pem is None:
+        return []
+    key = keymaterial.load_private_key(ring.rsa_private_pem)
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < keymaterial.MIN_RSA_BITS:
+        return [f"the RSA key is {key.key_size} bits: the operator reports RSA keys below "
+                f"{keymaterial.MIN_RSA_BITS} bits as invalid key material (Portworx still accepts tokens it signs)"]
+    return []
 
 
 def _shared_secret_ring(secret: bytes, err: IO[str]) -> tokens.KeyRing:
@@ -220,7 +253,12 @@ def _signing_ring(args: argparse.Namespace, stdin: IO[str], err: IO[str], env: M
     if args.shared_secret_file is not None:
         raw = (_read_text("-", "shared secret", stdin).encode("utf-8") if args.shared_secret_file == "-"
                else _read_bytes(args.shared_secret_file, "shared secret file"))
-        return _shared_secret_ring(_strip_newline(raw), err), tokens.SHARED_SECRET
+        secret = _strip_newline(raw)
+        if secret != raw and args.shared_secret_file != "-":
+            print("pxsec token generate: warning: the shared secret file ends with a newline, which was left out "
+                  "of the key; a Secret made from this file (kubectl create secret --from-file) keeps it, and "
+                  "Portworx, which uses the Secret's value as it is, would reject this token", file=err)
+        return _shared_secret_ring(secret, err), tokens.SHARED_SECRET
     if args.rsa_private_keyfile is not None:
         return tokens.KeyRing(rsa_private_pem=_read_bytes(args.rsa_private_keyfile, "RSA key file")), tokens.RSA
     if args.ecdsa_private_keyfile is not None:
@@ -264,6 +302,13 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
         config = _auth_config(args.auth_config, stdin)
         ring, kind = _signing_ring(args, stdin, err, env if env is not None else os.environ,
                                    read_secret or _read_cluster_secret)
+        for warning in _key_warnings(ring, kind):
+            print(f"pxsec token generate: warning: {warning}", file=err)
+        if not config["sub"]:
+            config["sub"] = derived_subject(config["name"], config["email"])
+            print("pxsec token generate: note: no sub in the auth config, so it is derived as OpenStorage's token "
+                  "generator derives it (cmd/osd-token-generator): base64 of \"openstorage.io/<name>/<email>\"",
+                  file=err)
         issued = now or datetime.datetime.now(datetime.UTC)
         seconds = int(issued.timestamp())
         claims = {
@@ -304,22 +349,30 @@ def _print_verdict(verdict: Verdict, spec: PxSecuritySpec, out: IO[str]) -> None
     if not verdict.accepted:
         print(f"rejected: {verdict.reason}", file=out)
         return
-    print(verdict.reason, file=out)  # "accepted by the ... issuer ...: ALG signature verified with ..."
+    print(verdict.reason, file=out)  # "accepted by Portworx: the ... issuer ... verified the ALG signature ..."
     print(f"source: {verdict.source}", file=out)
+    print(f"issuer: {_printable(verdict.issuer or '')}", file=out)
     print(f"username ({spec.username_claim}): {_printable(verdict.username or '')}", file=out)
     print(f"roles: {', '.join(_printable(r) for r in verdict.roles) or '(none: every call is denied)'}", file=out)
     groups = ", ".join(_printable(g) for g in verdict.groups) or "(none)"
     print(f"groups: {groups}{' (all groups)' if '*' in verdict.groups else ''}", file=out)
+    for warning in verdict.warnings:
+        print(f"warning: {warning}", file=out)
 
 
-def _load_jwks(path: str) -> Mapping[str, Any]:
-    try:
-        value = json.loads(_read_bytes(path, "JWKS file"))
-    except ValueError:
-        raise CommandError(f"{path}: not JSON") from None
-    if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
-        raise CommandError(f"{path}: not a JWKS (a JSON object with a keys array)")
-    return value
+def _as_portworx_receives_it(loaded: cliread.Loaded, namespace: str, err: IO[str]) -> PxSecuritySpec:
+    """With a spec.storageCluster: the issuer and shared-secret Secret that StorageCluster gives Portworx
+    (the Portworx Operator's own, when our spec names none) — `pxsec.coexist.portworx_spec`."""
+    spec = loaded.spec
+    if not spec.storage_cluster.targeted:
+        return spec
+    name = spec.storage_cluster.name or loaded.name or ""
+    view = coexist.view(name, _read_cluster_storagecluster(namespace, name))
+    if not view.auth_enabled:
+        return spec
+    print(f"pxsec token verify: note: judged as StorageCluster {namespace}/{name} configures Portworx "
+          f"(issuer {view.issuer}, shared secret in Secret {view.shared_secret})", file=err)
+    return coexist.portworx_spec(spec, view)
 
 
 def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
@@ -336,7 +389,8 @@ def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         token = (_read_text("-", "token", stdin) if args.token == "-" else args.token).strip()
         if not token:
             raise CommandError("no token given")
-        spec, cr_namespace = _load_pxsecurity(args.file, stdin)
+        loaded = _load_pxsecurity(args.file, stdin)
+        spec = loaded.spec
         secrets: dict[str, Mapping[str, bytes] | None] = {}
         if args.secrets_dir is not None:
             directory = Path(args.secrets_dir)
@@ -344,17 +398,23 @@ def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
                 raise CommandError(f"--secrets-dir {args.secrets_dir}: not a directory")
             secrets = {name: _read_dir_secret(directory, name) for name in _secret_names(spec)}
         elif args.from_cluster:
-            namespace = args.namespace or cr_namespace
+            namespace = args.namespace or loaded.namespace
             if not namespace:
                 raise CommandError(f"{args.file} has no metadata.namespace; pass -n NAMESPACE with --from-cluster")
+            spec = _as_portworx_receives_it(loaded, namespace, err)
             secrets = {name: read(namespace, name) for name in _secret_names(spec)}
-        jwks = _load_jwks(args.jwks) if args.jwks else None
+        jwks = _read_bytes(args.jwks, "JWKS file") if args.jwks else None  # judged as go-oidc decodes it
     except CommandError as error:
         print(f"pxsec token verify: error: {error}", file=err)
         return EXIT_ERROR
 
-    verdict = verify(token, spec, VerifyKeys.from_secrets(spec, secrets),
-                     now or datetime.datetime.now(datetime.UTC), jwks)
+    try:
+        verdict = verify(token, spec, VerifyKeys.from_secrets(spec, secrets),
+                         now or datetime.datetime.now(datetime.UTC), jwks)
+    except Exception as error:  # a bug of ours must still be one line, never a traceback or a verdict
+        print(f"pxsec token verify: error: cannot judge the token ({type(error).__name__}); please report it",
+              file=err)
+        return EXIT_ERROR
     _print_verdict(verdict, spec, out)
     if not verdict.accepted and verdict.source == "self-signed" and not secrets:
         print("pxsec token verify: note: no key material given; pass --secrets-dir DIR or --from-cluster", file=err)
@@ -383,7 +443,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Sign a token with a shared secret (HS256), an RSA key (RS256) or an ECDSA key "
         "(ES256/384/512 by curve). The token is written to --output (mode 0600) or stdout.")
     gen.add_argument("--auth-config", required=True, metavar="FILE",
-                     help="YAML with name, email, sub, roles and groups (- for stdin)")
+                     help="YAML with name, email, roles, groups and optionally sub (- for stdin)")
     gen.add_argument("--issuer", required=True, help="the iss claim: spec.selfSigned.issuer, e.g. operator.portworx.io")
     keys = gen.add_mutually_exclusive_group()
     keys.add_argument("--shared-secret-file", metavar="FILE",
@@ -406,7 +466,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "with which roles and groups, or the precise reason it is rejected. Exit 0 accepted, 1 rejected, "
         "2 error. The token is never printed.")
     ver.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin (keeps it out of history)")
-    ver.add_argument("-f", "--file", required=True, help="YAML file with one PxSecurity")
+    ver.add_argument("-f", "--file", required=True,
+                     help="YAML file with a PxSecurity (the first one), read as pxsec validate reads it")
     source = ver.add_mutually_exclusive_group()
     source.add_argument("--secrets-dir", metavar="DIR", help="key material as DIR/<secretName>/<key>")
     source.add_argument("--from-cluster", action="store_true",

@@ -78,6 +78,7 @@ UNINSTALL_DELETES: Final = (DEFAULT_SHARED_SECRET, DEFAULT_SYSTEM_SECRET)
 RETAINED_SUFFIX: Final = "-px-security-retained"
 _ENV_JWT_ISSUER: Final = "PORTWORX_AUTH_JWT_ISSUER"
 _DEFAULT_LIFETIME: Final = "24h"
+_LAST_SECOND: Final = 253402300800  # 10000-01-01T00:00:00Z
 
 
 def retained_secret_name(cr_name: str) -> str:
@@ -304,7 +305,8 @@ def judge_tokens(spec: PxSecuritySpec, co: Coexistence, checks: Iterable[TokenCh
             continue
         verdict = verify.verify(check.token, px_spec, keys, now)
         exp = verify.decode_unverified(check.token).claims.get("exp") if verdict.accepted else None
-        if isinstance(exp, int | float) and math.isfinite(exp):
+        # exp 0 never expires (golang-jwt v4); beyond year 9999 there is no date to show or to wake at.
+        if isinstance(exp, int | float) and math.isfinite(exp) and 0 < exp < _LAST_SECOND:
             expires = dt.datetime.fromtimestamp(int(exp), dt.UTC)
             row["expiresAt"] = rfc3339(expires)
             if out.next_check is None or expires < out.next_check:

@@ -154,8 +154,11 @@ def test_generate_then_verify_from_stdin(run: Any, material: Material) -> None:
     result = run("token", "verify", "-", "-f", str(material.cr), "--secrets-dir", str(material.secrets_dir),
                  stdin=token + "\n")
     assert result.code == 0, result.out + result.err
-    assert result.out.startswith("accepted by the self-signed issuer \"operator.portworx.io\": HS256 signature")
+    assert result.out.startswith("accepted by Portworx: the self-signed issuer \"operator.portworx.io\" verified the "
+                                 "HS256 signature")
     assert "source: self-signed" in result.out
+    assert "issuer: operator.portworx.io" in result.out
+    assert "warning" not in result.out + result.err
     assert "username (email): alice@example.com" in result.out
     assert "roles: system.admin" in result.out
     assert "groups: * (all groups)" in result.out
@@ -267,7 +270,8 @@ def test_verify_from_the_cluster_reads_the_crs_namespace(run: Any, material: Mat
     token = generate(run, material, "--shared-secret-file", str(material.secret_file))
     result = run("token", "verify", "-", "-f", str(material.cr), "--from-cluster", stdin=token)
     assert result.code == 0, result.out
-    assert reads == [("portworx", "px-shared-secret"), ("portworx", "px-jwt-rsa"), ("portworx", "px-jwt-ecdsa")]
+    assert reads == [("portworx", "px-shared-secret"), ("portworx", "px-jwt-rsa"), ("portworx", "px-jwt-ecdsa"),
+                     ("portworx", "px-system-secrets")]
     run("token", "verify", "-", "-f", str(material.cr), "--from-cluster", "-n", "elsewhere", stdin=token)
     assert reads[-1][0] == "elsewhere"
 
@@ -342,7 +346,8 @@ def test_bad_generate_flags(flags: list[str], expected: str, run: Any, material:
 
 
 @pytest.mark.parametrize(("auth", "expected"), [
-    ("name: a\nemail: a@b\nroles: [system.admin]\n", "sub is required"),
+    ("name: a\nemail: a@b\nsub: 7\nroles: [system.admin]\n", "sub must be a string"),
+    ("email: a@b\nroles: [system.admin]\n", "name is required"),
     ("name: a\nemail: a@b\nsub: a\nrolse: [system.admin]\n", "unknown key rolse"),
     ("name: a\nemail: a@b\nsub: a\nroles: system.admin\n", "roles must be a list of strings"),
     ("name: a\nemail: a@b\nsub: a\n", "roles is empty"),
@@ -399,7 +404,7 @@ def test_a_shared_secret_typed_as_an_unknown_flag_value_is_never_echoed(run: Any
     (["-f", "{cr}", "--jwks", "missing.json"], "cannot read JWKS file"),
     (["-f", "{cr}", "--secrets-dir", "{secrets}", "--from-cluster"], "not allowed with"),
     (["-f", "{invalid}"], "not a valid PxSecurity"),
-    (["-f", "{auth}"], "expected exactly one PxSecurity document, found 0"),
+    (["-f", "{auth}"], "no PxSecurity document found"),
 ])
 def test_bad_verify_input(argv_tail: list[str], expected: str, run: Any, material: Material) -> None:
     invalid = material.root / "invalid.yaml"
@@ -423,3 +428,193 @@ def test_token_without_subcommand(run: Any) -> None:
     result = run("token")
     assert_one_line_error(result)
     assert "generate or verify" in result.err
+
+
+# -- issue 10: the resource read as validate/render read it, Portworx's edges, no exceptions -------------------
+
+
+def hs256(body: dict[str, Any], secret: bytes, header: dict[str, Any] | None = None) -> str:
+    """A token written by hand (no library would write some of these)."""
+    import hashlib
+    import hmac
+
+    def seg(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    h = seg(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    c = seg(json.dumps(body).encode())
+    return f"{h}.{c}.{seg(hmac.new(secret, f'{h}.{c}'.encode(), hashlib.sha256).digest())}"
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    import time
+
+    now = int(time.time())
+    base = {"iss": ISSUER, "sub": "alice", "name": "alice", "email": "alice@example.com",
+            "roles": ["system.admin"], "groups": ["*"], "iat": now - 600, "exp": now + 3600}
+    return {**base, **overrides}
+
+
+def verify_with(run: Any, material: Material, token: str, *extra: str, cr: Path | None = None) -> Run:
+    result: Run = run("token", "verify", "-", "-f", str(cr or material.cr), "--secrets-dir",
+                      str(material.secrets_dir), *extra, stdin=token)
+    return result
+
+
+@pytest.mark.parametrize(("replace", "code", "expected"), [
+    ("issuer: operator.portworx.io\n    sharedSecret: {}", 0, "accepted by Portworx"),
+    ("issuer: null\n    sharedSecret: {}", 0, "accepted by Portworx"),  # pruned, then defaulted
+    ("issuer: operator.portworx.io\n    sharedSecret: {secretName: null}", 0, "accepted by Portworx"),
+    ("issuer: y\n    sharedSecret: {}", 2, "spec.selfSigned.issuer"),  # a boolean, as kubectl reads it
+])
+def test_verify_reads_the_resource_as_validate_and_render_do(replace: str, code: int, expected: str, run: Any,
+                                                             material: Material) -> None:
+    cr = material.root / "variant.yaml"
+    cr.write_text(CR.replace("issuer: operator.portworx.io\n    sharedSecret: {}", replace)
+                  .replace("rsa: {secretName: px-jwt-rsa}", "rsa: {secretName: px-jwt-rsa, size: null}"))
+    token = generate(run, material, "--shared-secret-file", str(material.secret_file))
+    result = verify_with(run, material, token, cr=cr)
+    assert result.code == code, result.out + result.err
+    assert expected in result.out + result.err
+    assert "Traceback" not in result.err and token not in result.out + result.err
+
+
+def test_validate_and_verify_agree_on_the_same_file(run: Any, material: Material) -> None:
+    cr = material.root / "bool-issuer.yaml"
+    cr.write_text(CR.replace("issuer: operator.portworx.io", "issuer: y"))
+    validated = run("validate", "-f", str(cr))
+    verified = run("token", "verify", "-", "-f", str(cr), stdin="a.e30.c")
+    assert validated.code == 1 and verified.code == 2
+    first_problem = validated.err.splitlines()[0].split(": ", 2)[-1].strip()
+    assert first_problem.startswith("spec.selfSigned.issuer")
+    assert first_problem in verified.err
+
+
+def test_sub_is_optional_and_derived_like_openstorages_generator(run: Any, material: Material) -> None:
+    for auth in ("name: alice\nemail: alice@example.com\nroles: [system.admin]\n",
+                 "name: alice\nemail: alice@example.com\nsub: ''\nroles: [system.admin]\n"):
+        path = material.root / "no-sub.yaml"
+        path.write_text(auth)
+        result = run("token", "generate", "--auth-config", str(path), "--issuer", ISSUER,
+                     "--shared-secret-file", str(material.secret_file))
+        assert result.code == 0, result.err
+        derived = base64.b64encode(b"openstorage.io/alice/alice@example.com").decode()
+        assert payload(result.out.strip())["sub"] == derived
+        assert "osd-token-generator" in result.err
+        cr = material.root / "sub-cr.yaml"
+        cr.write_text(CR.replace("usernameClaim: email", "usernameClaim: sub"))
+        assert verify_with(run, material, result.out.strip(), cr=cr).code == 0
+
+
+def test_a_1024_bit_rsa_key_signs_with_a_warning(run: Any, material: Material) -> None:
+    (material.root / "rsa1024.pem").write_bytes(keymaterial.generate_rsa(1024)[0])
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+                 "--rsa-private-keyfile", str(material.root / "rsa1024.pem"))
+    assert result.code == 0
+    assert "warning: the RSA key is 1024 bits" in result.err and "invalid key material" in result.err
+
+
+def test_a_secret_file_with_a_newline_warns_and_verify_explains(run: Any, material: Material) -> None:
+    with_newline = material.root / "secret.txt"
+    with_newline.write_text(material.secret + "\n")
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+                 "--shared-secret-file", str(with_newline))
+    assert result.code == 0 and "ends with a newline" in result.err
+    (material.secret_file).write_text(material.secret + "\n")  # the Secret made from that file keeps it
+    verdict = verify_with(run, material, result.out.strip())
+    assert verdict.code == 1
+    assert "the Secret's value ends with a newline" in verdict.out
+
+
+def test_exp_zero_is_accepted_with_a_warning(run: Any, material: Material) -> None:
+    token = hs256(body(exp=0), material.secret.encode())
+    result = verify_with(run, material, token)
+    assert result.code == 0, result.out
+    assert result.out.startswith("accepted by Portworx")
+    assert "warning: exp is 0" in result.out and "never expires" in result.out
+
+
+def test_case_variant_roles_show_what_portworx_reads(run: Any, material: Material) -> None:
+    token = hs256({**body(roles=["system.user"]), "ROLES": ["system.admin"]}, material.secret.encode())
+    result = verify_with(run, material, token)
+    assert result.code == 0
+    assert "roles: system.admin" in result.out and "case-insensitively" in result.out
+
+
+@pytest.mark.parametrize("token", [
+    "",
+    "a.b",
+    "....",
+    "a.e30.c",
+    "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJvcGVyYXRvci5wb3J0d29yeC5pbyJ9.AA==",
+    "eyJhbGciOiJub25lIiwiY3JpdCI6WyJleHAiXX0.eyJpc3MiOiJvcGVyYXRvci5wb3J0d29yeC5pbyJ9.",
+    "\u00e9\u00e9.\u00e9.\u00e9",
+    "x" * 5000,
+])
+def test_every_outcome_is_a_verdict_or_a_usage_error(token: str, run: Any, material: Material) -> None:
+    result = run("token", "verify", token or "-", "-f", str(material.cr), "--secrets-dir",
+                 str(material.secrets_dir), stdin=token)
+    assert result.code in (1, 2), result
+    assert result.out.startswith("rejected: ") or (result.code == 2 and result.err.count("\n") == 1)
+    assert "Traceback" not in result.err
+
+
+def test_a_bug_in_the_verifier_is_still_one_line(run: Any, material: Material, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RecursionError("deep")
+
+    monkeypatch.setattr(cli_token, "verify", broken)
+    token = generate(run, material, "--shared-secret-file", str(material.secret_file))
+    assert_one_line_error(verify_with(run, material, token), token)
+
+
+def test_the_apps_issuer_is_verified_with_the_system_secrets_apps_key(run: Any, material: Material) -> None:
+    apps = b"apps-key-apps-key-apps-key-apps-key-apps-key-apps-key-apps-key-0"
+    (material.secrets_dir / "px-system-secrets").mkdir()
+    (material.secrets_dir / "px-system-secrets" / "apps-secret").write_bytes(apps)
+    cr = material.root / "sub-cr.yaml"
+    cr.write_text(CR.replace("usernameClaim: email", "usernameClaim: sub"))
+    token = hs256(body(iss="apps.portworx.io", sub="stork"), apps)
+    result = verify_with(run, material, token, cr=cr)
+    assert result.code == 0, result.out
+    assert "apps issuer" in result.out and "issuer: apps.portworx.io" in result.out
+
+
+def test_from_cluster_follows_the_storageclusters_issuer_and_shared_secret(
+        run: Any, material: Material, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Our spec names no shared secret; the Portworx Operator generated px-shared-secret for the StorageCluster.
+    cr = material.root / "sc-cr.yaml"
+    cr.write_text(CR.replace("    sharedSecret: {}\n", "").replace("spec:\n", "spec:\n  storageCluster: {name: px}\n"))
+    sc = {"spec": {"security": {"enabled": True, "auth": {"selfSigned": {"issuer": "px.example.com"}}}}}
+    reads: list[str] = []
+
+    def read_secret(namespace: str, name: str) -> dict[str, bytes] | None:
+        reads.append(name)
+        return {"shared-secret": material.secret.encode()} if name == "px-shared-secret" else None
+
+    monkeypatch.setattr(cli_token, "_read_cluster_secret", read_secret)
+    monkeypatch.setattr(cli_token, "_read_cluster_storagecluster", lambda ns, name: sc if name == "px" else None)
+    token = hs256(body(iss="px.example.com"), material.secret.encode())
+    result = run("token", "verify", "-", "-f", str(cr), "--from-cluster", stdin=token)
+    assert result.code == 0, result.out + result.err
+    assert "px-shared-secret" in reads
+    assert "StorageCluster portworx/px" in result.err
+
+
+def test_a_junk_jwks_is_judged_as_go_oidc_would(run: Any, material: Material) -> None:
+    key = jwk.JWK.from_pem(material.rsa[0])
+    public = {**json.loads(key.export_public()), "kid": "k1"}
+    claims = {"iss": "https://login.example.com/realms/storage", "aud": "portworx", "sub": "bob", "name": "Bob",
+              "email": "bob@example.com", "roles": ["system.view"], "iat": 1_700_000_000, "exp": 4_000_000_000}
+    signed = jws.JWS(json.dumps(claims))
+    signed.add_signature(jwk.JWK(**{**json.loads(key.export()), "kid": "k1"}), alg="RS256",
+                         protected=json.dumps({"alg": "RS256", "kid": "k1"}))
+    token = signed.serialize(compact=True)
+    for document, code, expected in (({"keys": [public, {"kty": "junk"}]}, 1, "every signature fails"),
+                                     ({"keys": [{**public, "use": "enc"}]}, 0, "accepted by Portworx"),
+                                     ("not json", 1, "not JSON")):
+        path = material.root / "jwks.json"
+        path.write_text(document if isinstance(document, str) else json.dumps(document))
+        result = run("token", "verify", "-", "-f", str(material.cr), "--jwks", str(path), stdin=token)
+        assert result.code == code, result.out
+        assert expected in result.out

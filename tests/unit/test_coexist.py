@@ -251,3 +251,13 @@ def test_a_renamed_system_secret_beside_the_portworx_operator_is_said_to_be_unus
     assert coexist.system_secret_problem(spec(), coexist.plan(spec(), "px", None)) is None
     alone = parse_spec({"system": {"secretName": "mine"}, "selfSigned": {"sharedSecret": {}}})
     assert coexist.system_secret_problem(alone, coexist.plan(alone, "px", None)) is None
+
+
+@pytest.mark.parametrize("exp", [0, 10**12, 1e30])
+def test_a_token_that_never_expires_or_past_the_calendar_has_no_date(exp: float) -> None:
+    claims = {"iss": "pxsec.example", "sub": "a", "email": "a", "name": "a", "roles": ["system.admin"],
+              "groups": ["*"], "iat": int(NOW.timestamp()) - 600, "exp": exp}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    out = judge(storagecluster(ON), [TokenCheck("px-admin-token", PORTWORX_OPERATOR, token)])
+    assert out.condition is not None and out.next_check is None
+    assert "expiresAt" not in out.entries[0]

@@ -245,7 +245,8 @@ def test_es256_signed_with_a_p384_key_is_rejected(p384: tuple[bytes, bytes]) -> 
     spec = make_spec(shared=False, rsa=False, ecdsa="P-384")
     token = es_signed_by_hand(claims(), p384[0], "ES256", hashes.SHA256())
     verdict = verify(token, spec, VerifyKeys(ecdsa_public_pem=p384[1]), NOW)
-    check(verdict, False, "token is ES256", "P-384", "needs P-256")
+    check(verdict, False, "ES256 signature does not verify", "P-384", "needs P-256")
+    assert verdict.cause == "signature"
 
 
 def test_ps256_is_rejected_for_self_signed(rsa_pair: tuple[bytes, bytes], keys: VerifyKeys) -> None:
@@ -322,11 +323,21 @@ def test_a_non_string_name(secret: bytes, keys: VerifyKeys) -> None:
           "name must be a string")
 
 
-def test_several_problems_are_all_reported(secret: bytes, keys: VerifyKeys) -> None:
+def test_the_first_problem_on_portworxs_path_is_the_cause(secret: bytes, keys: VerifyKeys) -> None:
+    # OpenStorage decodes the claims into its struct to pick the issuer: a mistyped roles stops it there,
+    # before the signature, the clock or the required claims are looked at.
     body = claims(exp=T - 10, roles="admin")
     del body["email"]
     verdict = verify(sign(body, oct_key(secret), "HS256"), make_spec(), keys, NOW)
-    check(verdict, False, "email missing", "expired", "roles must be an array")
+    check(verdict, False, "roles must be an array")
+    assert verdict.cause == "claims"
+    # golang-jwt checks the signature and the clock together; the signature is reported first.
+    expired = sign(claims(exp=T - 10), oct_key(b"not-the-secret-not-the-secret-not-the-secret-0123"), "HS256")
+    assert verify(expired, make_spec(), keys, NOW).cause == "signature"
+    # and all clock problems are named at once
+    both = verify(sign(claims(exp=T - 10, iat=T + 10), oct_key(secret), "HS256"), make_spec(), keys, NOW)
+    check(both, False, "expired", "iat")
+    assert both.cause == "exp"
 
 
 # -- OIDC -----------------------------------------------------------------------------------------------------------
@@ -438,9 +449,19 @@ def test_oidc_algorithms_advertised_by_the_provider_restrict(
 # -- not a token at all, and secrecy ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["", "abc", "a.b", "a.b.c.d", "!!!.e30.sig", "e30.bm90IGpzb24.sig", "W10.e30.sig"])
+@pytest.mark.parametrize("text", ["", "abc", "a.b", "e30.bm90IGpzb24.sig", "e30.e30=.sig", "e30.bnVsbA.sig"])
 def test_not_a_jwt(text: str, keys: VerifyKeys) -> None:
-    check(verify(text, make_spec(), keys, NOW), False, "not a JWT")
+    verdict = verify(text, make_spec(), keys, NOW)
+    check(verdict, False, "not a JWT")
+    assert verdict.cause == "malformed"
+
+
+@pytest.mark.parametrize("text", ["!!!.e30.sig", "W10.e30.sig", "a.e30.c.d"])
+def test_the_issuer_is_read_before_the_header(text: str, keys: VerifyKeys) -> None:
+    # OpenStorage routes on the claims segment alone: "{}" has no issuer, whatever the other segments hold.
+    verdict = verify(text, make_spec(), keys, NOW)
+    check(verdict, False, "no iss")
+    assert verdict.cause == "no-issuer"
 
 
 def test_reasons_never_contain_the_token_or_a_key(
@@ -475,3 +496,150 @@ def test_verify_keys_from_secrets_derives_a_missing_public_key(rsa_pair: tuple[b
     })
     assert keys.shared_secret == secret and keys.ecdsa_public_pem is None
     check(verify(sign(claims(), pem_key(rsa_pair[0]), "RS256"), spec, keys, NOW), True)
+
+
+# -- Go's reading of the bytes, and what Portworx accepts although it should not ---------------------------------
+
+
+def raw_token(header: dict[str, Any] | bytes, body: bytes, secret: bytes) -> str:
+    """An HS256 token over exactly these bytes (no library would write most of them)."""
+    import hashlib
+    import hmac
+
+    h = b64url(header if isinstance(header, bytes) else json.dumps(header).encode())
+    c = b64url(body)
+    mac = hmac.new(secret, f"{h}.{c}".encode(), hashlib.sha256).digest()
+    return f"{h}.{c}.{b64url(mac)}"
+
+
+def body_with(extra: str, **overrides: Any) -> bytes:
+    text = json.dumps(claims(**overrides))
+    return (text[:-1] + ", " + extra + "}").encode() if extra else text.encode()
+
+
+def test_exp_zero_never_expires_and_says_so(secret: bytes, keys: VerifyKeys) -> None:
+    verdict = verify(sign(claims(exp=0), oct_key(secret), "HS256"), make_spec(), keys, NOW)
+    check(verdict, True, "accepted by Portworx")
+    assert any("never expires" in w for w in verdict.warnings)
+
+
+def test_case_variant_claim_names_are_read_as_go_reads_them(secret: bytes, keys: VerifyKeys) -> None:
+    token = raw_token({"alg": "HS256"}, body_with('"ROLES": ["system.admin"]', roles=["system.user"]), secret)
+    verdict = verify(token, make_spec(), keys, NOW)
+    check(verdict, True)
+    assert verdict.roles == ("system.admin",)  # the last spelling wins, as in Go's encoding/json
+    assert any('"ROLES"' in w and "case-insensitively" in w for w in verdict.warnings)
+
+
+def test_an_uppercase_iss_picks_the_issuer(secret: bytes, keys: VerifyKeys) -> None:
+    token = raw_token({"alg": "HS256"}, body_with(f'"ISS": "{SELF}"', iss="somebody.else"), secret)
+    verdict = verify(token, make_spec(), keys, NOW)
+    check(verdict, True)
+    assert verdict.issuer == SELF
+
+
+@pytest.mark.parametrize(("body", "cause"), [
+    (b"\xef\xbb\xbf" + json.dumps(claims()).encode(), "malformed"),
+    (json.dumps(claims()).encode("utf-16"), "malformed"),
+    (body_with('"x": NaN'), "malformed"),
+    (body_with('"x": 1e400'), "malformed"),
+    (body_with("", name="Al\udcffice".encode("utf-8", "surrogateescape").decode("latin-1")), "accepted"),
+])
+def test_json_as_go_reads_it(body: bytes, cause: str, secret: bytes, keys: VerifyKeys) -> None:
+    assert verify(raw_token({"alg": "HS256"}, body, secret), make_spec(), keys, NOW).cause == cause
+
+
+def test_invalid_utf8_inside_a_claim_is_replaced_not_rejected(secret: bytes, keys: VerifyKeys) -> None:
+    body = json.dumps(claims(name="Al-ice")).encode().replace(b"Al-ice", b"Al\xffice")
+    verdict = verify(raw_token({"alg": "HS256"}, body, secret), make_spec(username_claim="name"), keys, NOW)
+    check(verdict, True)
+    assert verdict.username == "Al\ufffdice"
+
+
+def test_padding_is_rejected_and_explained(secret: bytes, keys: VerifyKeys) -> None:
+    token = sign(claims(), oct_key(secret), "HS256")
+    verdict = verify(token + "=", make_spec(), keys, NOW)
+    check(verdict, False, "padding")
+    assert verdict.cause == "signature"
+
+
+def test_crit_is_ignored_for_self_signed_and_warned_about(secret: bytes, keys: VerifyKeys) -> None:
+    token = raw_token({"alg": "HS256", "crit": ["exp"]}, json.dumps(claims()).encode(), secret)
+    verdict = verify(token, make_spec(), keys, NOW)
+    check(verdict, True)
+    assert any("ignores crit" in w for w in verdict.warnings)
+
+
+def test_oidc_crit_fails_the_signature(rsa_pair: tuple[bytes, bytes], keys: VerifyKeys, jwks: dict[str, Any]) -> None:
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    private = serialization.load_pem_private_key(rsa_pair[0], password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    header = b64url(json.dumps({"alg": "RS256", "kid": "rsa-1", "crit": ["exp"]}).encode())
+    signing_input = f"{header}.{b64url(json.dumps(oidc_claims()).encode())}"
+    signature = private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    token = f"{signing_input}.{b64url(signature)}"  # jwcrypto refuses to make it; Portworx must refuse it too
+    verdict = verify(token, make_spec(), keys, NOW, jwks)
+    check(verdict, False, "critical")
+    assert verdict.cause == "signature"
+
+
+def test_fractional_times_are_truncated(secret: bytes, keys: VerifyKeys) -> None:
+    check(verify(sign(claims(iat=T + 0.5), oct_key(secret), "HS256"), make_spec(), keys, NOW), True)
+    check(verify(sign(claims(exp=T + 0.5), oct_key(secret), "HS256"), make_spec(), keys, NOW), False,
+          "expired", "whole seconds")
+
+
+def test_an_exp_beyond_gos_time_is_long_past(secret: bytes, keys: VerifyKeys) -> None:
+    verdict = verify(sign(claims(exp=9.5e18), oct_key(secret), "HS256"), make_spec(), keys, NOW)
+    check(verdict, False, "beyond what Go's time can hold")
+
+
+def test_the_apps_issuer_uses_the_apps_key(secret: bytes, keys: VerifyKeys) -> None:
+    apps = b"apps-secret-apps-secret-apps-secret-apps-secret-apps-secret-0123"
+    with_apps = VerifyKeys(keys.shared_secret, keys.rsa_public_pem, keys.ecdsa_public_pem, apps_secret=apps)
+    token = sign(claims(iss="apps.portworx.io"), oct_key(apps), "HS256")
+    check(verify(token, make_spec(), with_apps, NOW), True, "apps issuer")
+    check(verify(token, make_spec(), keys, NOW), False, "not a trusted issuer")
+    keys_from_secrets = VerifyKeys.from_secrets(make_spec(), {"px-system-secrets": {"apps-secret": apps}})
+    assert keys_from_secrets.apps_secret == apps
+
+
+def test_a_secret_with_a_trailing_newline_is_explained(secret: bytes) -> None:
+    spec = make_spec(rsa=False, ecdsa=None)
+    verdict = verify(sign(claims(), oct_key(secret), "HS256"), spec, VerifyKeys(shared_secret=secret + b"\n"), NOW)
+    check(verdict, False, "ends with a newline")
+
+
+def test_an_unparsable_public_key_leaves_the_issuer_without_an_authenticator(
+        secret: bytes, rsa_pair: tuple[bytes, bytes]) -> None:
+    # golang-jwt parses the keys when Portworx starts: a broken RSA key breaks HS256 tokens too.
+    verdict = verify(sign(claims(), oct_key(secret), "HS256"), make_spec(ecdsa=None),
+                     VerifyKeys(shared_secret=secret, rsa_public_pem=b"not a pem"), NOW)
+    check(verdict, False, "cannot start the authenticator", "RSA public key")
+    assert verdict.cause == "config"
+
+
+def test_a_junk_jwks_entry_fails_every_oidc_signature(rsa_pair: tuple[bytes, bytes], keys: VerifyKeys,
+                                                      jwks: dict[str, Any]) -> None:
+    token = sign(oidc_claims(), pem_key(rsa_pair[0], "rsa-1"), "RS256", kid="rsa-1")
+    junk = {"keys": [*jwks["keys"], {"kty": "unknown"}]}
+    verdict = verify(token, make_spec(), keys, NOW, junk)
+    check(verdict, False, "every signature fails", "unknown key type")
+    assert verdict.cause == "jwks"
+    check(verify(token, make_spec(), keys, NOW, json.dumps(jwks).encode()), True)  # the bytes as fetched
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_no_input_makes_verify_raise(seed: int, secret: bytes, keys: VerifyKeys, jwks: dict[str, Any]) -> None:
+    import random
+
+    rng = random.Random(seed)
+    pieces = [sign(claims(), oct_key(secret), "HS256"), sign(oidc_claims(), oct_key(secret), "HS256")]
+    token = list(rng.choice(pieces))
+    for _ in range(rng.randint(1, 12)):
+        position = rng.randrange(len(token))
+        token[position] = rng.choice("=.+/-_ \n\x00é{}\"\\Aa0")
+    text = "".join(token)
+    verdict = verify(text, make_spec(), keys, NOW, jwks)
+    assert isinstance(verdict.reason, str) and verdict.cause
