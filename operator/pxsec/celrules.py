@@ -33,7 +33,13 @@ from pxsec.crdschema import (
     SPEC_SCHEMA,
     TOKEN_LIFETIME,
 )
-from pxsec.spec import DEFAULT_SELF_SIGNED_ISSUER, DEFAULT_SHARED_SECRET, DEFAULT_SYSTEM_SECRET
+from pxsec.spec import (
+    DEFAULT_SELF_SIGNED_ISSUER,
+    DEFAULT_SHARED_SECRET,
+    DEFAULT_SYSTEM_SECRET,
+    LIFETIME_UNITS,
+    MAX_TOKEN_LIFETIME_SECONDS,
+)
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,12 @@ def _not_yaml_printable(ch: str) -> bool:
         or code in (0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF
 
 
+def _lifetime_within_max(value: str) -> bool:
+    if not re2_search(TOKEN_LIFETIME, value):
+        return True  # the format rule speaks for this one
+    return len(value) <= 11 and int(value[:-1]) * LIFETIME_UNITS[value[-1]] <= MAX_TOKEN_LIFETIME_SECONDS
+
+
 RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "spec-token-source",
@@ -267,6 +279,19 @@ RULES: Final[tuple[Rule, ...]] = (
         "spec.selfSigned.tokenLifetime must be one positive whole number and one unit, s, m, h, d or "
         "y, e.g. 24h or 7d: Portworx accepts no combined units such as 1h30m",
         _LIFETIME_CHECK,
+    ),
+    Rule(
+        "self-signed-token-lifetime-max",
+        "spec.selfSigned.tokenLifetime",
+        # Ten digits at most can stay under the limit, which also keeps CEL's int64 from overflowing.
+        f"!self.matches({_cel_str(TOKEN_LIFETIME)}) || (self.size() <= 11 && "
+        "int(self.substring(0, self.size() - 1)) * ("
+        + " : ".join(f"self.endsWith('{unit}') ? {seconds}" for unit, seconds in LIFETIME_UNITS.items()
+                     if unit != "s")
+        + f" : 1) <= {MAX_TOKEN_LIFETIME_SECONDS})",
+        f"spec.selfSigned.tokenLifetime must be at most 100 years ({MAX_TOKEN_LIFETIME_SECONDS // 86400}d, "
+        "100y): a token's exp must stay a date Portworx and the operator can both represent",
+        _lifetime_within_max,
     ),
     _dns_rule("shared-secret-name", "spec.selfSigned.sharedSecret.secretName", "Secret"),
     _dns_rule("rsa-secret-name", "spec.selfSigned.rsa.secretName", "Secret"),

@@ -21,6 +21,10 @@ DEFAULT_SYSTEM_SECRET = "px-system-secrets"
 DEFAULT_SHARED_SECRET = "px-shared-secret"
 DEFAULT_SELF_SIGNED_ISSUER = "operator.portworx.io"
 DEFAULT_TOKEN_LIFETIME = "24h"
+# tokenLifetime: one whole number and one unit (a year is 365 days), at most 100 years — the one
+# source of these figures for the CRD rule, `pxsec validate` and the minting code.
+LIFETIME_UNITS: dict[str, int] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+MAX_TOKEN_LIFETIME_SECONDS = 100 * 365 * 86400
 DEFAULT_RSA_SIZE = 4096
 DEFAULT_ECDSA_CURVE = "P-256"
 

@@ -37,7 +37,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pxsec import keymaterial
-from pxsec.spec import KEY_PRIVATE_PEM, KEY_SHARED_SECRET, PxSecuritySpec, TokenSpec
+from pxsec.spec import (
+    KEY_PRIVATE_PEM,
+    KEY_SHARED_SECRET,
+    LIFETIME_UNITS,
+    MAX_TOKEN_LIFETIME_SECONDS,
+    PxSecuritySpec,
+    TokenSpec,
+)
 from pxsec.verify import (
     MalformedToken,
     PublicKey,
@@ -56,10 +63,11 @@ DEFAULT_ORDER: Final = (SHARED_SECRET, RSA, ECDSA)
 CLOCK_SKEW: Final = datetime.timedelta(minutes=10)  # iat backdating, as the Portworx Operator does
 RENEW_FRACTION: Final = 2 / 3  # cert-manager's default: renew when a third of the lifetime remains
 RENEW_MARGIN: Final = datetime.timedelta(minutes=1)  # never later than this before expiry
-MAX_LIFETIME: Final = datetime.timedelta(days=100 * 365)  # beyond, exp leaves the calendar datetime knows
+# The CRD refuses longer lifetimes with the same figure (celrules "self-signed-token-lifetime-max").
+MAX_LIFETIME: Final = datetime.timedelta(seconds=MAX_TOKEN_LIFETIME_SECONDS)
 
 _LIFETIME = re.compile(r"^([1-9][0-9]*)(s|m|h|d|y)\Z")
-_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+_UNITS: Final = LIFETIME_UNITS
 
 # remint_reason results
 MISSING: Final = "missing"
