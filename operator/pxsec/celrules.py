@@ -178,6 +178,16 @@ def _not_yaml_printable(ch: str) -> bool:
         or code in (0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF
 
 
+def _issuer_port_in_range(value: str) -> bool:
+    """What `url(self).getPort()` gives for an issuer the format rule accepts, checked for 1-65535."""
+    if not re2_search(HTTPS_URL_NO_QUERY, value):
+        return True  # the format rule speaks for this one
+    authority = value[len("https://"):].split("/", 1)[0]
+    host_end = authority.rfind("]") + 1 if authority.startswith("[") else 0
+    _, colon, port = authority[host_end:].rpartition(":")
+    return not colon or port == "" or 1 <= int(port) <= 65535
+
+
 def _lifetime_within_max(value: str) -> bool:
     if not re2_search(TOKEN_LIFETIME, value):
         return True  # the format rule speaks for this one
@@ -227,8 +237,17 @@ RULES: Final[tuple[Rule, ...]] = (
         "oidc-issuer-https",
         "spec.oidc.issuer",
         _HTTPS_CEL,
-        "spec.oidc.issuer must be an https:// URL without query or fragment, e.g. https://accounts.example.com",
+        "spec.oidc.issuer must be an https:// URL without query or fragment, and without user:password@ "
+        "(it is copied into the StorageCluster's env and the ConfigMap), e.g. https://accounts.example.com",
         _HTTPS_CHECK,
+    ),
+    Rule(
+        "oidc-issuer-port",
+        "spec.oidc.issuer",
+        f"!self.matches({_cel_str(HTTPS_URL_NO_QUERY)}) || url(self).getPort() == '' || "
+        "(int(url(self).getPort()) >= 1 && int(url(self).getPort()) <= 65535)",
+        "spec.oidc.issuer has a port out of range: use 1-65535, or no port for 443",
+        _issuer_port_in_range,
     ),
     Rule(
         "oidc-client-id",

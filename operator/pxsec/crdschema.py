@@ -32,7 +32,10 @@ ECDSA_CURVES: Final = ("P-256", "P-384", "P-521")
 # engines agree: no \s, \d or POSIX classes; `$` is translated to `\Z` for Python
 # (see `pxsec.celrules.re2_search`).
 DNS1123_SUBDOMAIN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-HTTPS_URL_NO_QUERY: Final = r"^https://[^/?#\t\n\f\r ]+(/[^?#\t\n\f\r ]*)?$"
+# https://, a host (a name, an IPv4 address or a bracketed IPv6 one; no user:password@) and an optional
+# port of 1-5 digits, then an optional path: no query, no fragment, no whitespace.
+HTTPS_URL_NO_QUERY: Final = (r"^https://(\[[0-9A-Fa-f:.]+\]|[^/?#\t\n\f\r @:\[\]]+)(:[0-9]{1,5})?"
+                             r"(/[^?#\t\n\f\r ]*)?$")
 TOKEN_LIFETIME: Final = r"^[1-9][0-9]*(s|m|h|d|y)$"
 CONFIGMAP_KEY: Final = r"^[-._a-zA-Z0-9]+$"
 QUALIFIED_KEY: Final = (
