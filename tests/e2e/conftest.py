@@ -50,6 +50,10 @@ def assert_no_leaks(cluster: Cluster, namespace: str, operator_log: str) -> None
             [i.get("status") for i in get_json(cluster, "pxsecurities", "-n", namespace).get("items", [])]
         ),
         "configmaps": json.dumps(get_json(cluster, "configmaps", "-n", namespace)),
+        # What a person reads when troubleshooting: describe of every PxSecurity, ConfigMap and Secret
+        # (Secrets show key sizes only, but their annotations and the Events below them are printed).
+        "kubectl describe": cluster.kubectl("describe", "pxsecurities,configmaps,secrets", "-n", namespace,
+                                            check=False).stdout,
     }
     for where, text in haystacks.items():
         for ref, value in values.items():
