@@ -11,7 +11,7 @@ from typing import Any
 
 from pxsec import coexist, conditions, keyplan
 from pxsec.conditions import Condition
-from pxsec.gateway import METADATA_MANAGER, Conflict, CRRef, Gateway
+from pxsec.gateway import METADATA_MANAGER, Conflict, CRRef, GatewayPort
 from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
 from pxsec.spec import PxSecuritySpec
 
@@ -69,7 +69,7 @@ def owned_metadata_keys(managed_fields: list[Mapping[str, Any]] | None,
 
 
 class KeySync:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayPort) -> None:
         self.gw = gateway
 
     def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec,
@@ -248,7 +248,7 @@ class _RetainedCopy:
     """Our own Secret holding the values a StorageCluster uninstall deletes (`pxsec.coexist`): read at
     most once per reconcile, written only when the values it should hold differ from what it holds."""
 
-    def __init__(self, gw: Gateway, namespace: str, name: str) -> None:
+    def __init__(self, gw: GatewayPort, namespace: str, name: str) -> None:
         self.gw, self.namespace, self.name = gw, namespace, name
         self._observed: Observed | None = None
         self._read = False
@@ -276,7 +276,7 @@ class _RetainedCopy:
 RETAINED_PURPOSE = "retained-copy"
 
 
-def sync_metadata(gw: Gateway, ns: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],
+def sync_metadata(gw: GatewayPort, ns: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],
                   owners: list[dict[str, Any]], observed: Observed | None = None) -> None:
     """Make a generated Secret's labels, annotations and owner references exactly what the spec asks,
     removing what an earlier template applied and no longer does — writing only when something differs.

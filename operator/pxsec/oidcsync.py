@@ -14,7 +14,7 @@ from typing import Any
 
 from pxsec import oidc
 from pxsec.conditions import Condition
-from pxsec.gateway import Gateway
+from pxsec.gateway import GatewayPort
 from pxsec.oidcprobe import Prober
 from pxsec.spec import PxSecuritySpec
 
@@ -27,7 +27,7 @@ class OIDCOutcome:
 
 
 class OIDCSync:
-    def __init__(self, gateway: Gateway, prober: Prober | None = None) -> None:
+    def __init__(self, gateway: GatewayPort, prober: Prober | None = None) -> None:
         self.gw = gateway
         self.prober = prober or Prober()
 

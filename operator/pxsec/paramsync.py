@@ -14,7 +14,7 @@ from typing import Any
 
 from pxsec import coexist, conditions, render, scmerge
 from pxsec.conditions import Condition
-from pxsec.gateway import Conflict, Gateway
+from pxsec.gateway import Conflict, GatewayPort
 from pxsec.keyplan import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from pxsec.keysync import Event, owner_reference
 from pxsec.spec import PxSecuritySpec
@@ -39,7 +39,7 @@ def storagecluster_name(spec: PxSecuritySpec, cr_name: str) -> str:
 
 
 class ParamSync:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayPort) -> None:
         self.gw = gateway
 
     def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, co: coexist.Coexistence | None = None,

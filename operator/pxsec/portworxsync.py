@@ -11,12 +11,12 @@ from typing import Any
 
 from pxsec import coexist
 from pxsec.coexist import PORTWORX_OPERATOR, PXSECURITY, TokenCheck, TokensJudged
-from pxsec.gateway import Gateway
+from pxsec.gateway import GatewayPort
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec
 
 
 class PortworxSync:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayPort) -> None:
         self.gw = gateway
 
     def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, co: coexist.Coexistence,

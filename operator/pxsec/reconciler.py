@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pxsec import coexist, conditions, keyplan
 from pxsec.coexist import TokensJudged
 from pxsec.conditions import Condition, rfc3339
-from pxsec.gateway import Gateway, GatewayError, NamespaceTerminating
+from pxsec.gateway import GatewayError, GatewayPort, NamespaceTerminating
 from pxsec.keysync import Event, KeysOutcome, KeySync, cr_ref
 from pxsec.oidcsync import OIDCOutcome, OIDCSync
 from pxsec.paramsync import ParamsOutcome, ParamSync, storagecluster_name
@@ -144,7 +144,7 @@ class Result:
 
 
 class Reconciler:
-    def __init__(self, gateway: Gateway, clock: Callable[[], dt.datetime] = _now) -> None:
+    def __init__(self, gateway: GatewayPort, clock: Callable[[], dt.datetime] = _now) -> None:
         self.gw = gateway
         self.clock = clock
         self.keys = KeySync(gateway)

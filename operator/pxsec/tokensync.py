@@ -17,7 +17,7 @@ from typing import Any
 
 from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
-from pxsec.gateway import Conflict, Gateway
+from pxsec.gateway import Conflict, GatewayPort
 from pxsec.keysync import Event, owner_reference, sync_metadata
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
 from pxsec.verify import decode_unverified
@@ -68,7 +68,7 @@ def _previous_message(cr: Mapping[str, Any], type_: str) -> str:
 
 
 class TokenSync:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayPort) -> None:
         self.gw = gateway
 
     def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, key_data: Mapping[str, Mapping[str, bytes]],
