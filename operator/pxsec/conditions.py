@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pxsec.events import Event
+
 KEYS_READY = "KeysReady"
 OIDC_READY = "OIDCReady"
 TOKENS_READY = "TokensReady"
@@ -84,3 +86,24 @@ def merge(previous: Iterable[Mapping[str, Any]], current: Sequence[Condition], g
             "lastTransitionTime": transition,
         })
     return out
+
+
+def warnings(previous: Iterable[Mapping[str, Any]], current: Sequence[Condition]) -> list[Event]:
+    """Warning Events for the component conditions that turned False or changed their reason or message
+    since the last status — once per change, not on every reconcile. Ready itself is not repeated: the
+    component that made it False already was."""
+    before = {str(c.get("type")): c for c in previous}
+    out: list[Event] = []
+    for cond in current:
+        prev = before.get(cond.type)
+        if cond.status is False and cond.type != READY and (
+                prev is None or prev.get("reason") != cond.reason or prev.get("message") != cond.message):
+            out.append(Event("Warning", cond.reason, cond.message))
+    return out
+
+
+def next_wake(now: dt.datetime, due: Iterable[dt.datetime | None], floor: float = 1.0) -> float | None:
+    """Seconds until the earliest of the times something is due (a token renewal, an OIDC probe, a check
+    of the Portworx Operator's tokens, a retry), never less than `floor`; None when nothing is due."""
+    times = [t for t in due if t is not None]
+    return max(floor, (min(times) - now).total_seconds()) if times else None

@@ -9,18 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec import coexist, conditions, keyplan
+from pxsec import coexist, conditions, keyplan, keypolicy
 from pxsec.conditions import Condition
-from pxsec.gateway import METADATA_MANAGER, Conflict, CRRef, GatewayPort
+from pxsec.events import Event
+from pxsec.gateway import Conflict, GatewayPort
 from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
+from pxsec.objectmeta import owner_reference, sync_metadata
 from pxsec.spec import PxSecuritySpec
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
 
 
 @dataclass
@@ -43,31 +38,6 @@ def recorded_from_status(status: Mapping[str, Any] | None) -> dict[str, Recorded
     return out
 
 
-def owner_reference(cr: Mapping[str, Any], controller: bool = True) -> dict[str, Any]:
-    """An owner reference to the PxSecurity. `controller=False` where another controller may own the
-    object too (the Portworx Operator owns px-admin-token / px-user-token by its StorageCluster, and an
-    object may have only one controller reference)."""
-    meta = cr["metadata"]
-    return {"apiVersion": cr["apiVersion"], "kind": cr["kind"], "name": meta["name"], "uid": meta["uid"],
-            "controller": controller, "blockOwnerDeletion": True}
-
-
-def owned_metadata_keys(managed_fields: list[Mapping[str, Any]] | None,
-                        manager: str) -> tuple[set[str], set[str], bool]:
-    """(labels, annotations, owns-ownerReferences) the metadata field manager applied last time."""
-    labels: set[str] = set()
-    annotations: set[str] = set()
-    owners = False
-    for entry in managed_fields or []:
-        if entry.get("manager") != manager or entry.get("operation") != "Apply":
-            continue
-        meta = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
-        labels |= {k[2:] for k in (meta.get("f:labels") or {}) if k.startswith("f:")}
-        annotations |= {k[2:] for k in (meta.get("f:annotations") or {}) if k.startswith("f:")}
-        owners = owners or bool(meta.get("f:ownerReferences"))
-    return labels, annotations, owners
-
-
 class KeySync:
     def __init__(self, gateway: GatewayPort) -> None:
         self.gw = gateway
@@ -84,6 +54,7 @@ class KeySync:
         invalid: list[str] = []
         lost: list[str] = []
         unretained: list[str] = []
+        notes: list[str] = []
         for req in keyplan.requirements(spec):
             shared = req.name in co.shared_secrets
             observed, plan = self._ensure(ns, name, req, recorded.get(req.name), spec, out, co, copy)
@@ -105,18 +76,11 @@ class KeySync:
             assert observed is not None
             if plan.lost:
                 lost.append(req.name)
+            notes += [f"Secret {req.name}: {note}" for note in plan.notes]
             fp = keyplan.secret_fingerprint(req, observed.data)
-            revision, changed = keyplan.next_revision(prev, fp)
-            if plan.lost:
-                revision = (prev.revision if prev else 0) + 1
-                out.events.append(Event("Warning", "SecretLost", (
-                    f"Secret {req.name} ({req.purpose.value}) was deleted and has been regenerated as revision "
-                    f"{revision} ({fp[:19]}…): every token signed with the previous key is now invalid; "
-                    "restart Portworx pods to pick up the new value")))
-            elif changed and plan.action is Action.NONE:
-                out.events.append(Event("Warning", "SecretChanged", (
-                    f"Secret {req.name} ({req.purpose.value}) changed outside the operator: now revision "
-                    f"{revision} ({fp[:19]}…); tokens signed with it are re-minted")))
+            revision, changed = keypolicy.revision(prev, fp, plan.lost)
+            out.events += keypolicy.news(req, revision, fp, lost=plan.lost,
+                                         changed_by_hand=changed and plan.action is Action.NONE)
             if plan.origin is Origin.GENERATED and not shared:
                 self._sync_metadata(ns, name, req, spec, owner, observed)
             out.data[req.name] = observed.data
@@ -127,30 +91,11 @@ class KeySync:
                       name, owner)
         out.retained = coexist.retained_condition(co, copy.name, unretained)
         previous: Mapping[str, Any] = next((c for c in (cr.get("status") or {}).get("conditions") or []
-                         if c.get("type") == conditions.KEYS_READY), {})
-        generation = cr["metadata"].get("generation")
-        ignored = coexist.system_secret_problem(spec, co)
-        if invalid:
-            out.condition = conditions.false(conditions.KEYS_READY, "InvalidKeyMaterial", " | ".join(invalid))
-        elif ignored:
-            out.condition = conditions.false(conditions.KEYS_READY, "SystemSecretIgnored", ignored)
-        elif unretained:
-            out.condition = conditions.false(
-                conditions.KEYS_READY, "StorageClusterUninstalling",
-                f"{', '.join(unretained)} deleted by the uninstall of StorageCluster "
-                f"{co.cluster.name if co.cluster else ''} and no copy of their values: generated again when "
-                "the uninstall is over")
-        elif lost:
-            out.condition = conditions.true(
-                conditions.KEYS_READY, "SecretRegenerated",
-                f"regenerated after loss: {', '.join(lost)} (tokens signed with the old keys are invalid)")
-        elif previous.get("reason") == "SecretRegenerated" and previous.get("observedGeneration") == generation:
-            # The news of a loss stays visible on the object until the spec next changes,
-            # not just for the one reconcile that noticed it.
-            out.condition = conditions.true(conditions.KEYS_READY, "SecretRegenerated", str(previous.get("message")))
-        else:
-            out.condition = conditions.true(conditions.KEYS_READY, "KeysReady",
-                                            f"{len(out.entries)} Secret(s) hold the key material")
+                                            if c.get("type") == conditions.KEYS_READY), {})
+        out.condition = keypolicy.keys_condition(
+            invalid=invalid, uninstalled=unretained, storagecluster=co.cluster.name if co.cluster else "",
+            ignored=coexist.system_secret_problem(spec, co), lost=lost, notes=notes, count=len(out.entries),
+            previous=previous, generation=cr["metadata"].get("generation"))
         return out
 
     def _ensure(self, ns: str, cr_name: str, req: keyplan.Requirement, recorded: Recorded | None,
@@ -274,33 +219,3 @@ class _RetainedCopy:
 
 
 RETAINED_PURPOSE = "retained-copy"
-
-
-def sync_metadata(gw: GatewayPort, ns: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],
-                  owners: list[dict[str, Any]], observed: Observed | None = None) -> None:
-    """Make a generated Secret's labels, annotations and owner references exactly what the spec asks,
-    removing what an earlier template applied and no longer does — writing only when something differs.
-    `observed` saves a read when it came from one; after a write the Secret is read again."""
-    if observed is None or observed.metadata is None:
-        observed = gw.read_secret(ns, name)
-    if observed is None or observed.metadata is None:
-        return
-    meta = observed.metadata
-    own_labels, own_annotations, own_owners = owned_metadata_keys(meta.get("managedFields"), METADATA_MANAGER)
-    current_labels = meta.get("labels") or {}
-    current_annotations = meta.get("annotations") or {}
-    current_owner_uids = {o.get("uid") for o in meta.get("ownerReferences") or []}
-    in_sync = (
-        own_labels == set(labels) and own_annotations == set(annotations)
-        and all(current_labels.get(k) == v for k, v in labels.items())
-        and all(current_annotations.get(k) == v for k, v in annotations.items())
-        and own_owners == bool(owners)
-        and all(o["uid"] in current_owner_uids for o in owners)
-    )
-    if not in_sync:
-        gw.apply_secret_metadata(ns, name, labels, annotations, owners)
-
-
-def cr_ref(cr: Mapping[str, Any]) -> CRRef:
-    meta = cr["metadata"]
-    return CRRef(str(meta["namespace"]), str(meta["name"]), str(meta.get("uid", "")))

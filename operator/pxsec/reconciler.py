@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 from pxsec import coexist, conditions, keyplan
 from pxsec.coexist import TokensJudged
 from pxsec.conditions import Condition, rfc3339
+from pxsec.events import Event
 from pxsec.gateway import GatewayError, GatewayPort, NamespaceTerminating
-from pxsec.keysync import Event, KeysOutcome, KeySync, cr_ref
+from pxsec.keysync import KeysOutcome, KeySync
+from pxsec.objectmeta import cr_ref
 from pxsec.oidcsync import OIDCOutcome, OIDCSync
 from pxsec.paramsync import ParamsOutcome, ParamSync, storagecluster_name
 from pxsec.portworxsync import PortworxSync
@@ -231,14 +233,16 @@ class Reconciler:
                 for field_name in fields:
                     status[field_name] = old_status.get(field_name)
         self._write_status(cr, status, [ready, *components, *informational], old_status, events)
-        due = [t for t in (minted.next_renewal, probed.next_probe, judged.next_check) if t is not None]
         retry = self._retry_after(key, steps.any_failed)
-        if retry is not None:
-            due.append(now + dt.timedelta(seconds=retry))
-        if params.recheck_after is not None:
-            due.append(now + dt.timedelta(seconds=params.recheck_after))
-        requeue = max(1.0, (min(due) - now).total_seconds()) if due else None
+        requeue = conditions.next_wake(now, [
+            minted.next_renewal, probed.next_probe, judged.next_check,
+            now + dt.timedelta(seconds=retry) if retry is not None else None,
+            now + dt.timedelta(seconds=params.recheck_after) if params.recheck_after is not None else None])
+        self.observe(key, spec, status, [ready, *components])
         return Result(Outcome(requeue_after=requeue), deps)
+
+    def observe(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any], conds: list[Condition]) -> None:
+        """Hook: called at the end of every full reconcile with what it computed (metrics); no-op here."""
 
     def _retry_after(self, key: Key, failed: bool) -> float | None:
         """After a step failed: look again later, backing off (5 s doubling to 5 min), with the failure
@@ -254,13 +258,7 @@ class Reconciler:
         generation = int(cr["metadata"].get("generation", 0))
         new = dict(fields)
         new["conditions"] = conditions.merge(old.get("conditions") or [], conds, generation, rfc3339(self.clock()))
-        # Tell a person when a condition turns bad or changes its reason (not on every reconcile).
-        before = {c.get("type"): c for c in old.get("conditions") or []}
-        for cond in conds:
-            prev = before.get(cond.type)
-            if cond.status is False and cond.type != conditions.READY and (
-                    prev is None or prev.get("reason") != cond.reason or prev.get("message") != cond.message):
-                events.append(Event("Warning", cond.reason, cond.message))
+        events = events + conditions.warnings(old.get("conditions") or [], conds)
         changed = sorted(k for k, v in new.items() if old.get(k) != v)
         ref = cr_ref(cr)
         if changed:

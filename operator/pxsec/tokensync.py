@@ -17,8 +17,9 @@ from typing import Any
 
 from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
+from pxsec.events import Event
 from pxsec.gateway import Conflict, GatewayPort
-from pxsec.keysync import Event, owner_reference, sync_metadata
+from pxsec.objectmeta import owner_reference, sync_metadata
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
 from pxsec.verify import decode_unverified
 

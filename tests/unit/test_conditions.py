@@ -27,3 +27,28 @@ def test_merge_keeps_transition_time_when_status_unchanged() -> None:
     assert again[0]["observedGeneration"] == 2 and again[0]["message"] == "ok, reworded"
     flipped = c.merge(again, [c.false(c.KEYS_READY, "Invalid", "bad")], 2, "2026-03-01T00:00:00Z")
     assert flipped[0]["lastTransitionTime"] == "2026-03-01T00:00:00Z" and flipped[0]["status"] == "False"
+
+
+def test_warnings_once_per_change_and_never_for_ready() -> None:
+    from pxsec.conditions import KEYS_READY, READY, TOKENS_READY, false, true, warnings
+    from pxsec.events import Event
+
+    bad = false(KEYS_READY, "InvalidKeyMaterial", "Secret a: bad")
+    previous = [{"type": KEYS_READY, "status": "False", "reason": "InvalidKeyMaterial", "message": "Secret a: bad"}]
+    assert warnings([], [bad, false(READY, "InvalidKeyMaterial", "x")]) == [
+        Event("Warning", "InvalidKeyMaterial", "Secret a: bad")]
+    assert warnings(previous, [bad]) == []  # unchanged: said already
+    assert [e.message for e in warnings(previous, [false(KEYS_READY, "InvalidKeyMaterial", "Secret b: bad")])] == [
+        "Secret b: bad"]
+    assert warnings([], [true(TOKENS_READY, "TokensValid", "ok")]) == []
+
+
+def test_next_wake_is_the_earliest_due_time_with_a_floor() -> None:
+    import datetime as dt
+
+    from pxsec.conditions import next_wake
+
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    assert next_wake(now, [None, None]) is None
+    assert next_wake(now, [now + dt.timedelta(hours=1), None, now + dt.timedelta(seconds=30)]) == 30.0
+    assert next_wake(now, [now - dt.timedelta(seconds=5)]) == 1.0  # overdue: soon, never a tight loop
