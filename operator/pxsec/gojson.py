@@ -83,17 +83,11 @@ JSONValue = JSONObject | list["JSONValue"] | str | JSONNumber | bool | None
 
 def kind(value: JSONValue) -> str:
     """The JSON type name Go's errors use: object, array, string, number, bool, null."""
-    if isinstance(value, JSONObject):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, JSONNumber):
-        return "number"
-    if isinstance(value, bool):
-        return "bool"
-    return "null"
+    return next((name for types, name in _KINDS if isinstance(value, types)), "null")
+
+
+_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (JSONObject, "object"), (list, "array"), (str, "string"), (JSONNumber, "number"), (bool, "bool"))
 
 
 # -- UTF-8 as utf8.DecodeRune reads it -----------------------------------------------------------------
@@ -271,6 +265,20 @@ def parse(data: bytes) -> JSONValue:
             return JSONNumber(data[j:end].decode("ascii")), end
         raise fail(j, "looking for beginning of value")
 
+    def scan_key(i: int) -> tuple[str, int]:
+        """An object key and its colon, at i (after white space): the key and the index after the colon."""
+        if i >= n:
+            raise GoJSONError("unexpected end of JSON input")
+        if data[i] != 0x22:
+            raise fail(i, "looking for beginning of object key string")
+        key, i = scan_string(i)
+        i = skip_ws(i)
+        if i >= n:
+            raise GoJSONError("unexpected end of JSON input")
+        if data[i] != 0x3A:
+            raise fail(i, "after object key")
+        return key, i + 1
+
     stack: list[_Frame] = []
     result: JSONValue = None
     i = skip_ws(i)
@@ -294,17 +302,7 @@ def parse(data: bytes) -> JSONValue:
                 i += 1
             else:
                 if is_object:
-                    if i >= n:
-                        raise GoJSONError("unexpected end of JSON input")
-                    if data[i] != 0x22:
-                        raise fail(i, "looking for beginning of object key string")
-                    frame.key, i = scan_string(i)
-                    i = skip_ws(i)
-                    if i >= n:
-                        raise GoJSONError("unexpected end of JSON input")
-                    if data[i] != 0x3A:
-                        raise fail(i, "after object key")
-                    i += 1
+                    frame.key, i = scan_key(i)
                 stack.append(frame)
                 continue
         else:
@@ -330,17 +328,7 @@ def parse(data: bytes) -> JSONValue:
             if c == 0x2C:  # ,
                 i = skip_ws(i + 1)
                 if top.is_object:
-                    if i >= n:
-                        raise GoJSONError("unexpected end of JSON input")
-                    if data[i] != 0x22:
-                        raise fail(i, "looking for beginning of object key string")
-                    top.key, i = scan_string(i)
-                    i = skip_ws(i)
-                    if i >= n:
-                        raise GoJSONError("unexpected end of JSON input")
-                    if data[i] != 0x3A:
-                        raise fail(i, "after object key")
-                    i += 1
+                    top.key, i = scan_key(i)
                 break  # read the next value
             closing = 0x7D if top.is_object else 0x5D
             if c != closing:

@@ -69,16 +69,10 @@ def storagecluster_status(co: coexist.Coexistence) -> dict[str, Any] | None:
     sc = co.cluster
     if sc is None:
         return None
-    out: dict[str, Any] = {"name": sc.name, "exists": sc.exists, "securityEnabled": sc.auth_enabled}
-    if sc.issuer is not None:
-        out["issuer"] = sc.issuer
-    if sc.shared_secret is not None:
-        out["sharedSecret"] = sc.shared_secret
-    if sc.delete_strategy is not None:
-        out["deleteStrategy"] = sc.delete_strategy
-    if sc.deleting:
-        out["deleting"] = True
-    return out
+    optional = {"issuer": sc.issuer, "sharedSecret": sc.shared_secret, "deleteStrategy": sc.delete_strategy,
+                "deleting": sc.deleting or None}
+    return {"name": sc.name, "exists": sc.exists, "securityEnabled": sc.auth_enabled,
+            **{k: v for k, v in optional.items() if v is not None}}
 
 
 REFUSED = frozenset({400, 403, 413, 422})  # a request the API server refuses as such, not for now

@@ -79,6 +79,19 @@ class _Proc:
             return ""
 
 
+def _terminate(proc: _Proc, grace: float = 10) -> None:
+    """SIGTERM to the child's process group, SIGKILL after `grace` seconds; returns once it is gone."""
+    if proc.popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGTERM)
+    try:
+        proc.popen.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        proc.popen.wait()
+
+
 @dataclass
 class ControlPlane:
     """A running control plane. Use as a context manager, or call start()/stop()."""
@@ -130,15 +143,7 @@ class ControlPlane:
         while etcd is still there, but hangs when etcd goes first), escalating to SIGKILL; then remove
         the work directory."""
         for proc in reversed(self.procs):
-            if proc.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGTERM)
-            try:
-                proc.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait()
+            _terminate(proc)
         self.procs.clear()
         if self._owns_workdir and self.workdir is not None and self.workdir.exists():
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -151,14 +156,7 @@ class ControlPlane:
         kube-controller-manager stays up and reconnects, as it would in a real cluster."""
         going = [p for p in self.procs if p.name in ("kube-apiserver", "etcd")]
         for proc in sorted(going, key=lambda p: p.name != "kube-apiserver"):  # the API server first
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.popen.pid, signal.SIGTERM)
-            try:
-                proc.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait()
+            _terminate(proc)
             self.procs.remove(proc)
         time.sleep(pause)
         self._start_etcd()
