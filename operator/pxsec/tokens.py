@@ -337,9 +337,10 @@ def _verifier(kind: str, ring: KeyRing) -> bytes | PublicKey:
     return key.public_key()
 
 
-def remint_reason(existing_token: str | None, token: TokenSpec, spec: PxSecuritySpec, ring: KeyRing,
-                  recorded_key_fingerprint: str | None, now: datetime.datetime) -> str | None:
-    """None to keep the token in its Secret, else why it must be minted again (a short, safe phrase).
+def assess(existing_token: str | None, token: TokenSpec, spec: PxSecuritySpec, ring: KeyRing,
+           recorded_key_fingerprint: str | None, now: datetime.datetime) -> Assessment:
+    """`reason` None to keep the token in its Secret (then with its expiry and renewal time, from the one
+    decoding of it), else why it must be minted again (a short, safe phrase).
 
     Checked in this order, first match wins:
     "missing" (no token), "unreadable" (not a JWT, or no numeric iat/exp), "no signing key" (nothing to
@@ -353,42 +354,58 @@ def remint_reason(existing_token: str | None, token: TokenSpec, spec: PxSecurity
     those before the operator sees them).
     """
     if not existing_token:
-        return MISSING
+        return Assessment(MISSING)
     try:
         decoded = decode_unverified(existing_token)
     except MalformedToken:
-        return UNREADABLE
+        return Assessment(UNREADABLE)
     body = decoded.claims
     iat, exp = _int_claim(body, "iat"), _int_claim(body, "exp")
     if iat is None or exp is None:
-        return UNREADABLE
+        return Assessment(UNREADABLE)
 
     ss = spec.self_signed
     kind = choose_signing_key(token, spec, ring)
     if ss is None or kind is None:
-        return NO_SIGNING_KEY
+        return Assessment(NO_SIGNING_KEY)
     try:
         algorithm = algorithm_for(kind, ring)
         fingerprint = key_fingerprint(kind, ring)
     except (NoSigningKey, SigningError):
-        return NO_SIGNING_KEY
+        return Assessment(NO_SIGNING_KEY)
     if decoded.header.get("alg") != algorithm:
-        return SIGNING_KEY_CHANGED
+        return Assessment(SIGNING_KEY_CHANGED)
     if recorded_key_fingerprint is not None and recorded_key_fingerprint != fingerprint:
-        return SIGNING_KEY_CHANGED
+        return Assessment(SIGNING_KEY_CHANGED)
     if not signature_verifies(existing_token, algorithm, _verifier(kind, ring)):
-        return SIGNING_KEY_CHANGED
+        return Assessment(SIGNING_KEY_CHANGED)
 
     if body.get("iss") != ss.issuer:
-        return ISSUER_CHANGED
+        return Assessment(ISSUER_CHANGED)
     expected = claims(token, ss.issuer, now, datetime.timedelta(0))
     for name in ("sub", "email", "name", "roles", "groups"):
         if body.get(name) != expected[name]:
-            return CLAIMS_CHANGED
+            return Assessment(CLAIMS_CHANGED)
     lifetime = parse_lifetime(ss.token_lifetime)
     if exp - iat != math.floor(lifetime.total_seconds()) + int(CLOCK_SKEW.total_seconds()):
-        return LIFETIME_CHANGED
+        return Assessment(LIFETIME_CHANGED)
     issued = _utc(iat + int(CLOCK_SKEW.total_seconds()))
     if now >= renewal_time(issued, _utc(exp)):
-        return EXPIRING
-    return None
+        return Assessment(EXPIRING)
+    return Assessment(None, _utc(exp), renewal_time(issued, _utc(exp)))
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What `assess` found: why to re-mint (None: keep it), and for a kept token when it expires and when
+    its successor is due."""
+
+    reason: str | None
+    expires_at: datetime.datetime | None = None
+    renewal_time: datetime.datetime | None = None
+
+
+def remint_reason(existing_token: str | None, token: TokenSpec, spec: PxSecuritySpec, ring: KeyRing,
+                  recorded_key_fingerprint: str | None, now: datetime.datetime) -> str | None:
+    """`assess(...).reason`."""
+    return assess(existing_token, token, spec, ring, recorded_key_fingerprint, now).reason

@@ -21,7 +21,6 @@ from pxsec.events import Event
 from pxsec.gateway import Conflict, GatewayPort
 from pxsec.objectmeta import owner_reference, sync_metadata
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
-from pxsec.verify import decode_unverified
 
 KEY_FINGERPRINT_ANNOTATION = "pxsec.dev/signing-key-fingerprint"
 TOKEN_PURPOSE = "token"
@@ -50,13 +49,10 @@ def _judge_existing(text: str | None, token: TokenSpec, spec: PxSecuritySpec, ri
     reconcile of its PxSecurity.
     """
     try:
-        reason = tokens.remint_reason(text, token, spec, ring, recorded, now)
-        if reason is not None or text is None:
-            return reason, None
-        claims = decode_unverified(text).claims
-        expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
-        issued = dt.datetime.fromtimestamp(int(claims["iat"]), dt.UTC) + tokens.CLOCK_SKEW
-        return None, (expires, tokens.renewal_time(issued, expires))
+        found = tokens.assess(text, token, spec, ring, recorded, now)
+        if found.reason is not None or found.expires_at is None or found.renewal_time is None:
+            return found.reason, None
+        return None, (found.expires_at, found.renewal_time)
     except Exception:  # RecursionError included: the token, not the operator, is what is broken
         return tokens.UNREADABLE, None
 

@@ -407,3 +407,14 @@ def test_remint_then_keep_is_stable_across_reconciles(
     assert again.renewal_time > at
     for later in (at, at + datetime.timedelta(hours=1), again.renewal_time - datetime.timedelta(seconds=1)):
         assert tokens.remint_reason(again.token, spec.tokens[0], spec, ring, again.key_fingerprint, later) is None
+
+
+def test_assess_keeps_a_current_token_with_its_times_from_one_decoding(secret: bytes) -> None:
+    spec = make_spec(rsa=False, ecdsa=None)
+    ring = ring_of(secret, None, None)
+    minted = tokens.mint(spec.tokens[0], spec, ring, NOW)
+    found = tokens.assess(minted.token, spec.tokens[0], spec, ring, minted.key_fingerprint, NOW)
+    assert found == tokens.Assessment(None, minted.expires_at, minted.renewal_time)
+    assert tokens.assess(None, spec.tokens[0], spec, ring, None, NOW) == tokens.Assessment(tokens.MISSING)
+    late = tokens.assess(minted.token, spec.tokens[0], spec, ring, minted.key_fingerprint, minted.renewal_time)
+    assert late.reason == tokens.EXPIRING and late.expires_at is None
