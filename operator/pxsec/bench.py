@@ -73,7 +73,7 @@ def main() -> int:
     spec = parse_spec({"selfSigned": {"sharedSecret": {}, "rsa": {"secretName": "r"},
                                       "ecdsa": {"secretName": "e"}}})
     observed = {
-        r.name: keyplan.Observed(r.name, keyplan.materialize(keyplan.plan_secret(r, None, None, spec).recipes, {}))
+        r.name: keyplan.Observed(r.name, keymaterial.materialize(keyplan.plan_secret(r, None, None, spec).recipes, {}))
         for r in keyplan.requirements(spec)
     }
 

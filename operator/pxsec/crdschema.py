@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from pxsec.keymaterial import CURVE_TABLE
 from pxsec.spec import (
     DEFAULT_ECDSA_CURVE,
     DEFAULT_RSA_SIZE,
@@ -26,7 +27,7 @@ USERNAME_CLAIMS: Final = ("sub", "email", "name")
 DELETION_POLICIES: Final = ("Retain", "Delete")
 SIGNING_KEYS: Final = ("SharedSecret", "RSA", "ECDSA")
 RSA_SIZES: Final = (2048, 3072, 4096)
-ECDSA_CURVES: Final = ("P-256", "P-384", "P-521")
+ECDSA_CURVES: Final = tuple(c.name for c in CURVE_TABLE)
 
 # Regular expressions shared by CEL (RE2) and Python (re). They are written in the subset where both
 # engines agree: no \s, \d or POSIX classes; `$` is translated to `\Z` for Python

@@ -16,14 +16,36 @@ import functools
 import hashlib
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from pxsec.spec import KEY_PRIVATE_PEM, KEY_PUBLIC_PEM
+
 SHARED_SECRET_LENGTH = 64
-CURVES: dict[str, type[ec.EllipticCurve]] = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}
-CURVE_ALGORITHM = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+@dataclass(frozen=True)
+class Curve:
+    """An ECDSA curve as each party names it: JOSE/Go (`name`, also the CRD's enum), cryptography
+    (`cls`, whose `.name` is the SEC name), and the JWS algorithm that must sign with it."""
+
+    name: str
+    cls: type[ec.EllipticCurve]
+    algorithm: str
+
+
+# The one curve table: the CRD's enum, generation, checks, signing, verification and the OIDC JWKS
+# judgement all read it.
+CURVE_TABLE: tuple[Curve, ...] = (
+    Curve("P-256", ec.SECP256R1, "ES256"),
+    Curve("P-384", ec.SECP384R1, "ES384"),
+    Curve("P-521", ec.SECP521R1, "ES512"),
+)
+CURVES: dict[str, type[ec.EllipticCurve]] = {c.name: c.cls for c in CURVE_TABLE}
+CURVE_ALGORITHM: dict[str, str] = {c.name: c.algorithm for c in CURVE_TABLE}
+ALGORITHM_CURVE: dict[str, str] = {c.algorithm: c.name for c in CURVE_TABLE}
+SEC_TO_JOSE: dict[str, str] = {c.cls().name: c.name for c in CURVE_TABLE}  # "secp256r1" -> "P-256"
 MIN_RSA_BITS = 2048
 
 
@@ -64,13 +86,6 @@ def fingerprint(data: Mapping[str, bytes]) -> str:
         value = data[key]
         digest.update(len(key).to_bytes(4, "big") + key.encode() + len(value).to_bytes(8, "big") + value)
     return "sha256:" + digest.hexdigest()
-
-
-def public_fingerprint(public_pem: bytes) -> str:
-    return "sha256:" + hashlib.sha256(public_pem).hexdigest()
-
-
-# -- judging what exists ----------------------------------------------------------------------------
 
 
 def check_shared_secret(value: bytes, key: str) -> list[str]:
@@ -185,3 +200,27 @@ def public_from_private(private_pem: bytes) -> bytes:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to produce missing keys: ("shared",), ("rsa", bits), ("ecdsa", curve), ("derive-public",)."""
+
+    kind: str
+    param: str | int | None = None
+
+
+def materialize(recipes: Mapping[str, Recipe], existing: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Produce the missing keys (CSPRNG; RSA is slow — call this from a worker thread)."""
+    out: dict[str, bytes] = {}
+    for key, recipe in recipes.items():
+        if recipe.kind == "shared":
+            out[key] = generate_shared_secret().encode("ascii")
+        elif recipe.kind in ("rsa", "ecdsa"):
+            private, public = (generate_rsa(int(recipe.param or 0)) if recipe.kind == "rsa"
+                               else generate_ecdsa(str(recipe.param)))
+            out[key] = private
+            out[KEY_PUBLIC_PEM] = public
+    if KEY_PUBLIC_PEM in recipes and KEY_PUBLIC_PEM not in out:
+        out[KEY_PUBLIC_PEM] = public_from_private(existing[KEY_PRIVATE_PEM])
+    return out

@@ -3,9 +3,9 @@
 The rule the whole product stands on: **existing keys win**. A Secret that exists is adopted as it is,
 missing keys are added, an invalid user key is reported and never overwritten, and a Secret that
 disappeared is recreated loudly (new revision) because every token signed with the old key is now
-invalid. This module decides; it generates nothing and writes nothing. The shell draws the random
-bytes (off the event loop) for the `generate` recipes and writes with create-only / resourceVersion-
-guarded calls, so even a stale read can never replace a key.
+invalid. This module decides; it generates nothing and writes nothing. The shell has
+`keymaterial.materialize` draw the random bytes (off the event loop) for the recipes and writes with
+create-only / resourceVersion-guarded calls, so even a stale read can never replace a key.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from pxsec import keymaterial
+from pxsec.keymaterial import Recipe
 from pxsec.spec import (
     KEY_APPS_SECRET,
     KEY_PRIVATE_PEM,
@@ -44,14 +45,6 @@ class Purpose(StrEnum):
 class Origin(StrEnum):
     GENERATED = "Generated"
     ADOPTED = "Adopted"
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to produce missing keys: ("shared",), ("rsa", bits), ("ecdsa", curve), ("derive-public",)."""
-
-    kind: str
-    param: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,22 +203,6 @@ def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded 
 def plan(spec: PxSecuritySpec, observed: Mapping[str, Observed | None],
          recorded: Mapping[str, Recorded]) -> list[SecretPlan]:
     return [plan_secret(r, observed.get(r.name), recorded.get(r.name), spec) for r in requirements(spec)]
-
-
-def materialize(recipes: Mapping[str, Recipe], existing: Mapping[str, bytes]) -> dict[str, bytes]:
-    """Produce the missing keys (CSPRNG; RSA is slow — call this from a worker thread)."""
-    out: dict[str, bytes] = {}
-    for key, recipe in recipes.items():
-        if recipe.kind == "shared":
-            out[key] = keymaterial.generate_shared_secret().encode("ascii")
-        elif recipe.kind in ("rsa", "ecdsa"):
-            private, public = (keymaterial.generate_rsa(int(recipe.param or 0)) if recipe.kind == "rsa"
-                               else keymaterial.generate_ecdsa(str(recipe.param)))
-            out[key] = private
-            out[KEY_PUBLIC_PEM] = public
-    if KEY_PUBLIC_PEM in recipes and KEY_PUBLIC_PEM not in out:
-        out[KEY_PUBLIC_PEM] = keymaterial.public_from_private(existing[KEY_PRIVATE_PEM])
-    return out
 
 
 def secret_fingerprint(req: Requirement, data: Mapping[str, bytes]) -> str:

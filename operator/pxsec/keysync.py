@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec import coexist, conditions, keyplan, keypolicy
+from pxsec import coexist, conditions, keymaterial, keyplan, keypolicy
 from pxsec.conditions import Condition
 from pxsec.events import Event
 from pxsec.gateway import Conflict, GatewayPort
@@ -119,7 +119,7 @@ class KeySync:
                 if plan.action is Action.STAND_ASIDE:
                     return (Observed(req.name, plan.restore) if plan.restore else None), plan
                 if plan.action in (Action.CREATE, Action.RESTORE):
-                    data = dict(plan.restore) if plan.action is Action.RESTORE else keyplan.materialize(
+                    data = dict(plan.restore) if plan.action is Action.RESTORE else keymaterial.materialize(
                         plan.recipes, {})
                     self.gw.create_secret(ns, req.name, data, labels, annotations)
                     if plan.action is Action.RESTORE:
@@ -133,7 +133,7 @@ class KeySync:
                     return Observed(req.name, data, labels, annotations), plan
                 if plan.action is Action.ADD_KEYS:
                     assert observed is not None
-                    added = keyplan.materialize(plan.recipes, observed.data)
+                    added = keymaterial.materialize(plan.recipes, observed.data)
                     self.gw.add_secret_keys(ns, req.name, added, observed.resource_version)
                     out.events.append(Event("Normal", "KeysAdded",
                                             f"added missing keys {', '.join(sorted(added))} to Secret {req.name}"))

@@ -64,7 +64,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from pxsec import gojson
 from pxsec.gojson import JSONNumber, JSONObject, JSONValue
-from pxsec.keymaterial import CURVE_ALGORITHM
+from pxsec.keymaterial import ALGORITHM_CURVE as _ALGORITHM_CURVE
+from pxsec.keymaterial import CURVE_ALGORITHM, SEC_TO_JOSE
 from pxsec.spec import KEY_APPS_SECRET, KEY_PRIVATE_PEM, KEY_PUBLIC_PEM, KEY_SHARED_SECRET, PxSecuritySpec
 
 SELF_SIGNED: Final = "self-signed"
@@ -103,7 +104,7 @@ OIDC_ALGORITHMS: Final = RS_ALGORITHMS + ES_ALGORITHMS + PS_ALGORITHMS
 # Every alg golang-jwt v4.3.0 registers (GetSigningMethod); anything else is "unavailable".
 GOLANG_JWT_ALGORITHMS: Final = SELF_SIGNED_ALGORITHMS + PS_ALGORITHMS + ("EdDSA", "none")
 # ES256 pairs with P-256 and so on: golang-jwt and go-jose reject a signature of the wrong size.
-ALGORITHM_CURVE: Final = {alg: curve for curve, alg in CURVE_ALGORITHM.items()}
+ALGORITHM_CURVE: Final = _ALGORITHM_CURVE  # alg -> curve (also oidc's)
 # go-oidc tolerates an `nbf` up to one minute ahead of the clock (and checks no `iat` at all).
 OIDC_NBF_LEEWAY: Final = 60
 # An accepted token valid for longer than this is worth a warning: a leaked one stays useful that long.
@@ -322,7 +323,7 @@ def load_public_key(pem: bytes) -> PublicKey | str:
     return key
 
 
-_JOSE_CURVES: Final = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+_JOSE_CURVES: Final = SEC_TO_JOSE
 
 
 def curve_name(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> str:

@@ -66,7 +66,7 @@ def test_only_missing_keys_are_added() -> None:
     data = {"system-secret": b"u" * 64}
     p = keyplan.plan_secret(req("px-system-secrets"), Observed("px-system-secrets", data), None, SPEC)
     assert p.action is Action.ADD_KEYS and set(p.recipes) == {"apps-secret"}
-    added = keyplan.materialize(p.recipes, data)
+    added = keymaterial.materialize(p.recipes, data)
     assert set(added) == {"apps-secret"}  # system-secret is never regenerated
 
 
@@ -141,7 +141,7 @@ def test_public_key_is_derived_from_an_existing_private_key() -> None:
     private = _pem_private(key)
     p = keyplan.plan_secret(req("px-jwt-ecdsa"), Observed("px-jwt-ecdsa", {"private.pem": private}), None, SPEC)
     assert p.action is Action.ADD_KEYS and set(p.recipes) == {"public.pem"}
-    added = keyplan.materialize(p.recipes, {"private.pem": private})
+    added = keymaterial.materialize(p.recipes, {"private.pem": private})
     assert set(added) == {"public.pem"}
     assert keymaterial.check_key_pair(private, added["public.pem"], "ecdsa", curve="P-256") == []
 
@@ -155,7 +155,7 @@ def test_public_key_alone_is_a_verification_only_setup() -> None:
 
 def test_generated_values_have_the_shapes_portworx_accepts() -> None:
     p = keyplan.plan_secret(req("px-jwt-rsa"), None, None, SPEC)
-    data = keyplan.materialize(p.recipes, {})
+    data = keymaterial.materialize(p.recipes, {})
     assert data["private.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
     assert data["public.pem"].startswith(b"-----BEGIN PUBLIC KEY-----")  # PKIX
     assert keymaterial.check_key_pair(data["private.pem"], data["public.pem"], "rsa") == []

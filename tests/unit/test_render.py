@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pxsec import keyplan
+from pxsec import keymaterial, keyplan
 from pxsec.cli_render import defaulted_spec, first_pxsecurity
 from pxsec.crdschema import SPEC_SCHEMA
 from pxsec.render import (
@@ -194,7 +194,7 @@ def test_no_secret_value_in_any_rendering(example: Path) -> None:
     # The key material the operator would generate for this spec (real recipes, real generators).
     values: list[bytes] = []
     for plan in keyplan.plan(spec, {}, {}):
-        values += keyplan.materialize(plan.recipes, {}).values()
+        values += keymaterial.materialize(plan.recipes, {}).values()
     assert values, "the spec plans key material"
     texts = [render_text(spec, "portworx", t, f, cr_name=name) for t in TARGETS for f in ("yaml", "json")]
     texts += list(render_all(spec, "portworx", cr_name=name).values())
