@@ -12,12 +12,15 @@ Everything here is pure apart from drawing random bytes; callers run generation 
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -136,13 +139,49 @@ def load_private_key(value: bytes) -> PrivateKey | str:
     return key
 
 
-def _load_public(value: bytes) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey | str:
-    if b"BEGIN RSA PUBLIC KEY" in value:
-        return "is a PKCS#1 'RSA PUBLIC KEY'; OpenStorage accepts only PKIX ('BEGIN PUBLIC KEY')"
+# What Go's x509 can parse an EC public key on (golang-jwt's loaders go through it).
+_GO_CURVES: dict[str, str] = {"secp224r1": "P-224", **SEC_TO_JOSE}
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([^\r\n]*?)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+def _pem_der(pem: bytes) -> bytes | None:
+    """The first PEM block's bytes, whatever its type (Go's pem.Decode), or None."""
+    match = _PEM_BLOCK.search(pem)
+    if match is None:
+        return None
+    body = match.group(2)
+    if b":" in body.split(b"\n\n", 1)[0] and b"\n\n" in body:  # PEM headers (Proc-Type: ...) before a blank line
+        body = body.split(b"\n\n", 1)[1]
     try:
-        key = serialization.load_pem_public_key(value)
+        return base64.b64decode(b"".join(body.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def load_public_key(pem: bytes) -> PublicKey | str:
+    """What golang-jwt's ParseRSAPublicKeyFromPEM / ParseECPublicKeyFromPEM read: the first PEM block as a
+    PKIX public key (strict DER), else as an X.509 certificate's key; or why not."""
+    der = _pem_der(pem)
+    if der is None:
+        return "is not PEM (golang-jwt: key must be a PEM encoded PKCS1 or PKCS8 key)"
+    key: object = None
+    try:
+        candidate = serialization.load_der_public_key(der)
+        spki = candidate.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key = candidate if spki == der else None  # cryptography also reads PKCS#1; Go's PKIX parser does not
     except (ValueError, UnsupportedAlgorithm):
-        return "is not a PKIX PEM public key"
+        key = None
+    if key is None:
+        try:
+            key = x509.load_der_x509_certificate(der).public_key()
+        except ValueError:
+            if b"BEGIN RSA PUBLIC KEY" in pem:
+                return ("is a PKCS#1 'RSA PUBLIC KEY'; OpenStorage accepts only PKIX ('BEGIN PUBLIC KEY') or a "
+                        "certificate")
+            return "is not a PKIX public key or an X.509 certificate"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _GO_CURVES:
+        return f"is on {key.curve.name}, a curve Go's x509 does not support"
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         return f"is a {type(key).__name__}, not an RSA or ECDSA key"
     return key
@@ -163,7 +202,7 @@ def _check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: s
                     curve: str | None) -> tuple[str, ...]:
     problems: list[str] = []
     priv = load_private_key(private_pem) if private_pem is not None else None
-    pub = _load_public(public_pem) if public_pem is not None else None
+    pub = load_public_key(public_pem) if public_pem is not None else None
     if isinstance(priv, str):
         problems.append(f"private.pem {priv}")
     if isinstance(pub, str):

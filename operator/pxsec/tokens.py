@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pxsec import keymaterial
+from pxsec.keymaterial import PublicKey
 from pxsec.spec import (
     KEY_PRIVATE_PEM,
     KEY_SHARED_SECRET,
@@ -47,7 +48,6 @@ from pxsec.spec import (
 )
 from pxsec.verify import (
     MalformedToken,
-    PublicKey,
     VerifyKeys,
     curve_name,
     decode_unverified,

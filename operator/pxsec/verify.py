@@ -65,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pxsec import gojson
 from pxsec.gojson import JSONNumber, JSONObject, JSONValue
 from pxsec.keymaterial import ALGORITHM_CURVE as _ALGORITHM_CURVE
-from pxsec.keymaterial import CURVE_ALGORITHM, SEC_TO_JOSE
+from pxsec.keymaterial import CURVE_ALGORITHM, SEC_TO_JOSE, PublicKey, load_public_key
 from pxsec.spec import KEY_APPS_SECRET, KEY_PRIVATE_PEM, KEY_PUBLIC_PEM, KEY_SHARED_SECRET, PxSecuritySpec
 
 SELF_SIGNED: Final = "self-signed"
@@ -113,10 +113,9 @@ LONG_LIFETIME: Final = 366 * 86400
 _HASHES: Final[Mapping[str, Callable[[], hashes.HashAlgorithm]]] = {
     "256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 _ES_SIZE: Final = {"ES256": 32, "ES384": 48, "ES512": 66}
-_GO_CURVES: Final = {"secp224r1": "P-224", "secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([^\r\n]*?)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
 _SHOWN_MAX = 80
-_HOUR: Final = 3600
+_JOSE_CURVES: Final = SEC_TO_JOSE
+
 
 
 class MalformedToken(ValueError):
@@ -278,52 +277,7 @@ def show(value: object) -> str:
 
 # -- keys and signatures -----------------------------------------------------------------------------
 
-PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
-
-def _pem_der(pem: bytes) -> bytes | None:
-    """The first PEM block's bytes, whatever its type (Go's pem.Decode), or None."""
-    match = _PEM_BLOCK.search(pem)
-    if match is None:
-        return None
-    body = match.group(2)
-    if b":" in body.split(b"\n\n", 1)[0] and b"\n\n" in body:  # PEM headers (Proc-Type: ...) before a blank line
-        body = body.split(b"\n\n", 1)[1]
-    try:
-        return base64.b64decode(b"".join(body.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def load_public_key(pem: bytes) -> PublicKey | str:
-    """What golang-jwt's ParseRSAPublicKeyFromPEM / ParseECPublicKeyFromPEM read: the first PEM block as a
-    PKIX public key (strict DER), else as an X.509 certificate's key; or why not."""
-    der = _pem_der(pem)
-    if der is None:
-        return "is not PEM (golang-jwt: key must be a PEM encoded PKCS1 or PKCS8 key)"
-    key: object = None
-    try:
-        candidate = serialization.load_der_public_key(der)
-        spki = candidate.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        key = candidate if spki == der else None  # cryptography also reads PKCS#1; Go's PKIX parser does not
-    except (ValueError, UnsupportedAlgorithm):
-        key = None
-    if key is None:
-        try:
-            key = x509.load_der_x509_certificate(der).public_key()
-        except ValueError:
-            if b"BEGIN RSA PUBLIC KEY" in pem:
-                return ("is a PKCS#1 'RSA PUBLIC KEY'; OpenStorage accepts only PKIX ('BEGIN PUBLIC KEY') or a "
-                        "certificate")
-            return "is not a PKIX public key or an X.509 certificate"
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _GO_CURVES:
-        return f"is on {key.curve.name}, a curve Go's x509 does not support"
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        return f"is a {type(key).__name__}, not an RSA or ECDSA key"
-    return key
-
-
-_JOSE_CURVES: Final = SEC_TO_JOSE
 
 
 def curve_name(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> str:

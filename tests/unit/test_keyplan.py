@@ -184,3 +184,23 @@ def test_template_never_overrides_our_markers() -> None:
         {"note": "x", "pxsec.dev/origin": "Adopted"})
     assert labels["team"] == "storage" and labels["app.kubernetes.io/managed-by"] == "px-security-operator"
     assert annotations["note"] == "x" and annotations["pxsec.dev/origin"] == "Generated"
+
+
+def test_a_certificate_in_public_pem_is_valid_as_portworx_reads_it() -> None:
+    """golang-jwt reads public.pem as PKIX or as an X.509 certificate's key: the operator and `pxsec token
+    verify` share that one loader (keymaterial.load_public_key), so they agree."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "px")])
+    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    data = {"private.pem": _pem_private(key), "public.pem": cert.public_bytes(serialization.Encoding.PEM)}
+    p = keyplan.plan_secret(req("px-jwt-ecdsa"), Observed("px-jwt-ecdsa", data), None, SPEC)
+    assert p.action is Action.NONE, p.problems
