@@ -135,7 +135,29 @@ def _str_map(value: Any, where: str) -> dict[str, str]:
 
 
 def parse_spec(raw: Any) -> PxSecuritySpec:
-    """Turn an accepted `spec` mapping into a PxSecuritySpec, filling the CRD's defaults."""
+    """Turn an accepted `spec` mapping into a PxSecuritySpec, filling the CRD's defaults.
+
+    Raises only SpecError: whatever shape the input has (a stored object from before a CRD rule, a file
+    on the command line), callers catch one exception type.
+    """
+    try:
+        return _parse(raw)
+    except SpecError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SpecError(f"spec cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _key(raw: Any, where: str, default_param: Any) -> tuple[str, Any] | None:
+    """(secretName, its size or curve) of spec.selfSigned.rsa / .ecdsa, or None when absent."""
+    if raw is None:
+        return None
+    key = _map(raw, where)
+    param_name = "size" if where.endswith("rsa") else "curve"
+    return str(key["secretName"]), key.get(param_name, default_param)
+
+
+def _parse(raw: Any) -> PxSecuritySpec:
     spec = _map(raw, "spec")
 
     sc = _map(spec.get("storageCluster"), "spec.storageCluster")
@@ -164,8 +186,8 @@ def parse_spec(raw: Any) -> PxSecuritySpec:
     if spec.get("selfSigned") is not None:
         s = _map(spec["selfSigned"], "spec.selfSigned")
         shared = s.get("sharedSecret")
-        rsa = s.get("rsa")
-        ecdsa = s.get("ecdsa")
+        rsa = _key(s.get("rsa"), "spec.selfSigned.rsa", DEFAULT_RSA_SIZE)
+        ecdsa = _key(s.get("ecdsa"), "spec.selfSigned.ecdsa", DEFAULT_ECDSA_CURVE)
         self_signed = SelfSigned(
             issuer=str(s.get("issuer", DEFAULT_SELF_SIGNED_ISSUER)),
             token_lifetime=str(s.get("tokenLifetime", DEFAULT_TOKEN_LIFETIME)),
@@ -174,22 +196,8 @@ def parse_spec(raw: Any) -> PxSecuritySpec:
                 if shared is not None
                 else None
             ),
-            rsa=(
-                RSAKey(
-                    secret_name=str(_map(rsa, "spec.selfSigned.rsa")["secretName"]),
-                    size=int(rsa.get("size", DEFAULT_RSA_SIZE)),
-                )
-                if rsa is not None
-                else None
-            ),
-            ecdsa=(
-                ECDSAKey(
-                    secret_name=str(_map(ecdsa, "spec.selfSigned.ecdsa")["secretName"]),
-                    curve=str(ecdsa.get("curve", DEFAULT_ECDSA_CURVE)),
-                )
-                if ecdsa is not None
-                else None
-            ),
+            rsa=RSAKey(secret_name=rsa[0], size=int(rsa[1])) if rsa else None,
+            ecdsa=ECDSAKey(secret_name=ecdsa[0], curve=str(ecdsa[1])) if ecdsa else None,
         )
 
     tokens_raw = spec.get("tokens") or []

@@ -252,3 +252,17 @@ def test_schema_defaults_are_spec_py_defaults() -> None:
     assert props["usernameClaim"]["default"] == defaults.username_claim
     assert props["deletionPolicy"]["default"] == defaults.deletion_policy
     assert props["storageCluster"]["properties"]["apply"]["default"] is defaults.storage_cluster.apply
+
+
+@pytest.mark.parametrize("raw", [
+    {"selfSigned": {"rsa": {}}},  # no secretName
+    {"selfSigned": {"rsa": {"secretName": "r", "size": "big"}}},
+    {"tokens": [{"roles": ["a"]}]},
+    {"selfSigned": []},
+    "not a mapping",
+])
+def test_parse_spec_raises_only_spec_error(raw: Any) -> None:
+    from pxsec.spec import SpecError, parse_spec
+
+    with pytest.raises(SpecError):
+        parse_spec(raw)
