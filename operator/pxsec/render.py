@@ -364,7 +364,7 @@ def render(spec: PxSecuritySpec, namespace: str | None, target: str, *, cr_name:
     return _RENDERERS[target](spec, namespace or DEFAULT_NAMESPACE, cr_name)
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml when present
     """SafeDumper without anchors/aliases, quoting every string that some YAML reader on the way to the
     API server would take for something else.
 
@@ -394,7 +394,7 @@ def to_text(obj: Any, fmt: str = "yaml") -> str:
     """Deterministic text: the renderers' fixed key order, no line folding, a trailing newline."""
     if fmt == "yaml":
         text: str = yaml.dump(
-            obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=2**31
+            obj, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=2**31 - 1
         )
         return text
     if fmt == "json":
