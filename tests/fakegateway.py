@@ -38,6 +38,7 @@ class FakeGateway:
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     writes: list[tuple[str, str, str]] = field(default_factory=list)
     events: list[Recorded] = field(default_factory=list)
+    reads: list[tuple[str, str, str]] = field(default_factory=list)  # (get, kind, name) of Secret reads
     # (verb, kind, name) -> what another writer does right before that write (once)
     races: dict[tuple[str, str, str], Callable[[FakeGateway], None]] = field(default_factory=dict)
     _version: int = 100
@@ -72,6 +73,7 @@ class FakeGateway:
     def clear_writes(self) -> None:
         self.writes.clear()
         self.events.clear()
+        self.reads.clear()
 
     # -- internals --------------------------------------------------------------------------------
 
@@ -111,16 +113,18 @@ class FakeGateway:
         self._done("patch", "PxSecurity/status", name, obj)
 
     def read_secret(self, namespace: str, name: str) -> Observed | None:
+        self.reads.append(("get", "Secret", name))
         obj = self.secret(namespace, name)
-        if obj is None:
-            return None
+        return None if obj is None else self._observed(name, obj)
+
+    def _observed(self, name: str, obj: Mapping[str, Any]) -> Observed:
         meta = copy.deepcopy(obj["metadata"])
         return Observed(name=name, data=dict(obj["data"]), labels=dict(meta.get("labels") or {}),
                         annotations=dict(meta.get("annotations") or {}),
                         resource_version=str(meta["resourceVersion"]), metadata=meta)
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
-                      annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> None:
+                      annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> Observed:
         self._write("create", "Secret", name)
         if self.secret(namespace, name) is not None:
             raise Conflict(f"create secret {name}: 409 already exists", 409)
@@ -131,6 +135,7 @@ class FakeGateway:
         obj = {"metadata": meta, "data": dict(data)}
         self.objects[("Secret", namespace, name)] = obj
         self._done("create", "Secret", name, obj)
+        return self._observed(name, obj)
 
     def add_secret_keys(self, namespace: str, name: str, data: Mapping[str, bytes], resource_version: str) -> None:
         self._write("patch", "Secret", name)
@@ -139,12 +144,13 @@ class FakeGateway:
         self._done("patch", "Secret", name, obj)
 
     def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
-                           annotations: Mapping[str, str], resource_version: str) -> None:
+                           annotations: Mapping[str, str], resource_version: str) -> Observed:
         self._write("patch", "Secret", name)
         obj = self._guard(self.secret(namespace, name), resource_version, f"update secret {name}")
         obj["data"].update(data)
         obj["metadata"].setdefault("annotations", {}).update(annotations)
         self._done("patch", "Secret", name, obj)
+        return self._observed(name, obj)
 
     def apply_secret_metadata(self, namespace: str, name: str, labels: Mapping[str, str],
                               annotations: Mapping[str, str], owners: list[dict[str, Any]]) -> None:

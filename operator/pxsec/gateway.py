@@ -91,13 +91,13 @@ class GatewayPort(Protocol):
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
     def read_secret(self, namespace: str, name: str) -> Observed | None: ...
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
-                      annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> None: ...
+                      annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> Observed: ...
     def add_secret_keys(self, namespace: str, name: str, data: Mapping[str, bytes],
                         resource_version: str) -> None: ...
     def apply_secret_metadata(self, namespace: str, name: str, labels: Mapping[str, str],
                               annotations: Mapping[str, str], owners: list[dict[str, Any]]) -> None: ...
     def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
-                           annotations: Mapping[str, str], resource_version: str) -> None: ...
+                           annotations: Mapping[str, str], resource_version: str) -> Observed: ...
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None: ...
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
@@ -153,8 +153,11 @@ class Gateway:
 
     def read_secret(self, namespace: str, name: str) -> Observed | None:
         secret = _or_none(lambda: self.core.read_namespaced_secret(name, namespace), f"get secret {name}")
-        if secret is None:
-            return None
+        return None if secret is None else self._observed(name, secret)
+
+    def _observed(self, name: str, secret: Any) -> Observed:
+        """A Secret as the API server returned it (from a read, or the response to our own write, which
+        saves reading it again)."""
         data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
         meta = secret.metadata
         assert meta is not None
@@ -164,8 +167,9 @@ class Gateway:
             metadata=cast(dict[str, Any], self.client.sanitize_for_serialization(meta)))
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
-                      annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> None:
-        """Create only: raises Conflict if the Secret exists (the caller adopts it instead)."""
+                      annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> Observed:
+        """Create only: raises Conflict if the Secret exists (the caller adopts it instead). Returns the
+        Secret as created."""
         metadata: dict[str, Any] = {"name": name, "namespace": namespace, "annotations": dict(annotations)}
         if labels:
             metadata["labels"] = dict(labels)
@@ -179,9 +183,10 @@ class Gateway:
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:
-            self.core.create_namespaced_secret(namespace, cast(Any, body), field_manager=FIELD_MANAGER)
+            created = self.core.create_namespaced_secret(namespace, cast(Any, body), field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"create secret {name}") from None
+        return self._observed(name, created)
 
     def add_secret_keys(self, namespace: str, name: str, data: Mapping[str, bytes], resource_version: str) -> None:
         """Add keys, guarded by the resourceVersion the plan was made from (409 on any change)."""
@@ -210,16 +215,18 @@ class Gateway:
             raise _err(exc, f"apply metadata of secret {name}") from None
 
     def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
-                           annotations: Mapping[str, str], resource_version: str) -> None:
-        """Replace keys of a Secret the operator owns outright (minted tokens), guarded by resourceVersion."""
+                           annotations: Mapping[str, str], resource_version: str) -> Observed:
+        """Replace keys of a Secret the operator owns outright (minted tokens), guarded by resourceVersion.
+        Returns the Secret as updated."""
         body = {
             "metadata": {"resourceVersion": resource_version, "annotations": dict(annotations)},
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:
-            self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
+            updated = self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"update secret {name}") from None
+        return self._observed(name, updated)
 
     # -- ConfigMaps -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pxsec.conditions import Condition
 from pxsec.events import Event
 from pxsec.gateway import Conflict, GatewayPort
 from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
-from pxsec.objectmeta import owner_reference, sync_metadata
+from pxsec.objectmeta import Fixed, owner_reference, sync_metadata
 from pxsec.spec import PxSecuritySpec
 
 
@@ -121,7 +121,7 @@ class KeySync:
                 if plan.action in (Action.CREATE, Action.RESTORE):
                     data = dict(plan.restore) if plan.action is Action.RESTORE else keymaterial.materialize(
                         plan.recipes, {})
-                    self.gw.create_secret(ns, req.name, data, labels, annotations)
+                    created = self.gw.create_secret(ns, req.name, data, labels, annotations)
                     if plan.action is Action.RESTORE:
                         out.events.append(Event("Normal", "SecretRestored", (
                             f"recreated Secret {req.name} ({req.purpose.value}) with its previous values from "
@@ -130,7 +130,7 @@ class KeySync:
                         out.events.append(Event("Normal", "SecretGenerated",
                                                 f"generated Secret {req.name} ({req.purpose.value}) "
                                                 f"with keys {', '.join(sorted(data))}"))
-                    return Observed(req.name, data, labels, annotations), plan
+                    return created, plan
                 if plan.action is Action.ADD_KEYS:
                     assert observed is not None
                     added = keymaterial.materialize(plan.recipes, observed.data)
@@ -148,7 +148,9 @@ class KeySync:
                        owner: dict[str, Any] | None, observed: Observed) -> None:
         labels, annotations = keyplan.desired_metadata(
             cr_name, req.purpose.value, spec.secret_template.labels, spec.secret_template.annotations)
-        sync_metadata(self.gw, ns, req.name, labels, annotations, [owner] if owner else [], observed)
+        markers = keyplan.desired_metadata(cr_name, req.purpose.value, {}, {})  # what the create wrote
+        sync_metadata(self.gw, ns, req.name, labels, annotations, [owner] if owner else [], observed,
+                      fixed=Fixed(*markers))
 
     @staticmethod
     def _notes(req: keyplan.Requirement, plan: SecretPlan, co: coexist.Coexistence) -> list[str]:

@@ -5,7 +5,9 @@ longer wants), and the PxSecurity's reference for Events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pxsec.gateway import METADATA_MANAGER, CRRef, GatewayPort
@@ -22,44 +24,68 @@ def owner_reference(cr: Mapping[str, Any], controller: bool = True) -> dict[str,
 
 
 def owned_metadata_keys(managed_fields: list[Mapping[str, Any]] | None,
-                        manager: str) -> tuple[set[str], set[str], bool]:
-    """(labels, annotations, owns-ownerReferences) the metadata field manager applied last time."""
+                        manager: str) -> tuple[set[str], set[str], set[str]]:
+    """(labels, annotations, owner reference UIDs) the metadata field manager applied last time. An owner
+    reference appears in managedFields as `k:{"uid":"..."}` (its list-map key)."""
     labels: set[str] = set()
     annotations: set[str] = set()
-    owners = False
+    owners: set[str] = set()
     for entry in managed_fields or []:
         if entry.get("manager") != manager or entry.get("operation") != "Apply":
             continue
         meta = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
         labels |= {k[2:] for k in (meta.get("f:labels") or {}) if k.startswith("f:")}
         annotations |= {k[2:] for k in (meta.get("f:annotations") or {}) if k.startswith("f:")}
-        owners = owners or bool(meta.get("f:ownerReferences"))
+        for key in meta.get("f:ownerReferences") or {}:
+            if key.startswith("k:"):
+                try:
+                    owners.add(str(json.loads(key[2:]).get("uid", "")))
+                except (ValueError, AttributeError):
+                    continue
     return labels, annotations, owners
 
 
 def sync_metadata(gw: GatewayPort, ns: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str],
-                  owners: list[dict[str, Any]], observed: Observed | None = None) -> None:
+                  owners: list[dict[str, Any]], observed: Observed | None = None, *,
+                  fixed: Fixed | None = None) -> None:
     """Make a generated Secret's labels, annotations and owner references exactly what the spec asks,
     removing what an earlier template applied and no longer does — writing only when something differs.
-    `observed` saves a read when it came from one; after a write the Secret is read again."""
+
+    `observed` saves a read (it may be the response to our own create or update). `fixed` is what the
+    create already wrote and never changes (our constant markers, a token's owner reference): it needs no
+    ownership by the metadata manager, so a Secret created with it and nothing else to apply costs no
+    second write. Everything else (template entries, a deletionPolicy owner reference) is server-side
+    applied, so that the manager owns it and a later apply can remove it."""
     if observed is None or observed.metadata is None:
         observed = gw.read_secret(ns, name)
     if observed is None or observed.metadata is None:
         return
+    fixed = fixed or Fixed()
     meta = observed.metadata
     own_labels, own_annotations, own_owners = owned_metadata_keys(meta.get("managedFields"), METADATA_MANAGER)
     current_labels = meta.get("labels") or {}
     current_annotations = meta.get("annotations") or {}
     current_owner_uids = {o.get("uid") for o in meta.get("ownerReferences") or []}
+    applied_owners = {o["uid"] for o in owners} - {o["uid"] for o in fixed.owners}
     in_sync = (
-        own_labels == set(labels) and own_annotations == set(annotations)
+        own_labels - set(fixed.labels) == set(labels) - set(fixed.labels)
+        and own_annotations - set(fixed.annotations) == set(annotations) - set(fixed.annotations)
         and all(current_labels.get(k) == v for k, v in labels.items())
         and all(current_annotations.get(k) == v for k, v in annotations.items())
-        and own_owners == bool(owners)
+        and own_owners - {o["uid"] for o in fixed.owners} == applied_owners
         and all(o["uid"] in current_owner_uids for o in owners)
     )
     if not in_sync:
         gw.apply_secret_metadata(ns, name, labels, annotations, owners)
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """Metadata a Secret was created with that never changes for its purpose: no apply has to own it."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    owners: tuple[dict[str, Any], ...] = ()
 
 
 def cr_ref(cr: Mapping[str, Any]) -> CRRef:

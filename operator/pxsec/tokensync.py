@@ -19,7 +19,7 @@ from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
 from pxsec.events import Event
 from pxsec.gateway import Conflict, GatewayPort
-from pxsec.objectmeta import owner_reference, sync_metadata
+from pxsec.objectmeta import Fixed, owner_reference, sync_metadata
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
 
 KEY_FINGERPRINT_ANNOTATION = "pxsec.dev/signing-key-fingerprint"
@@ -106,7 +106,11 @@ class TokenSync:
                 ring: tokens.KeyRing, now: dt.datetime, out: TokensOutcome) -> tuple[dict[str, Any], dt.datetime]:
         labels, annotations = keyplan.desired_metadata(
             cr_name, TOKEN_PURPOSE, spec.secret_template.labels, spec.secret_template.annotations)
-        owners = [owner_reference(cr, controller=False)]
+        owner = owner_reference(cr, controller=False)
+        owners = [owner]
+        # Created with our markers and the owner reference, which never change for a token Secret: the
+        # metadata apply is only needed for template entries.
+        fixed = Fixed(*keyplan.desired_metadata(cr_name, TOKEN_PURPOSE, {}, {}), owners=(owner,))
         for _attempt in range(3):
             observed = self.gw.read_secret(ns, token.secret_name)
             existing = observed.data.get(KEY_AUTH_TOKEN) if observed else None
@@ -121,23 +125,24 @@ class TokenSync:
                 out.current[token.secret_name] = text
                 kind = tokens.choose_signing_key(token, spec, ring) or ""
                 expires, renewal = times
-                sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners, observed)
+                sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners, observed, fixed=fixed)
                 return self._entry(token, expires, renewal, kind), renewal
             minted = tokens.mint(token, spec, ring, now)
             data = {KEY_AUTH_TOKEN: minted.token.encode("ascii")}
             try:
                 if observed is None:
-                    self.gw.create_secret(ns, token.secret_name, data, labels,
-                                          {**annotations, KEY_FINGERPRINT_ANNOTATION: minted.key_fingerprint})
+                    written = self.gw.create_secret(
+                        ns, token.secret_name, data, fixed.labels,
+                        {**fixed.annotations, KEY_FINGERPRINT_ANNOTATION: minted.key_fingerprint}, owners=owners)
                 else:
-                    self.gw.update_secret_data(ns, token.secret_name, data,
-                                               {KEY_FINGERPRINT_ANNOTATION: minted.key_fingerprint},
-                                               observed.resource_version)
+                    written = self.gw.update_secret_data(ns, token.secret_name, data,
+                                                         {KEY_FINGERPRINT_ANNOTATION: minted.key_fingerprint},
+                                                         observed.resource_version)
             except Conflict:
                 continue
             out.current[token.secret_name] = minted.token
             # The fingerprint annotation belongs to the data writes above; the metadata manager owns the rest.
-            sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners)
+            sync_metadata(self.gw, ns, token.secret_name, labels, annotations, owners, written, fixed=fixed)
             out.events.append(Event("Normal", "TokenMinted", (
                 f"minted {token.secret_name} ({reason}) with the {minted.signing_key} key ({minted.algorithm}); "
                 f"expires {rfc3339(minted.expires_at)}, renewal at {rfc3339(minted.renewal_time)}")))

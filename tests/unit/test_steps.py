@@ -45,9 +45,11 @@ def keys_status(gw: FakeGateway, obj: dict[str, Any]) -> dict[str, Any]:
 def test_a_fresh_object_creates_each_secret_once_then_writes_nothing() -> None:
     gw = FakeGateway()
     first = keys_status(gw, cr())
-    assert gw.writes == [("create", "Secret", "px-system-secrets"), ("apply", "Secret", "px-system-secrets"),
-                         ("create", "Secret", "px-shared-secret"), ("apply", "Secret", "px-shared-secret"),
-                         ("create", "Secret", "px-jwt-ecdsa"), ("apply", "Secret", "px-jwt-ecdsa")]
+    # One write per Secret: created with our markers, nothing to apply (no template, deletionPolicy Retain),
+    # and one read each (to find it missing), none after our own create.
+    assert gw.writes == [("create", "Secret", "px-system-secrets"), ("create", "Secret", "px-shared-secret"),
+                         ("create", "Secret", "px-jwt-ecdsa")]
+    assert gw.reads == [("get", "Secret", n) for n in ("px-system-secrets", "px-shared-secret", "px-jwt-ecdsa")]
     assert [e for e in first["events"]] == [("Normal", "SecretGenerated")] * 3
     assert {s["origin"] for s in first["secrets"]} == {"Generated"}
     gw.clear_writes()
@@ -73,7 +75,7 @@ def test_a_lost_secret_is_regenerated_loudly_with_a_new_revision() -> None:
     gw.delete("Secret", NS, "px-shared-secret")
     gw.clear_writes()
     after = keys_status(gw, cr(status={"secrets": first["secrets"]}))
-    assert gw.writes == [("create", "Secret", "px-shared-secret"), ("apply", "Secret", "px-shared-secret")]
+    assert gw.writes == [("create", "Secret", "px-shared-secret")]
     assert gw.data(NS, "px-shared-secret") != old
     assert after["events"] == [("Warning", "SecretLost")]
     assert after["conditions"][0]["reason"] == "SecretRegenerated"
@@ -134,7 +136,23 @@ def test_beside_the_portworx_operator_shared_secrets_get_its_shape_and_no_metada
         meta = gw.secret(NS, name)["metadata"]  # type: ignore[index]
         assert meta["annotations"] == dict(coexist.SHARED_ANNOTATIONS) and meta["labels"] == {}
         assert ("apply", "Secret", name) not in gw.writes
-    assert ("apply", "Secret", "px-jwt-ecdsa") in gw.writes
+    assert ("apply", "Secret", "px-jwt-ecdsa") not in gw.writes  # nothing to apply there either
+
+
+def test_delete_policy_owner_references_are_applied_and_removed_again() -> None:
+    gw = FakeGateway()
+    keys_status(gw, cr({**SPEC, "deletionPolicy": "Delete"}))
+    assert sorted(w for w in gw.writes if w[0] == "apply") == [
+        ("apply", "Secret", n) for n in ("px-jwt-ecdsa", "px-shared-secret", "px-system-secrets")]
+    assert gw.secret(NS, "px-jwt-ecdsa")["metadata"]["ownerReferences"][0]["uid"] == "uid-1"  # type: ignore[index]
+    gw.clear_writes()
+    keys_status(gw, cr({**SPEC, "deletionPolicy": "Delete"}))
+    assert gw.writes == []
+    keys_status(gw, cr(SPEC))  # back to Retain: the owner references go
+    assert gw.secret(NS, "px-jwt-ecdsa")["metadata"]["ownerReferences"] == []  # type: ignore[index]
+    gw.clear_writes()
+    keys_status(gw, cr(SPEC))
+    assert gw.writes == []
 
 
 def test_an_uninstall_is_waited_out_and_the_values_restored() -> None:
@@ -173,7 +191,8 @@ def mint(gw: FakeGateway, obj: dict[str, Any], now: dt.datetime = NOW) -> Any:
 def test_a_token_is_minted_once_and_kept_until_its_renewal() -> None:
     gw = FakeGateway()
     out = mint(gw, cr())
-    assert gw.writes == [("create", "Secret", "px-ops-token"), ("apply", "Secret", "px-ops-token")]
+    assert gw.writes == [("create", "Secret", "px-ops-token")]  # markers and owner reference in the create
+    assert gw.secret(NS, "px-ops-token")["metadata"]["ownerReferences"][0]["controller"] is False  # type: ignore[index]
     assert [e.reason for e in out.events] == ["TokenMinted"]
     token = gw.data(NS, "px-ops-token")["auth-token"].decode()
     claims = jwt.decode(token, gw.data(NS, "px-shared-secret")["shared-secret"], algorithms=["HS256"],
@@ -213,7 +232,7 @@ def test_the_portworx_operators_tokens_are_never_written() -> None:
     keys = KeySync(gw).run(cr(spec), parsed, co)
     gw.clear_writes()
     out = TokenSync(gw).run(cr(spec), parsed, keys.data, NOW, co)
-    assert [w[2] for w in gw.writes] == ["px-ci-token", "px-ci-token"]
+    assert [w[2] for w in gw.writes] == ["px-ci-token"]
     assert out.condition is not None and "px-admin-token listed in spec.tokens" in out.condition.message
     assert [e.reason for e in out.events] == ["TokenMinted", "TokenLeftToPortworxOperator"]
 
