@@ -273,19 +273,20 @@ def subject(token: TokenSpec, issuer: str) -> str:
     return f"{token.secret_name}@{issuer}"
 
 
-def claims(token: TokenSpec, issuer: str, now: datetime.datetime, lifetime: datetime.timedelta) -> dict[str, Any]:
-    """Exactly the claims OpenStorage requires, with iat backdated by CLOCK_SKEW and exp = now + lifetime."""
+def identity_claims(issuer: str, identity: Mapping[str, Any], now: datetime.datetime,
+                    lifetime: datetime.timedelta) -> dict[str, Any]:
+    """`iss`, then the identity (name, email, sub, roles, groups, as given), then `iat` backdated by
+    CLOCK_SKEW and `exp` = now + lifetime: the one place claims are timed, for the operator and the CLI."""
     issued = _seconds(now)
-    return {
-        "iss": issuer,
-        "sub": subject(token, issuer),
-        "email": subject(token, issuer),
-        "name": token.secret_name,
-        "roles": list(token.roles),
-        "groups": list(token.groups),
-        "iat": issued - int(CLOCK_SKEW.total_seconds()),
-        "exp": issued + math.floor(lifetime.total_seconds()),
-    }
+    return {"iss": issuer, **identity, "iat": issued - int(CLOCK_SKEW.total_seconds()),
+            "exp": issued + math.floor(lifetime.total_seconds())}
+
+
+def claims(token: TokenSpec, issuer: str, now: datetime.datetime, lifetime: datetime.timedelta) -> dict[str, Any]:
+    """Exactly the claims OpenStorage requires, as the Portworx Operator mints them for a token Secret."""
+    return identity_claims(issuer, {"sub": subject(token, issuer), "email": subject(token, issuer),
+                                    "name": token.secret_name, "roles": list(token.roles),
+                                    "groups": list(token.groups)}, now, lifetime)
 
 
 def _utc(seconds: int) -> datetime.datetime:
