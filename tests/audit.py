@@ -13,6 +13,10 @@ line is there a moment after its response. `writes()` keeps the completed (Respo
 
 An event carries names only (Metadata level: no request or response bodies), so reading the log
 can never surface a Secret value.
+
+`requests()` keeps every completed request of any verb and any response code (a 404 GET or a 409 create
+is a round trip too), for counting API traffic: it sees reads only where the audit policy logs them
+(tests/bench_e2e.py runs its control plane with a policy that also logs the operator's get and list).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pytest
 from pxsec.devcluster.cluster import Cluster
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+READ_VERBS = frozenset({"get", "list", "watch"})
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,12 @@ def audit_log(cluster: Cluster) -> Path:
     return cluster.audit_log
 
 
-def _parse(event: dict[str, Any]) -> AuditWrite | None:
-    if event.get("stage") != "ResponseComplete" or event.get("verb") not in WRITE_VERBS:
+def _parse(event: dict[str, Any], verbs: Collection[str] | None = WRITE_VERBS,
+           successful: bool = True) -> AuditWrite | None:
+    if event.get("stage") != "ResponseComplete" or (verbs is not None and event.get("verb") not in verbs):
         return None
     code = int((event.get("responseStatus") or {}).get("code") or 0)
-    if not 200 <= code < 300:
+    if successful and not 200 <= code < 300:
         return None
     ref = event.get("objectRef") or {}
     return AuditWrite(
@@ -101,6 +107,36 @@ def writes(path: Path, namespace: str | None = None, since: dt.datetime | None =
         if users is not None and write.username not in users:
             continue
         out.append(write)
+    return out
+
+
+def requests(path: Path, verbs: Collection[str] | None = None, namespace: str | None = None,
+             since: dt.datetime | None = None, until: dt.datetime | None = None,
+             users: Collection[str] | None = None) -> list[AuditWrite]:
+    """Every completed request in the log (any response code), oldest first: of `verbs` (None: any, e.g.
+    READ_VERBS), in `namespace`, completed in [since, until) and made by one of `users`. An AuditWrite
+    describes a read as well; a line that does not parse (still being written) is skipped."""
+    out: list[AuditWrite] = []
+    text = path.read_text(errors="replace") if path.exists() else ""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        request = _parse(event, verbs, successful=False)
+        if request is None:
+            continue
+        if namespace is not None and request.namespace != namespace:
+            continue
+        if since is not None and request.stage_timestamp < since:
+            continue
+        if until is not None and request.stage_timestamp >= until:
+            continue
+        if users is not None and request.username not in users:
+            continue
+        out.append(request)
     return out
 
 
