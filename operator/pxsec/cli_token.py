@@ -42,6 +42,8 @@ import base64
 import datetime
 import json
 import os
+import re
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -82,6 +84,25 @@ def _read_text(path: str, what: str, stdin: IO[str]) -> str:
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
         raise CommandError(f"cannot read {what} {path}: {reason}") from None
+
+
+def _read_stdin_bytes(stdin: IO[str], what: str) -> bytes:
+    """stdin's bytes as they are: a secret is never decoded, so no decoding error can quote it."""
+    try:
+        binary = getattr(stdin, "buffer", None)
+        if binary is not None:
+            data: bytes = binary.read()
+            return data
+        return stdin.read().encode("utf-8", "surrogateescape")
+    except OSError as error:
+        raise CommandError(f"cannot read {what} from stdin: {error.strerror or 'error'}") from None
+
+
+def _given_bytes(value: str) -> bytes:
+    """The bytes of an argument or environment variable as the user gave them: Python decodes them with
+    surrogateescape, so a byte that is not UTF-8 comes back as it was (never an encoding error that
+    would quote it and its position)."""
+    return os.fsencode(value)
 
 
 def _read_bytes(path: str, what: str) -> bytes:
@@ -209,10 +230,23 @@ def _shared_secret_ring(secret: bytes, err: IO[str]) -> tokens.KeyRing:
 SecretReader = Callable[[str, str], dict[str, bytes] | None]
 
 
-def _ring_from_secret(ref: str, read_secret: SecretReader) -> tuple[tokens.KeyRing, str]:
+_DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _secret_ref(ref: str) -> tuple[str, str]:
+    """NAMESPACE/NAME of --from-secret. Anything else is described, never repeated: a mistyped argument
+    may be the secret itself (`--from-secret` given where `--shared-secret` was meant)."""
     namespace, _, name = ref.partition("/")
-    if not namespace or not name or "/" in name:
-        raise CommandError(f"--from-secret expects NAMESPACE/NAME, got {ref!r}")
+    if (not _DNS_LABEL.fullmatch(namespace) or not _DNS_SUBDOMAIN.fullmatch(name) or len(name) > 253):
+        raise CommandError(f"--from-secret expects NAMESPACE/NAME (a namespace and a Secret name, lowercase "
+                           f"DNS names); the {len(ref)}-character argument given is not that (not shown: it may "
+                           "be a secret)")
+    return namespace, name
+
+
+def _ring_from_secret(ref: str, read_secret: SecretReader) -> tuple[tokens.KeyRing, str]:
+    namespace, name = _secret_ref(ref)
     data = read_secret(namespace, name)
     if data is None:
         raise CommandError(f"Secret {namespace}/{name} not found")
@@ -249,9 +283,9 @@ def _strip_newline(value: bytes) -> bytes:
 def _signing_ring(args: argparse.Namespace, stdin: IO[str], err: IO[str], env: Mapping[str, str],
                   read_secret: SecretReader) -> tuple[tokens.KeyRing, str]:
     if args.shared_secret is not None:
-        return _shared_secret_ring(args.shared_secret.encode("utf-8"), err), tokens.SHARED_SECRET
+        return _shared_secret_ring(_given_bytes(args.shared_secret), err), tokens.SHARED_SECRET
     if args.shared_secret_file is not None:
-        raw = (_read_text("-", "shared secret", stdin).encode("utf-8") if args.shared_secret_file == "-"
+        raw = (_read_stdin_bytes(stdin, "shared secret") if args.shared_secret_file == "-"
                else _read_bytes(args.shared_secret_file, "shared secret file"))
         secret = _strip_newline(raw)
         if secret != raw and args.shared_secret_file != "-":
@@ -267,18 +301,35 @@ def _signing_ring(args: argparse.Namespace, stdin: IO[str], err: IO[str], env: M
     if args.from_secret is not None:
         return _ring_from_secret(args.from_secret, read_secret)
     if env.get(SHARED_SECRET_ENV):
-        return _shared_secret_ring(env[SHARED_SECRET_ENV].encode("utf-8"), err), tokens.SHARED_SECRET
+        return _shared_secret_ring(_given_bytes(env[SHARED_SECRET_ENV]), err), tokens.SHARED_SECRET
     raise CommandError("no signing key: give one of --shared-secret-file, --rsa-private-keyfile, "
                        f"--ecdsa-private-keyfile, --from-secret, --shared-secret, or set {SHARED_SECRET_ENV}")
 
 
 def _write_private(path: str, text: str) -> None:
+    """Write the token to `path` with mode 0600, also when the file exists with another mode: a regular
+    file is made private before it is emptied and written (and nothing is written if it cannot be);
+    a FIFO or a terminal (`--output /dev/stdout`) is written as it is."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOCTTY, 0o600)
+    except OSError as error:
+        raise CommandError(f"cannot write {path}: {error.strerror or 'error'}") from None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            try:
+                os.fchmod(fd, 0o600)
+            except OSError as error:
+                raise CommandError(f"cannot make {path} private (mode 0600): {error.strerror or 'error'}; the "
+                                   "token was not written") from None
+            os.ftruncate(fd, 0)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
+            fd = -1
             handle.write(text)  # no trailing newline: `kubectl create secret --from-file` keeps it
     except OSError as error:
         raise CommandError(f"cannot write {path}: {error.strerror or 'error'}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 
@@ -41,20 +41,3 @@ class OneLineParser(argparse.ArgumentParser):
             shown = flags + ([f"{values} value{'s' if values > 1 else ''} (not shown)"] if values else [])
             self.error(f"unrecognized arguments: {', '.join(shown)}")
         return parsed, extras
-
-
-class InputError(Exception):
-    """The input file cannot be read; the message is one line: `<name>: cannot read: <reason>`."""
-
-
-def read_input(path: str, stdin: TextIO) -> str:
-    """The text of `path`, or of stdin for `-` (so tokens and specs can stay out of shell history)."""
-    shown = "<stdin>" if path == "-" else path
-    try:
-        if path == "-":
-            return stdin.read()
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise InputError(f"{shown}: cannot read: {reason}") from None

@@ -3,8 +3,9 @@
 `pxsec validate -f cr.yaml` runs where no cluster is at hand (a GitOps pipeline), and must give the
 verdict and the words `kubectl apply` gives against the CRD. So this module does what the API server
 does when the object is created, with the schema from `pxsec.crdschema` and the rules from
-`pxsec.celrules` — the very ones `pxsec.crdgen` puts into the CRD — and reads YAML as kubectl does
-(`load_documents`), so the document judged is the one the API server would receive.
+`pxsec.celrules` — the very ones `pxsec.crdgen` puts into the CRD — and its checks of `metadata`, and
+reads YAML as kubectl does (`pxsec.kubeyaml`), so the document judged is the one the API server would
+receive.
 
 The check follows the API server's order: unknown fields (strict field validation), null pruning and
 defaulting, the OpenAPI schema, list-map keys, then — only if the schema found no "blocking" error,
@@ -20,14 +21,13 @@ import datetime
 import difflib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
-import yaml
-
-from pxsec.celrules import RULES, location_steps, re2_search
-from pxsec.crdschema import DNS1123_SUBDOMAIN, MAX_NAME
+from pxsec import kubeyaml
+from pxsec.celrules import RULES, location_steps
+from pxsec.crdschema import MAX_NAME
 from pxsec.crdschema import SPEC_SCHEMA as SPEC_SCHEMA  # re-exported for tests/e2e/test_admission.py
 from pxsec.spec import API_GROUP, API_VERSION, KIND
 
@@ -293,28 +293,200 @@ def _check_rules(doc: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+# k8s.io/apimachinery v0.37.2: pkg/util/validation and pkg/api/validate/content, as ObjectMeta uses them.
+_DNS1123_LABEL: Final = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN: Final = _DNS1123_LABEL + r"(\." + _DNS1123_LABEL + ")*"
+_LABEL_KEY: Final = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_VALUE: Final = "(" + _LABEL_KEY + ")?"
+_SUBDOMAIN_MESSAGE: Final = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must "
+    f"start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+    f"'{_DNS1123_SUBDOMAIN}')"
+)
+_LABEL_MESSAGE: Final = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
+    f"and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+    f"'{_DNS1123_LABEL}')"
+)
+_KEY_CHARS: Final = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an " \
+    "alphanumeric character"
+_KEY_REGEX: Final = f"{_KEY_CHARS} (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is " \
+    f"'{_LABEL_KEY}')"
+_VALUE_MESSAGE: Final = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+    "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+    f"for validation is '{_LABEL_VALUE}')"
+)
+MAX_ANNOTATIONS_BYTES: Final = 256 * 1024  # TotalAnnotationSizeLimitB
+
+# ObjectMeta's fields, with the Go type kubectl decodes each into (cli-runtime's metadataOnlyObject).
+_OBJECT_META: Final = {
+    "name": "string", "generateName": "string", "namespace": "string", "selfLink": "string",
+    "uid": "types.UID", "resourceVersion": "string", "generation": "int64", "creationTimestamp": "v1.Time",
+    "deletionTimestamp": "v1.Time", "deletionGracePeriodSeconds": "int64", "labels": "map[string]string",
+    "annotations": "map[string]string", "ownerReferences": "[]v1.OwnerReference", "finalizers": "[]string",
+    "managedFields": "[]v1.ManagedFieldsEntry",
+}
+_GO_JSON_TYPE: Final = {"string": "string", "integer": "number", "number": "number", "boolean": "bool",
+                        "array": "array", "object": "object"}
+_RFC3339: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _is_subdomain(value: str) -> list[str]:
+    """util/validation.IsDNS1123Subdomain."""
+    errors = ["must be no more than 253 characters"] if _utf8_len(value) > MAX_NAME else []
+    return errors if re.fullmatch(_DNS1123_SUBDOMAIN, value) else [*errors, _SUBDOMAIN_MESSAGE]
+
+
+def _is_dns_label(value: str) -> list[str]:
+    """util/validation.IsDNS1123Label (ValidateNamespaceName)."""
+    errors = ["must be no more than 63 characters"] if _utf8_len(value) > 63 else []
+    if re.fullmatch(_DNS1123_LABEL, value):
+        return errors
+    return [*errors, "must not contain dots" if re.fullmatch(_DNS1123_SUBDOMAIN, value) else _LABEL_MESSAGE]
+
+
+def _is_label_key(value: str) -> list[str]:
+    """content.IsLabelKey (IsQualifiedName): labels, annotation keys, finalizers."""
+    parts = value.split("/")
+    errors: list[str] = []
+    if len(parts) > 2:
+        return [f"a valid label key {_KEY_REGEX} with an optional DNS subdomain prefix and '/' "
+                "(e.g. 'example.com/MyName')"]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            errors.append("prefix part must be non-empty")
+        else:
+            errors += [f"prefix part {message}" for message in _is_subdomain(prefix)]
+    name = parts[-1]
+    if not name:
+        errors.append("name part must be non-empty")
+    elif _utf8_len(name) > 63:
+        errors.append("name part must be no more than 63 bytes")
+    if not re.fullmatch(_LABEL_KEY, name):
+        errors.append(f"name part {_KEY_REGEX}")
+    return errors
+
+
+def _is_label_value(value: str) -> list[str]:
+    """content.IsLabelValue."""
+    errors = ["must be no more than 63 bytes"] if _utf8_len(value) > 63 else []
+    return errors if re.fullmatch(_LABEL_VALUE, value) else [*errors, _VALUE_MESSAGE]
+
+
+def _prefix_name(name: str) -> str:
+    """validation.maskTrailingDash: a generateName prefix is checked as a name, its last two characters
+    replaced by "a" when it ends with a dash (the API server's code, quirk included)."""
+    return name[:-2] + "a" if len(name) > 1 and name.endswith("-") else name
+
+
+def _decode_error(value: Any, field: str, go_type: str) -> str:
+    return f"json: cannot unmarshal {_GO_JSON_TYPE.get(_json_type(value), _json_type(value))} into Go struct field " \
+        f"{field} of type {go_type} (kubectl cannot decode the object)"
+
+
+def _metadata_decode_problem(metadata: Any) -> Problem | None:
+    """The first error kubectl gets decoding `metadata` into ObjectMeta (JSON order: sorted keys), if any:
+    kubectl then sends nothing, so nothing else is judged."""
+    if not isinstance(metadata, Mapping):
+        return Problem("metadata", _decode_error(metadata, "metadataOnlyObject.metadata", "v1.ObjectMeta"),
+                       TYPE_INVALID)
+    for key in sorted(metadata):
+        value = metadata[key]
+        go_type = _OBJECT_META.get(key)
+        where = f"metadata.{key}"
+        field = f"ObjectMeta.metadata.{key}"
+        if go_type is None or value is None:
+            continue
+        if go_type in ("string", "types.UID") and not isinstance(value, str):
+            return Problem(where, _decode_error(value, field, go_type), TYPE_INVALID)
+        if go_type == "int64" and (_json_type(value) != "integer" or not -(2**63) <= value < 2**63):
+            return Problem(where, _decode_error(value, field, go_type), TYPE_INVALID)
+        if go_type == "v1.Time":
+            if not isinstance(value, str):
+                return Problem(where, _decode_error(value, field, go_type), TYPE_INVALID)
+            if not _RFC3339.fullmatch(value):
+                return Problem(where, f'parsing time {go_quote(value)} as "2006-01-02T15:04:05Z07:00": cannot '
+                               "parse it (kubectl cannot decode the object)", TYPE_INVALID)
+        if go_type == "map[string]string":
+            if not isinstance(value, Mapping):
+                return Problem(where, _decode_error(value, field, go_type), TYPE_INVALID)
+            for name in sorted(value):
+                if value[name] is not None and not isinstance(value[name], str):
+                    return Problem(where, _decode_error(value[name], field, "string"), TYPE_INVALID)
+        if go_type.startswith("[]"):
+            if not isinstance(value, list):
+                return Problem(where, _decode_error(value, field, go_type), TYPE_INVALID)
+            item_type = go_type[2:]
+            for item in value:
+                wanted = "string" if item_type == "string" else "object"
+                if item is not None and _json_type(item) != wanted:
+                    return Problem(where, _decode_error(item, field, item_type), TYPE_INVALID)
+    return None
+
+
 def _check_metadata(doc: Mapping[str, Any]) -> list[Problem]:
+    """What kubectl and the API server say about `metadata` when the object is created.
+
+    First what stops kubectl itself: a field of the wrong type (labels as a list, a number for a name),
+    then the API server's strict decoding (fields ObjectMeta does not have) and its ValidateObjectMeta,
+    in its order: generateName, name, namespace, labels, annotations, ownerReferences, finalizers.
+    One choice of ours: an object with generateName and no name is refused, as `kubectl apply` refuses
+    it ("cannot use generate name with apply") — pxsec judges files for `kubectl apply` and GitOps, and
+    `pxsec render` could not know the name the API server would make up.
+    """
     metadata = doc.get("metadata")
     if metadata is None:
         metadata = {}
-    if not isinstance(metadata, Mapping):
-        return [Problem("metadata", f'{INVALID}: "{_json_type(metadata)}": metadata must be an object', TYPE_INVALID)]
-    name = metadata.get("name")
-    if name is None:
-        if metadata.get("generateName"):
-            return []
-        return [Problem("metadata.name", f"{REQUIRED}: name or generateName is required", REQUIRED)]
-    if not isinstance(name, str) or len(name) > MAX_NAME or not re2_search(DNS1123_SUBDOMAIN, name):
-        return [
-            Problem(
-                "metadata.name",
-                f"{INVALID}: {_go_value(name)}: a lowercase RFC 1123 subdomain must consist of lower case "
-                "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-                "character (e.g. 'example.com', regex used for validation is "
-                f"'{DNS1123_SUBDOMAIN[1:-1]}')",
-            )
-        ]
-    return []
+    decode = _metadata_decode_problem(metadata)
+    if decode is not None:
+        return [decode]
+    problems: list[Problem] = []
+    for key in metadata:
+        if key not in _OBJECT_META:
+            where = f"metadata.{key}"
+            problems.append(Problem(where, f"field not declared in schema (unknown field {go_quote(where)})", UNKNOWN))
+
+    def invalid(where: str, value: Any, messages: list[str]) -> None:
+        problems.extend(Problem(where, f"{INVALID}: {_go_value(value)}: {message}") for message in messages)
+
+    name = metadata.get("name") or ""
+    generate_name = metadata.get("generateName") or ""
+    if generate_name:
+        invalid("metadata.generateName", generate_name, _is_subdomain(_prefix_name(generate_name)))
+    if name:
+        invalid("metadata.name", name, _is_subdomain(name))
+    elif generate_name:
+        problems.append(Problem("metadata.name", f"{REQUIRED}: kubectl apply cannot use metadata.generateName "
+                                "(\"cannot use generate name with apply\"), and pxsec judges what kubectl apply "
+                                "sends: set metadata.name"))  # kubectl's refusal: the API server never sees it
+    else:
+        problems.append(Problem("metadata.name", f"{REQUIRED}: name or generateName is required", REQUIRED))
+    namespace = metadata.get("namespace") or ""
+    if namespace:
+        invalid("metadata.namespace", namespace, _is_dns_label(namespace))
+    for key, value in (metadata.get("labels") or {}).items():
+        invalid("metadata.labels", key, _is_label_key(key))
+        invalid("metadata.labels", value or "", _is_label_value(value or ""))
+    annotations = metadata.get("annotations") or {}
+    for key in annotations:
+        invalid("metadata.annotations", key, _is_label_key(key.lower()))
+    if sum(_utf8_len(key) + _utf8_len(value or "") for key, value in annotations.items()) > MAX_ANNOTATIONS_BYTES:
+        problems.append(Problem("metadata.annotations", f"{TOO_LONG}: may not be more than {MAX_ANNOTATIONS_BYTES} "
+                                "bytes", TOO_LONG))
+    for index, reference in enumerate(metadata.get("ownerReferences") or []):
+        for field in ("apiVersion", "kind", "name", "uid"):
+            if not (reference or {}).get(field):
+                problems.append(Problem(f"metadata.ownerReferences[{index}].{field}",
+                                        f"{REQUIRED}: must not be empty", REQUIRED))
+    for finalizer in metadata.get("finalizers") or []:
+        invalid("metadata.finalizers", finalizer or "", _is_label_key(finalizer or ""))
+    return problems
 
 
 # --------------------------------------------------------------------------------------------------
@@ -340,38 +512,14 @@ def _go_key(key: Any) -> str:
     return str(key)
 
 
-class _JSONishLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, resolving plain scalars the way kubectl's YAML parser (go-yaml v2) does:
-    `2030-01-01` stays a string, and `y`, `n` (any case) are booleans like `yes` and `no`. So
-    `pxsec validate` judges the same JSON the API server receives."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # JSON keys are strings: `1:` and `true:` are "1" and "true", never the same Python key.
-        self.flatten_mapping(node)
-        return {
-            _go_key(self.construct_object(key, deep=deep)): self.construct_object(value, deep=deep)
-            for key, value in node.value
-        }
-
-    def construct_go_bool(self, node: yaml.ScalarNode) -> bool:
-        return str(self.construct_scalar(node)).lower() in ("y", "yes", "true", "on")
-
-
-_JSONishLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_JSONishLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
-_JSONishLoader.add_constructor("tag:yaml.org,2002:bool", _JSONishLoader.construct_go_bool)
-
-
 def load_documents(text: str) -> Iterator[Any]:
-    """The documents of a YAML stream, as kubectl reads them (see `_JSONishLoader`).
+    """The documents of a YAML stream as kubectl sends them (`pxsec.kubeyaml`: go-yaml v2's scalars,
+    duplicate keys refused, aliases and nesting bounded); empty documents are left out.
 
-    Parsing is lazy: a YAML syntax error raises `yaml.YAMLError` only when the broken document is
-    reached, so a caller that stops early never sees the documents after it.
+    Parsing is lazy: an error raises `kubeyaml.KubeYAMLError` (a `yaml.YAMLError`) only when the broken
+    document is reached, so a caller that stops early never sees the documents after it.
     """
-    return yaml.load_all(text, Loader=_JSONishLoader)
+    return (document.value for document in kubeyaml.documents(text))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -380,30 +528,67 @@ def load_documents(text: str) -> Iterator[Any]:
 
 
 _TOP_LEVEL: Final = ("apiVersion", "kind", "metadata", "spec", "status")
+MAX_PROBLEMS: Final = 1000  # per document: more helps no one, and each costs memory (a 3 MiB list can hold 10**6)
+
+
+class _Full(Exception):
+    pass
+
+
+class _Problems(list[Problem]):
+    """The problems of one document, at most MAX_PROBLEMS: one more stops the walk that finds them, so a
+    document of a million wrong values costs what a thousand do."""
+
+    def append(self, problem: Problem) -> None:
+        if len(self) >= MAX_PROBLEMS:
+            raise _Full
+        super().append(problem)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    def __iadd__(self, problems: Iterable[Problem]) -> Self:  # type: ignore[override,misc]
+        self.extend(problems)
+        return self
+
+
+def _shown(value: Any) -> str:
+    return f"<{_json_type(value)}>" if isinstance(value, Mapping | list) else str(value)
 
 
 def check_document(doc: Mapping[str, Any]) -> list[Problem]:
-    """Every problem the API server would report for creating `doc`, as `Problem`s ([] = valid).
+    """Every problem the API server would report for creating `doc`, as `Problem`s ([] = valid), up to
+    MAX_PROBLEMS (then a last one says the list stops there).
 
     The input is not modified. `status` is ignored, as the API server ignores it on create.
     """
     if not isinstance(doc, Mapping):
         return [Problem("<document>", "not a mapping: a Kubernetes object is a YAML mapping", TYPE_INVALID)]
-    problems: list[Problem] = []
+    problems = _Problems()
+    try:
+        _check_document(doc, problems)
+    except _Full:
+        return [*problems, Problem("<document>", f"more problems not listed: pxsec stops at {MAX_PROBLEMS} per "
+                                   "document", TYPE_INVALID)]
+    return list(problems)
+
+
+def _check_document(doc: Mapping[str, Any], problems: list[Problem]) -> None:
     if doc.get("apiVersion") != API_VERSION_FULL or doc.get("kind") != KIND:
         problems.append(
             Problem(
                 "apiVersion/kind",
                 f"expected apiVersion {API_VERSION_FULL} and kind {KIND}, got "
-                f"{doc.get('apiVersion')!s} {doc.get('kind')!s}",
+                f"{_shown(doc.get('apiVersion'))} {_shown(doc.get('kind'))}",
                 TYPE_INVALID,
             )
         )
-        return problems
+        return
     obj: dict[str, Any] = _as_json(doc)
     for key in list(obj):
         if key not in _TOP_LEVEL:
-            problems.append(Problem(key, f'field not declared in schema (unknown field "{key}")', UNKNOWN))
+            problems.append(Problem(key, f"field not declared in schema (unknown field {go_quote(key)})", UNKNOWN))
             del obj[key]
     obj.pop("status", None)
     problems += _check_metadata(obj)
@@ -419,7 +604,6 @@ def check_document(doc: Mapping[str, Any]) -> list[Problem]:
         problems.append(Problem("spec", RULES_SKIPPED))
     else:
         problems += _check_rules(obj)
-    return problems
 
 
 def validate_document(doc: Mapping[str, Any]) -> list[str]:
@@ -430,20 +614,25 @@ def validate_document(doc: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class DocumentResult:
-    """The verdict on one document of a YAML stream; `index` counts from 1, as people do."""
+    """The verdict on one object of a YAML stream; `index` counts documents from 1, as people do, and
+    `item` the objects of a List document (from 1; None for a plain document)."""
 
     index: int
     label: str
     problems: list[str]
+    item: int | None = None
 
 
 def _label(doc: Any) -> str:
+    """`namespace/name` for messages, quoted as Go's %q quotes it when it holds a character a terminal
+    would act on (an escape sequence in a name must never reach the terminal raw)."""
     metadata = doc.get("metadata") if isinstance(doc, Mapping) else None
     if not isinstance(metadata, Mapping) or not metadata.get("name"):
         return ""
     name = str(metadata["name"])
     namespace = metadata.get("namespace")
-    return f"{namespace}/{name}" if namespace else name
+    label = f"{namespace}/{name}" if namespace else name
+    return label if label.isprintable() else go_quote(label)
 
 
 def is_pxsecurity(doc: Any) -> bool:
@@ -459,21 +648,22 @@ def is_pxsecurity(doc: Any) -> bool:
 
 
 def iter_stream(text: str) -> Iterator[DocumentResult | None]:
-    """Validate each document of a YAML stream as it is parsed.
+    """Validate each object of a YAML stream, as kubectl would send it, as it is parsed.
 
-    Yields a DocumentResult for every PxSecurity document and None for a document that is skipped
-    (empty, or another kind of object), so callers can count them. Parsing is lazy: a YAML syntax
-    error raises `yaml.YAMLError` only when the broken document is reached.
+    Yields a DocumentResult for every PxSecurity (a document, or an item of a List document: kubectl
+    sends each item on its own) and None for an object that is skipped (another kind), so callers can
+    count them. Parsing is lazy: a YAML error raises `kubeyaml.KubeYAMLError` (a `yaml.YAMLError`) only
+    when the broken document is reached.
     """
-    for index, doc in enumerate(load_documents(text), start=1):
-        if doc is None or not is_pxsecurity(doc):
+    for found in kubeyaml.objects(text):
+        if not is_pxsecurity(found.value):
             yield None
             continue
-        yield DocumentResult(index, _label(doc), validate_document(doc))
+        yield DocumentResult(found.document, _label(found.value), validate_document(found.value), found.item)
 
 
 def validate_stream(text: str) -> list[tuple[int, str, list[str]]]:
-    """Validate every PxSecurity document in a YAML stream: (document index from 1, "ns/name" or
-    name or "", problems) for each. Empty documents and other kinds are skipped. Raises
-    `yaml.YAMLError` if the text is not YAML."""
+    """Validate every PxSecurity object in a YAML stream: (document index from 1, "ns/name" or name or "",
+    problems) for each. Empty documents and other kinds are skipped. Raises `kubeyaml.KubeYAMLError` (a
+    `yaml.YAMLError`) if the text is not read as kubectl reads it."""
     return [(r.index, r.label, r.problems) for r in iter_stream(text) if r is not None]

@@ -88,12 +88,13 @@ def test_applies_the_api_servers_defaults() -> None:
     ("stdin", "code", "expect"),
     [
         ("apiVersion: pxsec.dev/v1alpha1\nkind: PxSecurity\nmetadata: {name: c}\nspec: {guestAccess: Maybe}\n",
-         1, '<stdin>: document 1: spec.guestAccess: Unsupported value: "Maybe"'),
+         1, '<stdin>: document 1 (c): spec.guestAccess: Unsupported value: "Maybe"'),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", 1, "<stdin>: no PxSecurity document found"),
         ("a: [b\n", 2, "<stdin>: line 2, column 1: not valid YAML"),
+        # kubectl apply refuses generateName without a name; validate and render say so alike
         ("apiVersion: pxsec.dev/v1alpha1\nkind: PxSecurity\nmetadata: {generateName: c-}\n"
          "spec: {selfSigned: {sharedSecret: {}}}\n",
-         1, "<stdin>: document 1: cannot render: the storagecluster target needs"),
+         1, "<stdin>: document 1: metadata.name: Required value: kubectl apply cannot use metadata.generateName"),
     ],
 )
 def test_bad_input_is_one_line_per_problem_and_non_zero(stdin: str, code: int, expect: str) -> None:

@@ -618,3 +618,81 @@ def test_a_junk_jwks_is_judged_as_go_oidc_would(run: Any, material: Material) ->
         result = run("token", "verify", "-", "-f", str(material.cr), "--jwks", str(path), stdin=token)
         assert result.code == code, result.out
         assert expected in result.out
+
+
+# -- secret hygiene (issue 12) ----------------------------------------------------------------------------------
+
+
+def test_output_onto_an_existing_file_ends_with_mode_0600(run: Any, material: Material) -> None:
+    """The help promises mode 0600; a file that existed with another mode must not keep it."""
+    out = material.root / "token.jwt"
+    out.write_text("old content that is longer than a token would ever be " * 40)
+    out.chmod(0o644)
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+                 "--shared-secret-file", str(material.secret_file), "--output", str(out))
+    assert (result.code, result.out) == (0, ""), result.err
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert out.read_text().count(".") == 2 and "old content" not in out.read_text()
+
+
+def test_output_into_a_file_that_cannot_be_made_private_is_refused(run: Any, material: Material,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    out = material.root / "shared.jwt"
+    out.write_text("")
+    out.chmod(0o664)
+
+    def refuse(fd: int, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(cli_token.os, "fchmod", refuse)
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+                 "--shared-secret-file", str(material.secret_file), "--output", str(out))
+    assert_one_line_error(result)
+    assert "0600" in result.err
+    assert out.read_text() == ""  # nothing written where others may read it
+
+
+NOT_UTF8 = "s3cr3t-\udcff-value-that-is-long-enough-for-hs256"  # argv/environ carry the byte 0xff like this
+
+
+def _no_echo(result: Run) -> None:
+    text = result.out + result.err
+    for needle in ("\udcff", "\\udcff", "0xff", "position", "s3cr3t", "surrogates"):
+        assert needle not in text, text
+
+
+def test_a_non_utf8_byte_in_a_shared_secret_argument_is_neither_echoed_nor_located(run: Any,
+                                                                                    material: Material) -> None:
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+                 "--shared-secret", NOT_UTF8)
+    _no_echo(result)
+    assert result.code == 0, result.err  # the bytes as given, as Portworx would take them from a Secret
+    assert "the shared secret is not ASCII text" in result.err
+
+
+def test_a_non_utf8_byte_in_the_shared_secret_environment_is_not_echoed(run: Any, material: Material,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cli_token.SHARED_SECRET_ENV, NOT_UTF8)
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER)
+    _no_echo(result)
+    assert result.code == 0, result.err
+
+
+def test_a_non_utf8_byte_in_a_shared_secret_on_stdin_is_not_echoed(run: Any, material: Material) -> None:
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+                 "--shared-secret-file", "-", stdin=NOT_UTF8)
+    _no_echo(result)
+    assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize("mistyped", ["S3cr3t+pa55w0rd==", "nsxy/qwrt/extra", "/px-jwt-rsa", "a bcd/efgh",
+                                      "Portworx/px-jwt-rsa", "portworx/Not_A_Name", "portworx/s3cr3t+valu"])
+def test_from_secret_never_echoes_a_mistyped_argument(run: Any, material: Material, mistyped: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped --from-secret may be the secret itself: it is described, never repeated."""
+    monkeypatch.setattr(cli_token, "_read_cluster_secret", lambda ns, name: pytest.fail("no cluster read"))
+    result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+                 "--from-secret", mistyped)
+    parts = [part for part in (mistyped, *mistyped.split("/")) if len(part) >= 4 and part != "portworx"]
+    assert_one_line_error(result, *parts)
+    assert "--from-secret expects NAMESPACE/NAME" in result.err

@@ -11,8 +11,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "pxsec"
 
 # The pure core: parsing, validation, planning, policy, rendering, minting, verification.
-CORE = ("spec", "crdschema", "celrules", "crdgen", "validation", "keymaterial", "keyplan", "keypolicy", "tokens",
-        "verify", "gojson", "oidc", "render", "scmerge", "coexist", "conditions", "events")
+CORE = ("spec", "crdschema", "celrules", "crdgen", "validation", "kubeyaml", "keymaterial", "keyplan", "keypolicy",
+        "tokens", "verify", "gojson", "oidc", "render", "scmerge", "coexist", "conditions", "events")
 # What the core may never import: the Kubernetes client, the network, kopf, and every shell module.
 FORBIDDEN_LIBRARIES = ("kopf", "kubernetes", "socket", "ssl", "http", "urllib.request", "requests", "asyncio")
 SHELL = ("gateway", "oidcprobe", "objectmeta", "keysync", "tokensync", "paramsync", "oidcsync", "portworxsync",
