@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import IO, Any, Final
 
 from pxsec import kubeyaml
-from pxsec.crdschema import SPEC_SCHEMA
+from pxsec.crdschema import SPEC_SCHEMA, apply_defaults
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
-from pxsec.validation import Problem, apply_defaults, check_document, is_pxsecurity
+from pxsec.validation import Problem, check_document, is_pxsecurity
 
 UNREADABLE: Final = "unreadable"  # no such file, too large, not YAML as kubectl reads it
 INVALID: Final = "invalid"  # no PxSecurity, or one the API server would reject

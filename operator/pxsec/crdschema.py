@@ -10,6 +10,8 @@ reuses the allowed values, regular expressions and limits defined here.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pxsec.keymaterial import CURVE_TABLE
@@ -333,3 +335,34 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
         ),
     },
 )
+
+
+def apply_defaults(value: Any, schema: Mapping[str, Any]) -> None:
+    """Prune nulls and fill in defaults in place, the way the API server does before validating.
+
+    A null in a field that is not nullable is dropped and, if the field has a default, replaced by
+    it; a default is itself defaulted further down (so `system: {}` gets its `secretName`).
+    """
+    if isinstance(value, dict) and schema.get("type") == "object":
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        for key in [k for k, v in value.items() if v is None and k in properties]:
+            del value[key]
+        for key, prop in properties.items():
+            if key not in value and "default" in prop:
+                value[key] = copy.deepcopy(prop["default"])
+        for key, item in value.items():
+            if key in properties:
+                apply_defaults(item, properties[key])
+            elif isinstance(schema.get("additionalProperties"), Mapping):
+                apply_defaults(item, schema["additionalProperties"])
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for item in value:
+            apply_defaults(item, schema["items"])
+
+
+def defaulted(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of `spec` with the schema's defaults filled in and nulls pruned, as the API server stores it:
+    the one source of every default (`spec.parse_spec` reads only what this returns)."""
+    out: dict[str, Any] = copy.deepcopy(dict(spec or {}))
+    apply_defaults(out, SPEC_SCHEMA)
+    return out

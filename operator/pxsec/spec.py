@@ -148,56 +148,42 @@ def parse_spec(raw: Any) -> PxSecuritySpec:
         raise SpecError(f"spec cannot be read: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def _key(raw: Any, where: str, default_param: Any) -> tuple[str, Any] | None:
-    """(secretName, its size or curve) of spec.selfSigned.rsa / .ecdsa, or None when absent."""
-    if raw is None:
-        return None
-    key = _map(raw, where)
-    param_name = "size" if where.endswith("rsa") else "curve"
-    return str(key["secretName"]), key.get(param_name, default_param)
-
-
 def _parse(raw: Any) -> PxSecuritySpec:
-    spec = _map(raw, "spec")
+    # The defaults are the CRD's (crdschema), filled in as the API server does; nothing here repeats
+    # one. Imported here: crdschema itself imports this module's names.
+    from pxsec.crdschema import defaulted
+
+    spec = defaulted(_map(raw, "spec"))
 
     sc = _map(spec.get("storageCluster"), "spec.storageCluster")
-    storage_cluster = StorageClusterRef(name=sc.get("name"), apply=bool(sc.get("apply", False)),
-                                        targeted=spec.get("storageCluster") is not None)
-
-    system = _map(spec.get("system"), "spec.system")
+    storage_cluster = StorageClusterRef(name=sc.get("name"), apply=bool(sc.get("apply")),
+                                        targeted="storageCluster" in spec)
 
     oidc: OIDC | None = None
-    if spec.get("oidc") is not None:
+    if "oidc" in spec:
         o = _map(spec["oidc"], "spec.oidc")
-        ca = _map(o.get("certificateAuthority"), "spec.oidc.certificateAuthority")
-        ca_ref = _map(ca.get("configMapRef"), "spec.oidc.certificateAuthority.configMapRef")
+        ca_ref = _map(_map(o.get("certificateAuthority"), "spec.oidc.certificateAuthority").get("configMapRef"),
+                      "spec.oidc.certificateAuthority.configMapRef")
         oidc = OIDC(
-            issuer=str(o.get("issuer", "")),
+            issuer=str(o["issuer"]),
             client_id=str(o.get("clientID", "")),
             custom_claim_namespace=o.get("customClaimNamespace") or None,
-            certificate_authority=(
-                CARef(config_map=str(ca_ref["name"]), key=str(ca_ref.get("key", "ca.crt")))
-                if ca_ref.get("name")
-                else None
-            ),
+            certificate_authority=CARef(config_map=str(ca_ref["name"]), key=str(ca_ref["key"])) if ca_ref else None,
         )
 
     self_signed: SelfSigned | None = None
-    if spec.get("selfSigned") is not None:
+    if "selfSigned" in spec:
         s = _map(spec["selfSigned"], "spec.selfSigned")
-        shared = s.get("sharedSecret")
-        rsa = _key(s.get("rsa"), "spec.selfSigned.rsa", DEFAULT_RSA_SIZE)
-        ecdsa = _key(s.get("ecdsa"), "spec.selfSigned.ecdsa", DEFAULT_ECDSA_CURVE)
+        rsa = _map(s["rsa"], "spec.selfSigned.rsa") if "rsa" in s else None
+        ecdsa = _map(s["ecdsa"], "spec.selfSigned.ecdsa") if "ecdsa" in s else None
         self_signed = SelfSigned(
-            issuer=str(s.get("issuer", DEFAULT_SELF_SIGNED_ISSUER)),
-            token_lifetime=str(s.get("tokenLifetime", DEFAULT_TOKEN_LIFETIME)),
-            shared_secret=(
-                str(_map(shared, "spec.selfSigned.sharedSecret").get("secretName", DEFAULT_SHARED_SECRET))
-                if shared is not None
-                else None
-            ),
-            rsa=RSAKey(secret_name=rsa[0], size=int(rsa[1])) if rsa else None,
-            ecdsa=ECDSAKey(secret_name=ecdsa[0], curve=str(ecdsa[1])) if ecdsa else None,
+            issuer=str(s["issuer"]),
+            token_lifetime=str(s["tokenLifetime"]),
+            shared_secret=str(_map(s["sharedSecret"], "spec.selfSigned.sharedSecret")["secretName"])
+            if "sharedSecret" in s else None,
+            rsa=RSAKey(secret_name=str(rsa["secretName"]), size=int(rsa["size"])) if rsa is not None else None,
+            ecdsa=ECDSAKey(secret_name=str(ecdsa["secretName"]), curve=str(ecdsa["curve"])) if ecdsa is not None
+            else None,
         )
 
     tokens_raw = spec.get("tokens") or []
@@ -216,9 +202,9 @@ def _parse(raw: Any) -> PxSecuritySpec:
     tmpl = _map(spec.get("secretTemplate"), "spec.secretTemplate")
     return PxSecuritySpec(
         storage_cluster=storage_cluster,
-        guest_access=str(spec.get("guestAccess", "Enabled")),
-        username_claim=str(spec.get("usernameClaim", "sub")),
-        system_secret=str(system.get("secretName", DEFAULT_SYSTEM_SECRET)),
+        guest_access=str(spec["guestAccess"]),
+        username_claim=str(spec["usernameClaim"]),
+        system_secret=str(_map(spec["system"], "spec.system")["secretName"]),
         oidc=oidc,
         self_signed=self_signed,
         tokens=tokens,
@@ -226,5 +212,5 @@ def _parse(raw: Any) -> PxSecuritySpec:
             labels=_str_map(tmpl.get("labels"), "spec.secretTemplate.labels"),
             annotations=_str_map(tmpl.get("annotations"), "spec.secretTemplate.annotations"),
         ),
-        deletion_policy=str(spec.get("deletionPolicy", "Retain")),
+        deletion_policy=str(spec["deletionPolicy"]),
     )

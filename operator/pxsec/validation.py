@@ -16,7 +16,6 @@ from `pxsec validate` and from `kubectl apply`.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import difflib
 import json
@@ -27,7 +26,7 @@ from typing import Any, Final, Self
 
 from pxsec import kubeyaml
 from pxsec.celrules import RULES, location_steps
-from pxsec.crdschema import MAX_NAME
+from pxsec.crdschema import MAX_NAME, apply_defaults
 from pxsec.crdschema import SPEC_SCHEMA as SPEC_SCHEMA  # re-exported for tests/e2e/test_admission.py
 from pxsec.spec import API_GROUP, API_VERSION, KIND
 
@@ -169,29 +168,6 @@ def _prune_unknown(value: Any, schema: Mapping[str, Any] | None, path: str, out:
         items = (schema or {}).get("items")
         for index, item in enumerate(value):
             _prune_unknown(item, items if isinstance(items, Mapping) else None, f"{path}[{index}]", out)
-
-
-def apply_defaults(value: Any, schema: Mapping[str, Any]) -> None:
-    """Prune nulls and fill in defaults in place, the way the API server does before validating.
-
-    A null in a field that is not nullable is dropped and, if the field has a default, replaced by
-    it; a default is itself defaulted further down (so `system: {}` gets its `secretName`).
-    """
-    if isinstance(value, dict) and schema.get("type") == "object":
-        properties: Mapping[str, Any] = schema.get("properties", {})
-        for key in [k for k, v in value.items() if v is None and k in properties]:
-            del value[key]
-        for key, prop in properties.items():
-            if key not in value and "default" in prop:
-                value[key] = copy.deepcopy(prop["default"])
-        for key, item in value.items():
-            if key in properties:
-                apply_defaults(item, properties[key])
-            elif isinstance(schema.get("additionalProperties"), Mapping):
-                apply_defaults(item, schema["additionalProperties"])
-    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for item in value:
-            apply_defaults(item, schema["items"])
 
 
 def _not_supported(value: Any, schema: Mapping[str, Any], path: str, out: list[Problem]) -> None:

@@ -17,12 +17,11 @@ import yaml
 
 from pxsec.celrules import RULES
 from pxsec.cli_validate import run_validate
-from pxsec.crdschema import SPEC_SCHEMA
+from pxsec.crdschema import SPEC_SCHEMA, apply_defaults
 from pxsec.spec import parse_spec
 from pxsec.validation import (
     DUPLICATE,
     RULES_SKIPPED,
-    apply_defaults,
     check_document,
     validate_document,
     validate_stream,
