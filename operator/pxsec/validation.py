@@ -170,6 +170,24 @@ def _prune_unknown(value: Any, schema: Mapping[str, Any] | None, path: str, out:
             _prune_unknown(item, items if isinstance(items, Mapping) else None, f"{path}[{index}]", out)
 
 
+def _length_problems(value: str | list[Any], schema: Mapping[str, Any], path: str) -> list[Problem]:
+    """maxLength/minLength (kube-openapi counts characters, whatever its message says) and maxItems/minItems,
+    in kube-openapi's words."""
+    size = len(value)
+    text = isinstance(value, str)
+    upper, lower = ("maxLength", "minLength") if text else ("maxItems", "minItems")
+    out: list[Problem] = []
+    if upper in schema and size > schema[upper]:
+        out.append(Problem(path, f"{TOO_LONG}: may not be more than {schema[upper]} bytes", TOO_LONG) if text
+                   else Problem(path, f"{TOO_MANY}: {size}: must have at most {schema[upper]} items", TOO_MANY))
+    if lower in schema and size < schema[lower]:
+        shown = _go_value(value) if text else str(size)
+        unit = "chars long" if text else "items"
+        verb = "be at least" if text else "have at least"
+        out.append(Problem(path, f"{INVALID}: {shown}: {path} in body should {verb} {schema[lower]} {unit}"))
+    return out
+
+
 def _not_supported(value: Any, schema: Mapping[str, Any], path: str, out: list[Problem]) -> None:
     if "enum" in schema and (value not in schema["enum"] or _json_type(value) != _json_type(schema["enum"][0])):
         allowed = ", ".join(json.dumps(str(option)) for option in schema["enum"])
@@ -185,21 +203,9 @@ def _check_schema(value: Any, schema: Mapping[str, Any], path: str, out: list[Pr
         out.append(Problem(path, message, TYPE_INVALID))
         _not_supported(value, schema, path, out)
         return
-    if isinstance(value, str):
-        # kube-openapi counts characters, whatever its message says
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            message = f"{TOO_LONG}: may not be more than {schema['maxLength']} bytes"
-            out.append(Problem(path, message, TOO_LONG))
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            message = f"{INVALID}: {_go_value(value)}: {path} in body should be at least "
-            out.append(Problem(path, message + f"{schema['minLength']} chars long"))
-    elif isinstance(value, list):
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            message = f"{TOO_MANY}: {len(value)}: must have at most {schema['maxItems']} items"
-            out.append(Problem(path, message, TOO_MANY))
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            message = f"{INVALID}: {len(value)}: {path} in body should have at least {schema['minItems']} items"
-            out.append(Problem(path, message))
+    if isinstance(value, str | list):
+        out += _length_problems(value, schema, path)
+    if isinstance(value, list):
         for index, item in enumerate(value):
             _check_schema(item, schema["items"], f"{path}[{index}]", out)
         _check_list_map(value, schema, path, out)
