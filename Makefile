@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv controlplane interop lint typecheck unit e2e crds bench clean check-orphans
+.PHONY: demo test venv controlplane interop tools lint typecheck unit e2e crds bench clean check-orphans
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ controlplane: $(STAMP)
 interop: $(STAMP)
 	$(BIN)/python -m tests.interop.build
 
+## Build (once per machine, cached in ~/.cache/pxsec/<tool>-<hash>) the Go tools of tests/tools: helm
+## (helm.sh/helm/v3, for the chart's lint/template/install) and pxsec-kstatus (sigs.k8s.io/cli-utils' kstatus,
+## what Flux's health checks compute), from the Go module proxy, as tests/tools/*/go.mod and go.sum pin them.
+tools: $(STAMP)
+	$(BIN)/python -m tests.tools.build
+
 demo: controlplane
 	$(BIN)/pxsec dev up
 
@@ -35,15 +41,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: interop
+unit: interop tools
 	$(BIN)/pytest -m "not e2e" tests
 
-e2e: controlplane interop
+e2e: controlplane interop tools
 	$(BIN)/pytest -m e2e tests
 
 ## Everything CI checks: lint, types, the generated CRD is current, unit + e2e (with the differential suite
 ## against the Go checker), no leftover processes.
-test: controlplane interop lint typecheck
+test: controlplane interop tools lint typecheck
 	$(BIN)/pytest tests
 	$(MAKE) --no-print-directory check-orphans
 
@@ -52,9 +58,18 @@ check-orphans: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/python -m pxsec.crdgen --output crds/pxsecurity.yaml
+	cp crds/pxsecurity.yaml charts/px-security-operator/crds/pxsecurity.yaml
 
-bench: $(STAMP)
+## Medians of the pure core (pxsec.bench), then the end-to-end benchmark with modest sizes (about a minute).
+bench: controlplane
 	$(BIN)/python -m pxsec.bench
+	$(BIN)/python -m tests.bench_e2e --objects 50 --single 5 --noise 1000 --idle 10
+
+## The end-to-end benchmark on a fresh local control plane with an audit log (tests/bench_e2e.py; the issue's
+## sizes by default: 200 at once, 10 single, 5,000 noise objects, 30 s idle). Options: make bench-e2e ARGS="...".
+.PHONY: bench-e2e
+bench-e2e: controlplane
+	$(BIN)/python -m tests.bench_e2e $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,25 +14,41 @@ import sys
 from collections.abc import Sequence
 
 from pxsec.cliparse import OneLineParser
+from pxsec.leader import LeaseConfig, default_identity, default_namespace
 
 
 def _operator(args: argparse.Namespace) -> int:
     import kopf
 
-    import pxsec.handlers  # noqa: F401  (registers the handlers)
+    import pxsec.handlers  # registers the handlers
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kopf's per-object debug chatter stays off unless asked for.
     logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    pxsec.handlers.configure(pxsec.handlers.Options(metrics_address=args.metrics_bind_address,
+                                                    lease=_lease_config(args)))
     kopf.run(
-        standalone=True,
+        standalone=True,  # no kopf peering: replicas elect a leader with a Lease (--leader-elect)
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
         liveness_endpoint=args.liveness,
     )
-    return 0
+    return 1 if pxsec.handlers.lost_leadership else 0
+
+
+def _lease_config(args: argparse.Namespace) -> LeaseConfig | None:
+    if not args.leader_elect:
+        return None
+    namespace = args.leader_election_namespace or default_namespace()
+    if not namespace:
+        raise ValueError("--leader-elect needs --leader-election-namespace (or $POD_NAMESPACE): "
+                         "where the Lease lives")
+    return LeaseConfig(namespace=namespace, name=args.leader_election_id, identity=default_identity(),
+                       lease_duration=args.leader_election_lease_duration,
+                       renew_deadline=args.leader_election_renew_deadline,
+                       retry_period=args.leader_election_retry_period)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -55,6 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
     op.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     op.add_argument("--verbose", "-v", action="store_true")
+    op.add_argument("--metrics-bind-address", default=None, metavar="HOST:PORT",
+                    help="serve Prometheus metrics on /metrics, e.g. 0.0.0.0:8081 (default: off)")
+    op.add_argument("--leader-elect", action="store_true",
+                    help="several replicas: only the holder of a Lease reconciles")
+    op.add_argument("--leader-election-namespace", default=None,
+                    help="namespace of the Lease (default: $POD_NAMESPACE, else the pod's own namespace)")
+    op.add_argument("--leader-election-id", default="px-security-operator", help="name of the Lease")
+    op.add_argument("--leader-election-lease-duration", type=int, default=15, metavar="SECONDS",
+                    help="a candidate takes over a Lease not renewed for this long (default 15)")
+    op.add_argument("--leader-election-renew-deadline", type=float, default=10.0, metavar="SECONDS",
+                    help="the leader stops when it could not renew for this long (default 10)")
+    op.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS",
+                    help="how often candidates try and the leader renews (default 2)")
     op.set_defaults(func=_operator)
 
     val = sub.add_parser("validate", help="validate PxSecurity documents offline")

@@ -5,36 +5,102 @@ level-triggered (it recomputes the desired state every time), so it needs no per
 annotations, no `last-handled-configuration` on users' objects (GitOps tools would see drift), and no
 finalizers (deletionPolicy Retain needs none; Delete uses owner references and the real garbage
 collector). kopf keeps doing what it is best at: login, watch streams with reconnects, liveness.
+
+With leader election (`pxsec operator --leader-elect`, see leader.py) every replica keeps its watch
+streams and its queue of keys, but only the one holding the Lease runs the queue's workers; a replica
+that loses the Lease stops reconciling at once and exits. Metrics (metrics.py) are read off each
+reconcile's status through `Reconciler.observe`, and off the queue and the election.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
+from pxsec.conditions import Condition
 from pxsec.gateway import Gateway
+from pxsec.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
+from pxsec.metrics import Metrics
 from pxsec.reconciler import Dependency, Key, Reconciler
-from pxsec.spec import API_GROUP, API_VERSION, PLURAL
+from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
 from pxsec.workqueue import Outcome, WorkQueue
 
 logger = logging.getLogger("pxsec.operator")
 
 
-class Runtime:
-    """Process-wide state: the queue and which Secrets/ConfigMaps wake which PxSecurity."""
+Observer = Callable[[Key, PxSecuritySpec, Mapping[str, Any], Sequence[Condition]], None]
 
-    def __init__(self, reconciler: Reconciler, workers: int) -> None:
+
+class ObservedReconciler(Reconciler):
+    """The reconciler with its end-of-reconcile hook wired to an observer (the runtime's metrics)."""
+
+    observer: Observer | None = None
+
+    def observe(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any],
+                conds: Sequence[Condition]) -> None:
+        if self.observer is not None:
+            self.observer(key, spec, status, conds)
+
+
+class Runtime:
+    """Process-wide state: the queue, which Secrets/ConfigMaps wake which PxSecurity, the metrics, and
+    whether this replica reconciles (`active`: always without leader election, else while leading)."""
+
+    def __init__(self, reconciler: Reconciler, workers: int, metrics: Metrics | None = None,
+                 active: bool = True) -> None:
         self.reconciler = reconciler
         self.watchers: dict[Dependency, set[Key]] = defaultdict(set)
         self._deps_of: dict[Key, set[Dependency]] = {}
         self._lock = threading.Lock()  # reconciles update it in worker threads; events read it on the loop
         self._seen: set[Key] = set()
+        self._ready: dict[Key, bool] = {}  # what the reconcile of a key (running now) observed
+        self._gone: set[Key] = set()  # deleted (their metrics are dropped, also by a reconcile still running)
         self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=workers)
+        self.metrics = metrics or Metrics(process_collectors=False)
+        self.metrics.track_queue(lambda: self.queue.depth)
+        self.active = active  # False for a candidate: until it leads, events only queue keys
+        if isinstance(reconciler, ObservedReconciler):
+            reconciler.observer = self.observed
+
+    def start(self) -> None:
+        """Reconcile from now on: every key queued meanwhile (all objects kopf listed) is processed."""
+        self.active = True
+        self.metrics.leader.set(1)
+        if not self.queue.running:
+            self.queue.start()
+
+    async def stop(self) -> None:
+        """Stop reconciling, and wait for the reconciles already running."""
+        self.active = False
+        self.metrics.leader.set(0)
+        await self.queue.stop()
+
+    def observed(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any],
+                 conds: Sequence[Condition]) -> None:
+        with self._lock:
+            self._ready[key] = self.metrics.observe(key, spec, status, conds)
+            if key in self._gone:
+                self.metrics.forget(key)
+
+    def deleted(self, key: Key) -> None:
+        with self._lock:
+            self._gone.add(key)
+            self.metrics.forget(key)
+
+    def present(self, key: Key) -> None:
+        if key in self._gone:
+            with self._lock:
+                self._gone.discard(key)
 
     def _watch(self, key: Key, deps: set[Dependency]) -> None:
         """Make events of exactly `deps` wake `key` (dropping what it no longer depends on)."""
@@ -49,13 +115,25 @@ class Runtime:
                 self._deps_of[key] = set(deps)
 
     def _reconcile(self, key: Key) -> Outcome:
-        # The reconciler registers what it depends on *before* it reads those objects: an object that
-        # appears while the reconcile runs then marks the key dirty instead of slipping through.
-        result = self.reconciler.reconcile(key, lambda deps: self._watch(key, deps))
+        if not self.active:
+            return Outcome()  # the Lease was lost: no reconcile starts any more (the process is exiting)
+        started = time.monotonic()
+        with self._lock:
+            self._ready.pop(key, None)
+        try:
+            # The reconciler registers what it depends on *before* it reads those objects: an object that
+            # appears while the reconcile runs then marks the key dirty instead of slipping through.
+            result = self.reconciler.reconcile(key, lambda deps: self._watch(key, deps))
+        except Exception:
+            self.metrics.count("error", time.monotonic() - started)
+            raise
         self._watch(key, result.dependencies)
         with self._lock:
             first = key not in self._seen
             self._seen.add(key)
+            ready = self._ready.pop(key, None)
+        self.metrics.count("skipped" if ready is None else "ready" if ready else "not_ready",
+                           time.monotonic() - started)
         if first:
             # Once per object per process: shows start-up progress without logging every event.
             logger.info("%s/%s: reconciled (first pass since start)", *key)
@@ -69,12 +147,41 @@ class Runtime:
             self.queue.add(key)
 
 
+@dataclass(frozen=True)
+class Options:
+    """What `pxsec operator` was asked for (cli.py sets it before kopf starts)."""
+
+    workers: int = 4
+    metrics_address: str | None = None  # host:port for /metrics; None: no endpoint
+    lease: LeaseConfig | None = None  # None: no leader election, this process reconciles
+
+
+_options = Options()
 _runtime: Runtime | None = None
+_elector: LeaderElector | None = None
+_election: asyncio.Task[None] | None = None
+lost_leadership = False  # the process then exits non-zero: Kubernetes restarts it as a candidate
+
+
+def configure(options: Options) -> None:
+    """Set the options for the next start (cli.py, before kopf.run)."""
+    global _options, lost_leadership
+    _options = options
+    lost_leadership = False
 
 
 def runtime() -> Runtime:
     assert _runtime is not None, "operator not started"
     return _runtime
+
+
+def _stopped_leading() -> None:
+    global lost_leadership
+    lost_leadership = True
+    rt = runtime()
+    rt.active = False  # at once, before any other reconcile starts; cleanup waits for running ones
+    rt.metrics.leader.set(0)
+    signal.raise_signal(signal.SIGTERM)  # kopf's own graceful stop: cleanup waits for running reconciles
 
 
 @kopf.on.login()
@@ -87,19 +194,34 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _runtime
+    global _runtime, _elector, _election
     settings.posting.level = logging.WARNING  # kopf's own k8s Events: only problems
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    _runtime = Runtime(Reconciler(Gateway()), workers=4)
-    _runtime.queue.start()
+    _runtime = Runtime(ObservedReconciler(Gateway()), workers=_options.workers, metrics=Metrics(),
+                       active=_options.lease is None)
+    if _options.metrics_address:
+        host, port = _runtime.metrics.serve(_options.metrics_address)
+        logger.info("metrics on http://%s:%d/metrics", host, port)
+    if _options.lease is None:
+        _runtime.start()
+    else:
+        # Until it holds the Lease, this replica only queues keys: kopf lists every object at start, so
+        # when it takes over, its queue already names every PxSecurity there is.
+        _elector = LeaderElector(_options.lease, KubernetesLeaseStore(_options.lease))
+        _election = asyncio.create_task(_elector.run(_runtime.start, _stopped_leading), name="pxsec-leader")
     logger.info("px-security-operator started")
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    if _election is not None:
+        _election.cancel()
+        await asyncio.gather(_election, return_exceptions=True)
     if _runtime is not None:
-        await _runtime.queue.stop()
+        await _runtime.stop()
+    if _elector is not None:
+        await asyncio.to_thread(_elector.release)  # after the last write: the next leader starts at once
 
 
 @kopf.on.probe(id="queue")
@@ -107,9 +229,21 @@ def probe(**_: Any) -> str:
     return "ok" if _runtime is not None else "starting"
 
 
+@kopf.on.probe(id="leader")
+def leader_probe(**_: Any) -> str:
+    if _elector is None:
+        return "no election"
+    return "leading" if _elector.leading else "standby"
+
+
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
-async def pxsecurity_event(namespace: str | None, name: str, **_: Any) -> None:
-    runtime().queue.add((namespace or "", name))
+async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+    key = (namespace or "", name)
+    if kwargs.get("type") == "DELETED":
+        runtime().deleted(key)
+    else:
+        runtime().present(key)
+    runtime().queue.add(key)
 
 
 @kopf.on.event("", "v1", "secrets")

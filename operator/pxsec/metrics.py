@@ -128,8 +128,8 @@ class Metrics:
                 values[(self.key_revision, (namespace, name, str(secret["name"])))] = float(secret["revision"])
         oidc = by_type.get(OIDC_READY)
         if spec.oidc is not None and oidc is not None:
-            labels = (namespace, name, issuer_label(spec.oidc.issuer), oidc.reason)
-            values[(self.oidc, labels)] = float(oidc.status is True)
+            oidc_labels: tuple[str, ...] = (namespace, name, issuer_label(spec.oidc.issuer), oidc.reason)
+            values[(self.oidc, oidc_labels)] = float(oidc.status is True)
         with self._lock:
             for gauge, labels in self._series.get(key, set()) - values.keys():
                 gauge.remove(*labels)

@@ -40,6 +40,16 @@ class WorkQueue(Generic[K]):
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Future[Outcome]] = set()
+
+    @property
+    def depth(self) -> int:
+        """Keys waiting to be processed (not counting those being processed or waiting on a timer)."""
+        return len(self._queued)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
 
     def add(self, key: K) -> None:
         """Reconcile `key` soon (coalesced with any pending request for it)."""
@@ -70,20 +80,35 @@ class WorkQueue(Generic[K]):
         self._tasks = [asyncio.create_task(self._worker(), name=f"pxsec-worker-{i}")
                        for i in range(self._workers)]
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 60.0) -> None:
+        """Stop the workers, then wait (up to `drain_timeout`) for reconciles already running in their
+        threads: a thread cannot be cancelled, and whoever stops the queue (a replica giving up its Lease)
+        must know that no write of ours is still on its way."""
         for timer in self._timers.values():
             timer.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=drain_timeout)
+
+    def _finished(self, running: asyncio.Future[Outcome]) -> None:
+        self._inflight.discard(running)
+        if not running.cancelled():
+            running.exception()  # seen here too: a worker stopped meanwhile no longer awaits it
 
     async def _worker(self) -> None:
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
             self._processing.add(key)
+            running = asyncio.ensure_future(asyncio.to_thread(self._reconcile, key))
+            self._inflight.add(running)
+            running.add_done_callback(self._finished)
             try:
-                outcome = await asyncio.to_thread(self._reconcile, key)
+                # Shielded: stop() cancels the worker, not the reconcile; it waits for the thread instead.
+                outcome = await asyncio.shield(running)
             except Exception as exc:  # the reconcile reports user errors itself; this is the unexpected
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures

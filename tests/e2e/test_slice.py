@@ -69,9 +69,11 @@ def test_system_secret_survives_operator_restart(cluster: Cluster, operator: Ope
 
 
 def test_manifests_build_and_pass_server_side_validation(cluster: Cluster, crds_installed: None) -> None:
-    """`kubectl apply -k manifests/` (CRD, RBAC, Deployment) as a user would, checked by the API server."""
+    """`kubectl apply -f crds/` and `kubectl apply -k manifests/cluster-wide` (CRD, RBAC, Deployment) as a user
+    would, checked by the API server (every install path, live: tests/e2e/test_install.py)."""
     root = Path(__file__).resolve().parents[2]
-    out = cluster.kubectl("apply", "--dry-run=server", "-k", str(root / "manifests")).stdout
+    out = cluster.kubectl("apply", "--dry-run=server", "-f", str(root / "crds")).stdout
+    out += cluster.kubectl("apply", "--dry-run=server", "-k", str(root / "manifests" / "cluster-wide")).stdout
     for kind in ("customresourcedefinition.apiextensions.k8s.io/pxsecurities.pxsec.dev",
                  "clusterrole.rbac.authorization.k8s.io/px-security-operator",
                  "serviceaccount/px-security-operator", "deployment.apps/px-security-operator"):

@@ -37,6 +37,31 @@ class KubectlError(RuntimeError):
     pass
 
 
+def parse_can_i_list(table: str) -> set[tuple[str, str, str, str]]:
+    """The rows of `kubectl auth can-i --list` (Resources, Non-Resource URLs, Resource Names, Verbs) as
+    (resource, url, resource name, verb) atoms; list cells ("[a b]") are split into one atom each."""
+    lines = [line for line in table.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("Resources"):
+        raise KubectlError(f"unexpected `kubectl auth can-i --list` output: {table[:200]!r}")
+    header = lines[0]
+    starts = [header.index(col) for col in ("Resources", "Non-Resource URLs", "Resource Names", "Verbs")]
+    bounds = [*starts[1:], None]
+    atoms: set[tuple[str, str, str, str]] = set()
+    for line in lines[1:]:
+        cells = [line[a:b].strip() if b is not None else line[a:].strip() for a, b in zip(starts, bounds, strict=True)]
+
+        def items(cell: str) -> list[str]:
+            inner = cell.strip("[]").split()
+            return inner or [""]
+
+        resource = cells[0]
+        for url in items(cells[1]):
+            for name in items(cells[2]):
+                for verb in items(cells[3]):
+                    atoms.add((resource, url, name, verb))
+    return atoms
+
+
 @dataclass
 class Cluster:
     """Either a local control plane we started, or an existing cluster named by a kubeconfig.
@@ -88,8 +113,12 @@ class Cluster:
         return result
 
     def install_crds(self, root: Path | None = None) -> None:
-        root = root or project_root()
-        self.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(root / "crds"))
+        """`kubectl apply -f crds/`, as the README says (server-side: the CRD is too large to carry a
+        last-applied annotation comfortably). A checkout from before crds/ lost its kustomization.yaml
+        (tests/measure_coexistence.py runs old versions) is applied with -k, as it was then."""
+        crds = (root or project_root()) / "crds"
+        how = "-k" if (crds / "kustomization.yaml").is_file() else "-f"
+        self.kubectl("apply", "--server-side", "--force-conflicts", how, str(crds))
         self.wait_established("pxsecurities.pxsec.dev")
 
     def wait_established(self, crd: str, timeout: float = 60) -> None:
@@ -105,8 +134,35 @@ class Cluster:
         raise KubectlError(f"CRD {crd} not Established after {timeout:.0f}s")
 
     def install_rbac(self, root: Path | None = None) -> None:
+        """The operator's identity and cluster-wide RBAC (manifests/rbac), without its Deployment."""
         root = root or project_root()
         self.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(root / "manifests" / "rbac"))
+
+    def install_kustomization(self, path: Path) -> str:
+        """`kubectl apply --server-side -k PATH` (an install path under manifests/); returns kubectl's output
+        (its warnings, e.g. Pod Security ones, are on stderr and part of it)."""
+        result = self.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(path))
+        return result.stdout + result.stderr
+
+    def helm(self, helm_bin: Path, *args: str, check: bool = True,
+             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run helm against this cluster (as admin), with its caches and config in the session's workdir."""
+        home = self.workdir / "helm"
+        env = dict(os.environ)
+        env.update({"HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+                    "HELM_DATA_HOME": str(home / "data"), "KUBECONFIG": str(self.kubeconfig)})
+        result = subprocess.run([str(helm_bin), *args], env=env, capture_output=True, text=True,
+                                timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise KubectlError(f"helm {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def can_i_list(self, kubeconfig_path: Path, namespace: str) -> set[tuple[str, str, str, str]]:
+        """`kubectl auth can-i --list -n NAMESPACE` for whoever `kubeconfig_path` authenticates as, as atoms
+        (resource, non-resource URL, resource name, verb): one per verb, so equal permissions compare equal
+        however the API server groups the rows."""
+        out = self.kubectl("auth", "can-i", "--list", "-n", namespace, kubeconfig_path=kubeconfig_path).stdout
+        return parse_can_i_list(out)
 
     # -- the operator's identity ------------------------------------------------------------------
 

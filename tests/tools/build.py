@@ -1,0 +1,174 @@
+"""Build the Go tools the install and GitOps tests use, once per machine, into the user's cache:
+
+- `helm` (helm.sh/helm/v3, the version tests/tools/helm/go.mod pins): `helm lint`, `helm template` and
+  `helm install` of charts/px-security-operator against the real control plane;
+- `pxsec-kstatus` (tests/tools/kstatus/main.go on sigs.k8s.io/cli-utils' kstatus, what Flux's health
+  checks compute): the status of live PxSecurity objects as Flux sees them.
+
+Like tests/interop/build.py: each binary is cached under
+`${PXSEC_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/pxsec}/<tool>-<hash>/`, the hash covering the tool's go.mod,
+go.sum (and main.go), so a warm run only hashes a few small files; any change to a pin builds a new one.
+Modules come from the Go module proxy, exactly the versions and hashes go.mod and go.sum pin
+(-mod=readonly). A tool that cannot be built is a clear failure, never a skip.
+
+    python -m tests.tools.build      # builds what is missing, prints the paths (what `make tools` runs)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pxsec.devcluster import assets
+
+TOOLS_DIR = Path(__file__).resolve().parent
+
+
+class ToolUnavailable(RuntimeError):
+    """A tool is not cached and cannot be built; the message is one line for a person."""
+
+
+@dataclass(frozen=True)
+class GoTool:
+    name: str  # also the cache folder's prefix
+    source: str  # folder under tests/tools holding go.mod, go.sum (and main.go)
+    package: str  # what `go build` builds, inside that module
+    binary: str
+    why: str  # for the error message
+
+    @property
+    def dir(self) -> Path:
+        return TOOLS_DIR / self.source
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.dir.iterdir() if p.name in ("go.mod", "go.sum") or p.suffix == ".go")
+
+    def source_hash(self) -> str:
+        digest = hashlib.sha256()
+        for path in self.files():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        digest.update(self.ldflags().encode())
+        return digest.hexdigest()[:16]
+
+    def required(self, module: str) -> str:
+        """The version go.mod pins for `module`."""
+        match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", (self.dir / "go.mod").read_text(),
+                          re.MULTILINE)
+        if not match:
+            raise ToolUnavailable(f"tests/tools/{self.source}/go.mod does not pin {module}")
+        return match.group(1)
+
+    def ldflags(self) -> str:
+        if self.name != "helm":
+            return "-s -w"
+        # As helm's own Makefile stamps a release: its version, and the Kubernetes version its client
+        # libraries speak (client-go v0.37.x -> 1.37), which `helm template` and `helm lint` assume.
+        version = self.required("helm.sh/helm/v3")
+        minor = self.required("k8s.io/client-go").removeprefix("v0.").split(".")[0]
+        flags = [f"-X helm.sh/helm/v3/internal/version.version={version}"]
+        for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+            flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={minor}"]
+        return " ".join(["-s -w", *flags])
+
+    def path(self) -> Path:
+        return cache_root() / f"{self.name}-{self.source_hash()}" / self.binary
+
+
+HELM = GoTool("helm", "helm", "helm.sh/helm/v3/cmd/helm", "helm",
+              "the Helm chart is linted, rendered and installed by the real helm")
+KSTATUS = GoTool("kstatus", "kstatus", ".", "pxsec-kstatus",
+                 "Flux's health (kstatus, sigs.k8s.io/cli-utils) is computed on live PxSecurity objects")
+TOOLS = (HELM, KSTATUS)
+
+
+def cache_root() -> Path:
+    """The same root as the control plane's cache (`assets.cache_dir()` is a versioned folder in it)."""
+    return assets.cache_dir().parent
+
+
+def _go_env() -> dict[str, str]:
+    go = shutil.which("go")
+    assert go is not None
+    env = dict(os.environ)
+    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
+    match = re.match(r"go(\d+)\.(\d+)", version.stdout.strip())
+    if not match or (int(match.group(1)), int(match.group(2))) < assets.MIN_GO:
+        env["GOTOOLCHAIN"] = assets.FALLBACK_TOOLCHAIN
+    env["CGO_ENABLED"] = "0"
+    flags = [f for f in env.get("GOFLAGS", "").split() if not f.startswith("-mod=")]
+    env["GOFLAGS"] = " ".join([*flags, "-mod=readonly"])
+    return env
+
+
+@contextlib.contextmanager
+def _lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".tools-build.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ready(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def ensure(tool: GoTool, log: bool = False) -> Path:
+    """The tool's binary, built first if this version of it is not cached. Raises ToolUnavailable."""
+    target = tool.path()
+    if _ready(target):
+        return target
+    go = shutil.which("go")
+    if go is None:
+        raise ToolUnavailable(
+            f"Go is not installed: {tool.why}; it is built once with Go >= {'.'.join(map(str, assets.MIN_GO))} "
+            f"from the Go module proxy into {target.parent} (install Go from https://go.dev/dl/, then `make tools`)")
+    with _lock(cache_root()):
+        if _ready(target):
+            return target  # another process built it while we waited
+        started = time.monotonic()
+        if log:
+            print(f"Building {tool.name} (tests/tools/{tool.source}) into {target.parent} …", file=sys.stderr,
+                  flush=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            built = Path(tmp) / tool.binary
+            result = subprocess.run(
+                [go, "build", "-trimpath", "-ldflags", tool.ldflags(), "-o", str(built), tool.package],
+                cwd=tool.dir, env=_go_env(), capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+                raise ToolUnavailable(f"building {tool.name} (tests/tools/{tool.source}) failed: {tail}")
+            built.chmod(0o755)
+            built.replace(target)
+        if log:
+            print(f"  built in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
+    return target
+
+
+def main() -> int:
+    for tool in TOOLS:
+        try:
+            path = ensure(tool, log=True)
+        except ToolUnavailable as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        print(f"{tool.name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
