@@ -27,7 +27,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from pxsec import cli_render, cli_token, cli_validate
+from pxsec.cli import render as cli_render
+from pxsec.cli import token as cli_token
+from pxsec.cli import validate as cli_validate
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln"
 _STATUS = Path("/proc/self/status")

@@ -13,7 +13,7 @@ says why in the `OIDCReady` condition and `status.oidc`, applying go-oidc's own 
 * The JWKS must hold a key that can verify those algorithms: RSA for RS*/PS*, EC on the matching
   curve for ES*, with `use` absent or "sig".
 
-Nothing here touches the network or reads the clock: `pxsec.oidcprobe` fetches, this module judges
+Nothing here touches the network or reads the clock: `pxsec.controller.oidcprobe` fetches, this module judges
 what was fetched (or the error the fetch met), and `now` is a parameter. Messages are one line, name
 the URL that failed, and carry at most a key count and a hash — never key material.
 """

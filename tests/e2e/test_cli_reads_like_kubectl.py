@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pxsec import kubeyaml
-from pxsec.cli_validate import run_validate
+from pxsec.cli.validate import run_validate
 from pxsec.devcluster.cluster import Cluster
 from pxsec.validation import SPEC_SCHEMA, apply_defaults
 from tests.e2e.test_admission import disagreements, server_problems

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pxsec import cli_render
+from pxsec.cli import render as cli_render
 from pxsec.render import FORMATS, TARGETS, render_all, render_text
 from tests.unit.test_render import EXAMPLES, GOLDEN, load_example
 
@@ -48,7 +48,7 @@ def test_prints_exactly_render_text(example: Path, target: str, fmt: str) -> Non
 def test_default_format_is_yaml_and_the_func_is_wired() -> None:
     args = parser().parse_args(["render", "-f", str(EXAMPLES[0]), "--target", "stork"])
     assert args.output == "yaml" and args.namespace is None
-    assert args.func.__module__ == "pxsec.cli_render"
+    assert args.func.__module__ == "pxsec.cli.render"
 
 
 def test_namespace_from_flag_then_document_then_default() -> None:
@@ -134,7 +134,7 @@ def test_as_a_process_stdout_is_exactly_the_rendering() -> None:
     """Through a real interpreter and real stdout (encoding, newlines): byte-for-byte."""
     example = EXAMPLES[0]
     script = (
-        "import argparse, sys; from pxsec import cli_render\n"
+        "import argparse, sys; from pxsec.cli import render as cli_render\n"
         "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='c', required=True)\n"
         "cli_render.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n"
     )

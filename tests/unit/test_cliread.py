@@ -1,6 +1,6 @@
 """The command line reads a file the way kubectl does, through one path, for all three commands.
 
-`pxsec validate -f`, `pxsec render -f` and `pxsec token verify -f` read through `pxsec.cliread`: the
+`pxsec validate -f`, `pxsec render -f` and `pxsec token verify -f` read through `pxsec.cli.read`: the
 same bytes give the same verdict from each. Each finding of issue 12 about reading has a test here,
 run through all three commands where it applies: `secretName: 1e3` is a number (kubectl sends one),
 `size: 0o4000` is 2048, a key written twice is an error, a 471-byte alias bomb, a 50 MB input and
@@ -25,7 +25,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pxsec import cli_render, cli_token, cli_validate, cliread, kubeyaml
+from pxsec import kubeyaml
+from pxsec.cli import read as cliread
+from pxsec.cli import render as cli_render
+from pxsec.cli import token as cli_token
+from pxsec.cli import validate as cli_validate
 
 HEADER = "apiVersion: pxsec.dev/v1alpha1\nkind: PxSecurity\n"
 GOOD = HEADER + "metadata: {name: px-cluster, namespace: portworx}\nspec:\n  selfSigned:\n    sharedSecret: {}\n"

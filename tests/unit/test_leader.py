@@ -1,4 +1,4 @@
-"""Leader election on a Lease (pxsec.leader): client-go's rules against an in-memory Lease with
+"""Leader election on a Lease (pxsec.controller.leader): client-go's rules against an in-memory Lease with
 resourceVersion guards and a clock the test moves. The real Lease, two processes and SIGKILL are in
 tests/e2e/test_ha.py."""
 
@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from pxsec.leader import LeaderElector, LeaseConfig, LeaseConflict, LeaseRecord
+from pxsec.controller.leader import LeaderElector, LeaseConfig, LeaseConflict, LeaseRecord
 
 
 class MemoryLease:

@@ -1,5 +1,5 @@
-"""Metrics read off a reconcile's status (pxsec.metrics), the runtime's result classification and leader
-gating (pxsec.handlers.Runtime), and the work queue's depth and drain. The endpoint scraped from a running
+"""Metrics read off a reconcile's status (pxsec.controller.metrics), the runtime's result classification and leader
+gating (pxsec.controller.handlers.Runtime), and the work queue's depth and drain. The endpoint scraped from a running
 operator is in tests/e2e/test_metrics.py."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from pxsec.conditions import Condition
-from pxsec.handlers import ObservedReconciler, Runtime
-from pxsec.metrics import Metrics, issuer_label
-from pxsec.reconciler import Dependency, Key, Result
+from pxsec.controller.handlers import ObservedReconciler, Runtime
+from pxsec.controller.metrics import Metrics, issuer_label
+from pxsec.controller.reconciler import Dependency, Key, Result
+from pxsec.controller.workqueue import Outcome, WorkQueue
 from pxsec.spec import PxSecuritySpec, parse_spec
-from pxsec.workqueue import Outcome, WorkQueue
 
 KEY = ("portworx", "px-cluster")
 SPEC = parse_spec({"oidc": {"issuer": "https://idp.example.com/realms/px", "clientID": "portworx"},

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from pxsec import conditions
-from pxsec.gateway import GatewayError, NamespaceTerminating
-from pxsec.reconciler import FIRST_RETRY, MAX_RETRY, Reconciler, _describe, _Steps
+from pxsec.controller.gateway import GatewayError, NamespaceTerminating
+from pxsec.controller.reconciler import FIRST_RETRY, MAX_RETRY, Reconciler, _describe, _Steps
 
 
 def boom(exc: BaseException) -> int:

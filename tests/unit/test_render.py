@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pxsec import keymaterial, keyplan
-from pxsec.cli_render import defaulted_spec, first_pxsecurity
+from pxsec.cli.render import defaulted_spec, first_pxsecurity
 from pxsec.crdschema import SPEC_SCHEMA
 from pxsec.render import (
     APPS_ISSUER,

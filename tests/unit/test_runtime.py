@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pxsec.handlers import Runtime
-from pxsec.reconciler import Dependency, Key, Result
-from pxsec.workqueue import Outcome
+from pxsec.controller.handlers import Runtime
+from pxsec.controller.reconciler import Dependency, Key, Result
+from pxsec.controller.workqueue import Outcome
 
 
 class ScriptedReconciler:

@@ -12,10 +12,10 @@ from typing import Any
 import jwt
 
 from pxsec import coexist, keyplan
-from pxsec.keysync import KeySync
-from pxsec.paramsync import ParamSync
+from pxsec.controller.keysync import KeySync
+from pxsec.controller.paramsync import ParamSync
+from pxsec.controller.tokensync import TokenSync
 from pxsec.spec import parse_spec
-from pxsec.tokensync import TokenSync
 from tests.fakegateway import FakeGateway
 
 NS = "portworx"

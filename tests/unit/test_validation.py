@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pxsec.celrules import RULES
-from pxsec.cli_validate import run_validate
+from pxsec.cli.validate import run_validate
 from pxsec.crdschema import SPEC_SCHEMA, apply_defaults
 from pxsec.spec import parse_spec
 from pxsec.validation import (

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from pxsec.workqueue import Outcome, WorkQueue
+from pxsec.controller.workqueue import Outcome, WorkQueue
 
 
 def test_events_for_a_busy_key_coalesce_into_one_more_run() -> None:

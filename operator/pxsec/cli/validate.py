@@ -1,7 +1,7 @@
 """`pxsec validate -f FILE`: judge PxSecurity manifests offline, as the API server would.
 
 Meant for GitOps pipelines and pre-commit hooks, where there is no cluster: the file is read as
-`kubectl apply -f` reads it and the verdict and the words are the API server's (see `pxsec.cliread`).
+`kubectl apply -f` reads it and the verdict and the words are the API server's (see `pxsec.cli.read`).
 Output is for people and for grep: one line per problem on stderr, prefixed with where it is, never a
 traceback, and never a character from the file that a terminal would act on.
 
@@ -17,7 +17,7 @@ import sys
 from typing import Final, TextIO
 
 from pxsec import kubeyaml
-from pxsec.cliread import NO_PXSECURITY, ReadError, describe, judge_stream, printable, read_input, shown_name
+from pxsec.cli.read import NO_PXSECURITY, ReadError, describe, judge_stream, printable, read_input, shown_name
 
 EXIT_OK: Final = 0
 EXIT_INVALID: Final = 1

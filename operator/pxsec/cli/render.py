@@ -1,7 +1,7 @@
 """`pxsec render -f FILE --target T [-o yaml|json] [--namespace NS]`: the operator's rendering, offline.
 
 For GitOps CI: the output is exactly `pxsec.render.render_text` of the PxSecurity as the API server
-would store it — read by `pxsec.cliread` exactly as `pxsec validate` and `pxsec token verify -f` read
+would store it — read by `pxsec.cli.read` exactly as `pxsec validate` and `pxsec token verify -f` read
 it (as kubectl reads YAML), checked by the same validator, and defaulted from the same schema — so for
 yaml it is byte-for-byte the ConfigMap key the operator writes.
 
@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any, Final, TextIO
 
-from pxsec.cliread import (
+from pxsec.cli.read import (
     INVALID,
     ReadError,
     defaulted_spec,
@@ -28,7 +28,7 @@ from pxsec.cliread import (
 )
 from pxsec.render import FORMATS, TARGETS, render_text
 
-__all__ = ["defaulted_spec", "first_pxsecurity", "register", "run_render"]  # the reading is pxsec.cliread's
+__all__ = ["defaulted_spec", "first_pxsecurity", "register", "run_render"]  # the reading is pxsec.cli.read's
 
 EXIT_OK: Final = 0
 EXIT_INVALID: Final = 1

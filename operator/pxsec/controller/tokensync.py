@@ -17,9 +17,9 @@ from typing import Any
 
 from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
+from pxsec.controller.gateway import Conflict, GatewayPort
+from pxsec.controller.objectmeta import Fixed, owner_reference, sync_metadata
 from pxsec.events import Event
-from pxsec.gateway import Conflict, GatewayPort
-from pxsec.objectmeta import Fixed, owner_reference, sync_metadata
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
 
 KEY_FINGERPRINT_ANNOTATION = "pxsec.dev/signing-key-fingerprint"

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-logger = logging.getLogger("pxsec.leader")
+logger = logging.getLogger("pxsec.controller.leader")
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 JITTER = 1.2  # client-go's JitterFactor: retries spread over [retry_period, 1.2 * retry_period]
@@ -114,7 +114,7 @@ class KubernetesLeaseStore:
     def __init__(self, config: LeaseConfig, client: Any = None) -> None:
         import kubernetes
 
-        from pxsec.gateway import api_client
+        from pxsec.controller.gateway import api_client
 
         self.config = config
         self.api = kubernetes.client.CoordinationV1Api(client or api_client())

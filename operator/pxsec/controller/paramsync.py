@@ -14,10 +14,10 @@ from typing import Any
 
 from pxsec import coexist, conditions, render, scmerge
 from pxsec.conditions import Condition
+from pxsec.controller.gateway import Conflict, GatewayPort
+from pxsec.controller.objectmeta import owner_reference
 from pxsec.events import Event
-from pxsec.gateway import Conflict, GatewayPort
 from pxsec.keyplan import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
-from pxsec.objectmeta import owner_reference
 from pxsec.spec import PxSecuritySpec
 
 # While waiting for a StorageCluster, look again this often even without a watch event: the

@@ -11,7 +11,7 @@ from typing import Any
 
 from pxsec import coexist
 from pxsec.coexist import PORTWORX_OPERATOR, PXSECURITY, TokenCheck, TokensJudged
-from pxsec.gateway import GatewayPort
+from pxsec.controller.gateway import GatewayPort
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec
 
 

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
-logger = logging.getLogger("pxsec.workqueue")
+logger = logging.getLogger("pxsec.controller.workqueue")
 
 
 @dataclass(frozen=True)

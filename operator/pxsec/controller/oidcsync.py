@@ -14,8 +14,8 @@ from typing import Any
 
 from pxsec import oidc
 from pxsec.conditions import Condition
-from pxsec.gateway import GatewayPort
-from pxsec.oidcprobe import Prober
+from pxsec.controller.gateway import GatewayPort
+from pxsec.controller.oidcprobe import Prober
 from pxsec.spec import PxSecuritySpec
 
 

@@ -28,12 +28,12 @@ from typing import Any
 import kopf
 
 from pxsec.conditions import Condition
-from pxsec.gateway import Gateway
-from pxsec.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
-from pxsec.metrics import Metrics
-from pxsec.reconciler import Dependency, Key, Reconciler
+from pxsec.controller.gateway import Gateway
+from pxsec.controller.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
+from pxsec.controller.metrics import Metrics
+from pxsec.controller.reconciler import Dependency, Key, Reconciler
+from pxsec.controller.workqueue import Outcome, WorkQueue
 from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
-from pxsec.workqueue import Outcome, WorkQueue
 
 logger = logging.getLogger("pxsec.operator")
 

@@ -16,19 +16,19 @@ from typing import Any, TypeVar
 from pxsec import coexist, conditions, keyplan
 from pxsec.coexist import TokensJudged
 from pxsec.conditions import Condition, rfc3339
+from pxsec.controller.gateway import GatewayError, GatewayPort, NamespaceTerminating
+from pxsec.controller.keysync import KeysOutcome, KeySync
+from pxsec.controller.objectmeta import cr_ref
+from pxsec.controller.oidcsync import OIDCOutcome, OIDCSync
+from pxsec.controller.paramsync import ParamsOutcome, ParamSync, storagecluster_name
+from pxsec.controller.portworxsync import PortworxSync
+from pxsec.controller.tokensync import TokensOutcome, TokenSync
+from pxsec.controller.workqueue import Outcome
 from pxsec.events import Event
-from pxsec.gateway import GatewayError, GatewayPort, NamespaceTerminating
-from pxsec.keysync import KeysOutcome, KeySync
-from pxsec.objectmeta import cr_ref
-from pxsec.oidcsync import OIDCOutcome, OIDCSync
-from pxsec.paramsync import ParamsOutcome, ParamSync, storagecluster_name
-from pxsec.portworxsync import PortworxSync
 from pxsec.render import configmap_name
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
-from pxsec.tokensync import TokensOutcome, TokenSync
-from pxsec.workqueue import Outcome
 
-logger = logging.getLogger("pxsec.reconciler")
+logger = logging.getLogger("pxsec.controller.reconciler")
 
 Key = tuple[str, str]  # (namespace, name)
 Dependency = tuple[str, str, str]  # (kind, namespace, name)

@@ -11,10 +11,10 @@ from typing import Any
 
 from pxsec import coexist, conditions, keymaterial, keyplan, keypolicy
 from pxsec.conditions import Condition
+from pxsec.controller.gateway import Conflict, GatewayPort
+from pxsec.controller.objectmeta import Fixed, owner_reference, sync_metadata
 from pxsec.events import Event
-from pxsec.gateway import Conflict, GatewayPort
 from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
-from pxsec.objectmeta import Fixed, owner_reference, sync_metadata
 from pxsec.spec import PxSecuritySpec
 
 

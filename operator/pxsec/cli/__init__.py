@@ -13,21 +13,21 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pxsec.cliparse import OneLineParser
-from pxsec.leader import LeaseConfig, default_identity, default_namespace
+from pxsec.cli.parse import OneLineParser
+from pxsec.controller.leader import LeaseConfig, default_identity, default_namespace
 
 
 def _operator(args: argparse.Namespace) -> int:
     import kopf
 
-    import pxsec.handlers  # registers the handlers
+    import pxsec.controller.handlers  # registers the handlers
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # kopf's per-object debug chatter stays off unless asked for.
     logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    pxsec.handlers.configure(pxsec.handlers.Options(metrics_address=args.metrics_bind_address,
+    pxsec.controller.handlers.configure(pxsec.controller.handlers.Options(metrics_address=args.metrics_bind_address,
                                                     lease=_lease_config(args)))
     kopf.run(
         standalone=True,  # no kopf peering: replicas elect a leader with a Lease (--leader-elect)
@@ -35,7 +35,7 @@ def _operator(args: argparse.Namespace) -> int:
         namespaces=args.namespace or (),
         liveness_endpoint=args.liveness,
     )
-    return 1 if pxsec.handlers.lost_leadership else 0
+    return 1 if pxsec.controller.handlers.lost_leadership else 0
 
 
 def _lease_config(args: argparse.Namespace) -> LeaseConfig | None:
@@ -52,7 +52,7 @@ def _lease_config(args: argparse.Namespace) -> LeaseConfig | None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pxsec.cli_validate import run_validate
+    from pxsec.cli.validate import run_validate
 
     return run_validate(args.file)
 
@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("-f", "--file", required=True, help="YAML file with one or more documents, or - for stdin")
     val.set_defaults(func=_validate)
 
-    from pxsec import cli_render, cli_token
+    from pxsec.cli import render as cli_render
+    from pxsec.cli import token as cli_token
 
     cli_render.register(sub)
     cli_token.register(sub)

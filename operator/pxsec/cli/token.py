@@ -21,7 +21,7 @@ would then reject the token.
 
 `verify` applies OpenStorage's rules (`pxsec.verify`, checked against golang-jwt and go-oidc by
 tests/interop) to a token against a PxSecurity file — read exactly as `pxsec validate` and `pxsec render`
-read it (`pxsec.cliread`) — with the key material from a directory laid out like mounted Secrets
+read it (`pxsec.cli.read`) — with the key material from a directory laid out like mounted Secrets
 (`DIR/<secretName>/<key>`) or from the cluster (the CR's namespace, via $KUBECONFIG). With
 `--from-cluster` and a `spec.storageCluster`, the issuer and shared-secret Secret are those the
 StorageCluster gives Portworx (the Portworx Operator's, if our spec names none). The system Secret's
@@ -54,8 +54,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pxsec import cliread, coexist, keymaterial, tokens
-from pxsec.cliparse import OneLineParser
+from pxsec import coexist, keymaterial, tokens
+from pxsec.cli import read as cliread
+from pxsec.cli.parse import OneLineParser
 from pxsec.spec import KEY_PRIVATE_PEM, KEY_SHARED_SECRET, PxSecuritySpec
 from pxsec.verify import Verdict, VerifyKeys, verify
 
@@ -118,7 +119,7 @@ def _read_cluster_secret(namespace: str, name: str) -> dict[str, bytes] | None:
     The only Kubernetes call of the command line, kept here so the rest stays pure and testable.
     """
     try:
-        from pxsec.gateway import Gateway
+        from pxsec.controller.gateway import Gateway
 
         observed = Gateway().read_secret(namespace, name)
     except Exception as error:  # config loading, connection, RBAC: one line, whatever the client raised
@@ -130,7 +131,7 @@ def _read_cluster_secret(namespace: str, name: str) -> dict[str, bytes] | None:
 def _read_cluster_storagecluster(namespace: str, name: str) -> dict[str, Any] | None:
     """A StorageCluster from the cluster, None if it (or its CRD) does not exist."""
     try:
-        from pxsec.gateway import Gateway
+        from pxsec.controller.gateway import Gateway
 
         return Gateway().read_storagecluster(namespace, name)
     except Exception as error:  # as _read_cluster_secret: one line, whatever the client raised
