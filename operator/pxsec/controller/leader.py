@@ -87,9 +87,9 @@ def default_namespace() -> str | None:
 class LeaseRecord:
     holder: str
     lease_duration: int
+    transitions: int = 0
     acquire_time: str | None = None
     renew_time: str | None = None
-    transitions: int = 0
     resource_version: str = ""
 
 
@@ -209,7 +209,7 @@ class LeaderElector:
         stamp = micro_time(self.wall())
         current = self.store.get()
         if current is None:
-            record = LeaseRecord(self.identity, self.config.lease_duration, stamp, stamp, 0)
+            record = LeaseRecord(self.identity, self.config.lease_duration, 0, stamp, stamp)
             try:
                 self.store.create(record)
             except LeaseConflict:

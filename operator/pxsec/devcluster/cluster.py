@@ -18,7 +18,7 @@ from types import TracebackType
 
 from pxsec.devcluster import kubeconfig
 from pxsec.devcluster.assets import Assets
-from pxsec.devcluster.controlplane import ControlPlane, _die_with_parent
+from pxsec.devcluster.controlplane import ControlPlane, _die_with_parent, terminate_group
 
 OPERATOR_NAMESPACE = "pxsec-system"
 OPERATOR_SERVICE_ACCOUNT = "px-security-operator"
@@ -207,16 +207,7 @@ class OperatorProcess:
     def stop(self, timeout: float = 15) -> int | None:
         if self.popen is None:
             return None
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        return self.popen.returncode
+        return terminate_group(self.popen, timeout)
 
     def restart(self) -> OperatorProcess:
         self.stop()

@@ -79,17 +79,22 @@ class _Proc:
             return ""
 
 
-def _terminate(proc: _Proc, grace: float = 10) -> None:
-    """SIGTERM to the child's process group, SIGKILL after `grace` seconds; returns once it is gone."""
-    if proc.popen.poll() is None:
+def terminate_group(popen: subprocess.Popen[bytes], grace: float = 10) -> int:
+    """SIGTERM to a child's process group, SIGKILL after `grace` seconds; its exit code once it is gone."""
+    if popen.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.popen.pid, signal.SIGTERM)
+            os.killpg(popen.pid, signal.SIGTERM)
     try:
-        proc.popen.wait(timeout=grace)
+        popen.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.popen.pid, signal.SIGKILL)
-        proc.popen.wait()
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+    return int(popen.returncode)
+
+
+def _terminate(proc: _Proc, grace: float = 10) -> None:
+    terminate_group(proc.popen, grace)
 
 
 @dataclass
