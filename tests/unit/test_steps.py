@@ -277,3 +277,47 @@ def test_a_storagecluster_race_is_merged_again_from_a_fresh_read() -> None:
 def test_requirements_are_stable() -> None:
     assert [r.name for r in keyplan.requirements(parse_spec(SPEC))] == [
         "px-system-secrets", "px-shared-secret", "px-jwt-ecdsa"]
+
+
+# -- the Portworx Operator's tokens, and the OIDC step without a network ------------------------------
+
+def test_portworx_tokens_are_read_and_judged_never_written() -> None:
+    from pxsec.controller.portworxsync import PortworxSync
+
+    gw = FakeGateway()
+    spec = {**SPEC, "storageCluster": {"name": "px-cluster", "apply": True}}
+    parsed = parse_spec(spec)
+    sc = {"metadata": {"name": "px-cluster"}, "spec": {"security": {"enabled": True, "auth": {"selfSigned": {
+        "issuer": "operator.portworx.io", "sharedSecret": "px-shared-secret"}}}}}
+    co = coexist.plan(parsed, "px", sc)
+    keys = KeySync(gw).run(cr(spec), parsed, co)
+    secret = gw.data(NS, "px-shared-secret")["shared-secret"]
+    iat = int(NOW.timestamp()) - 600
+    for name, (roles, groups) in coexist.OPERATOR_TOKENS.items():
+        claims = {"iss": "operator.portworx.io", "sub": f"{name}@x", "email": f"{name}@x", "name": name,
+                  "roles": list(roles), "groups": list(groups), "iat": iat, "exp": iat + 86400}
+        gw.put_secret(NS, name, {"auth-token": jwt.encode(claims, secret, algorithm="HS256").encode()})
+    gw.clear_writes()
+    judged = PortworxSync(gw).run(cr(spec), parsed, co, keys.data, {}, NOW)
+    assert gw.writes == []
+    assert judged.condition is not None and judged.condition.reason == "Accepted"
+    assert sorted((e["secretName"], e["accepted"]) for e in judged.entries) == [
+        ("px-admin-token", True), ("px-user-token", True)]
+
+
+def test_the_oidc_step_reports_a_missing_ca_without_touching_the_network() -> None:
+    from pxsec.controller.oidcsync import OIDCSync
+
+    class NoNetwork:
+        def probe(self, *args: Any) -> Any:
+            raise AssertionError("no probe without the CA bundle")
+
+        def next_probe(self, *args: Any) -> Any:
+            raise AssertionError("no probe without the CA bundle")
+
+    gw = FakeGateway()
+    spec = {"oidc": {"issuer": "https://idp.example", "clientID": "px",
+                     "certificateAuthority": {"configMapRef": {"name": "oidc-ca"}}}}
+    out = OIDCSync(gw, prober=NoNetwork()).run(cr(spec), parse_spec(spec), NOW)  # type: ignore[arg-type]
+    assert out.condition is not None and out.condition.status is False and "oidc-ca" in out.condition.message
+    assert out.next_probe is None and gw.writes == []
