@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from pxsec.controller.echoes import ECHOES
 from pxsec.keyplan import Observed
 from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
@@ -62,6 +63,13 @@ def _err(exc: ApiException, what: str) -> GatewayError:
     elif exc.status == 403 and "being terminated" in reason:
         cls = NamespaceTerminating
     return cls(f"{what}: {exc.status} {reason}".strip(), int(exc.status or 0))
+
+
+def _resource_version(obj: Any) -> str:
+    """The resourceVersion of a write's response (a client model or a dict), for `ECHOES`."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else getattr(obj, "metadata", None)
+    value = meta.get("resourceVersion") if isinstance(meta, dict) else getattr(meta, "resource_version", None)
+    return str(value or "")
 
 
 def _or_none(call: Callable[[], T], what: str) -> T | None:
@@ -141,9 +149,10 @@ class Gateway:
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            done = self.custom.patch_namespaced_custom_object_status(
                 API_GROUP, API_VERSION, namespace, PLURAL, name, {"status": dict(status)},
                 field_manager=FIELD_MANAGER)
+            ECHOES.wrote("PxSecurity", namespace, name, _resource_version(done))
         except ApiException as exc:
             if exc.status == 404:
                 return
@@ -186,6 +195,7 @@ class Gateway:
             created = self.core.create_namespaced_secret(namespace, cast(Any, body), field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"create secret {name}") from None
+        ECHOES.wrote("Secret", namespace, name, _resource_version(created))
         return self._observed(name, created)
 
     def add_secret_keys(self, namespace: str, name: str, data: Mapping[str, bytes], resource_version: str) -> None:
@@ -195,9 +205,10 @@ class Gateway:
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:
-            self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
+            done = self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"add keys to secret {name}") from None
+        ECHOES.wrote("Secret", namespace, name, _resource_version(done))
 
     def apply_secret_metadata(self, namespace: str, name: str, labels: Mapping[str, str],
                               annotations: Mapping[str, str], owners: list[dict[str, Any]]) -> None:
@@ -208,11 +219,12 @@ class Gateway:
                          "annotations": dict(annotations), "ownerReferences": owners},
         }
         try:
-            self.core.patch_namespaced_secret(
+            done = self.core.patch_namespaced_secret(
                 name, namespace, body, field_manager=METADATA_MANAGER, force=True,
                 _content_type="application/apply-patch+yaml")
         except ApiException as exc:
             raise _err(exc, f"apply metadata of secret {name}") from None
+        ECHOES.wrote("Secret", namespace, name, _resource_version(done))
 
     def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
                            annotations: Mapping[str, str], resource_version: str) -> Observed:
@@ -226,6 +238,7 @@ class Gateway:
             updated = self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"update secret {name}") from None
+        ECHOES.wrote("Secret", namespace, name, _resource_version(updated))
         return self._observed(name, updated)
 
     # -- ConfigMaps -------------------------------------------------------------------------------
@@ -236,15 +249,18 @@ class Gateway:
 
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None:
         try:
-            self.core.create_namespaced_config_map(namespace, cast(Any, dict(body)), field_manager=FIELD_MANAGER)
+            done = self.core.create_namespaced_config_map(namespace, cast(Any, dict(body)),
+                                                          field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"create configmap {body['metadata']['name']}") from None
+        ECHOES.wrote("ConfigMap", namespace, str(body["metadata"]["name"]), _resource_version(done))
 
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
-            self.core.patch_namespaced_config_map(name, namespace, dict(patch), field_manager=FIELD_MANAGER)
+            done = self.core.patch_namespaced_config_map(name, namespace, dict(patch), field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"patch configmap {name}") from None
+        ECHOES.wrote("ConfigMap", namespace, name, _resource_version(done))
 
     # -- StorageClusters (core.libopenstorage.org/v1) ----------------------------------------------
 
@@ -257,11 +273,12 @@ class Gateway:
     def patch_storagecluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """A JSON merge patch (it carries the resourceVersion it was computed from: 409 on a race)."""
         try:
-            self.custom.patch_namespaced_custom_object(
+            done = self.custom.patch_namespaced_custom_object(
                 "core.libopenstorage.org", "v1", namespace, "storageclusters", name, dict(patch),
                 field_manager=FIELD_MANAGER, _content_type="application/merge-patch+json")
         except ApiException as exc:
             raise _err(exc, f"patch storagecluster {name}") from None
+        ECHOES.wrote("StorageCluster", namespace, name, _resource_version(done))
 
     # -- Events -----------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any
 import kopf
 
 from pxsec.conditions import Condition
+from pxsec.controller.echoes import ECHOES
 from pxsec.controller.gateway import Gateway
 from pxsec.controller.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
 from pxsec.controller.metrics import Metrics
@@ -139,6 +140,11 @@ class Runtime:
             logger.info("%s/%s: reconciled (first pass since start)", *key)
         return result.outcome
 
+    def depended_on(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether any PxSecurity depends on this object (so its events may matter)."""
+        with self._lock:
+            return bool(self.watchers.get((kind, namespace, name)))
+
     def wake(self, kind: str, namespace: str, name: str) -> None:
         """Queue every PxSecurity that depends on this object (called on the event loop)."""
         with self._lock:
@@ -236,6 +242,23 @@ def leader_probe(**_: Any) -> str:
     return "leading" if _elector.leading else "standby"
 
 
+# The watch event of our own write can arrive a moment before the worker thread has the write's response
+# (and so its resourceVersion): an event for an object someone depends on gets this much grace before it
+# counts as news. Events of objects nobody depends on (the cluster's other Secrets) cost nothing.
+ECHO_GRACE = 0.05
+
+
+async def _echo(kind: str, namespace: str | None, name: str, event: Any, meta: Any) -> bool:
+    """Whether this event is only the echo of our own last write of the object (see `echoes`)."""
+    if isinstance(event, dict) and event.get("type") == "DELETED":
+        return False
+    version = (meta or {}).get("resourceVersion")
+    if ECHOES.is_echo(kind, namespace or "", name, version):
+        return True
+    await asyncio.sleep(ECHO_GRACE)
+    return ECHOES.is_echo(kind, namespace or "", name, version)
+
+
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
 async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     key = (namespace or "", name)
@@ -243,20 +266,30 @@ async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> N
         runtime().deleted(key)
     else:
         runtime().present(key)
+    # Our only writes to a PxSecurity are status patches (MODIFIED): a new object is reconciled at once.
+    if kwargs.get("type") == "MODIFIED" and await _echo("PxSecurity", namespace, name, kwargs.get("event"),
+                                                       kwargs.get("meta")):
+        return  # our own status write: nothing new to reconcile
     runtime().queue.add(key)
 
 
 @kopf.on.event("", "v1", "secrets")
-async def secret_event(namespace: str | None, name: str, **_: Any) -> None:
-    runtime().wake("Secret", namespace or "", name)
+async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+    if runtime().depended_on("Secret", namespace or "", name) and not await _echo(
+            "Secret", namespace, name, kwargs.get("event"), kwargs.get("meta")):
+        runtime().wake("Secret", namespace or "", name)
 
 
 @kopf.on.event("", "v1", "configmaps")
-async def configmap_event(namespace: str | None, name: str, **_: Any) -> None:
-    runtime().wake("ConfigMap", namespace or "", name)
+async def configmap_event(namespace: str | None, name: str, **kwargs: Any) -> None:
+    if runtime().depended_on("ConfigMap", namespace or "", name) and not await _echo(
+            "ConfigMap", namespace, name, kwargs.get("event"), kwargs.get("meta")):
+        runtime().wake("ConfigMap", namespace or "", name)
 
 
 @kopf.on.event("core.libopenstorage.org", "v1", "storageclusters")
-async def storagecluster_event(namespace: str | None, name: str, **_: Any) -> None:
+async def storagecluster_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     """A StorageCluster appeared or changed: re-apply where spec.storageCluster.apply asks for it."""
-    runtime().wake("StorageCluster", namespace or "", name)
+    if runtime().depended_on("StorageCluster", namespace or "", name) and not await _echo(
+            "StorageCluster", namespace, name, kwargs.get("event"), kwargs.get("meta")):
+        runtime().wake("StorageCluster", namespace or "", name)
