@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,18 @@ def writes(path: Path, namespace: str | None = None, since: dt.datetime | None =
     return out
 
 
+def events(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete JSON line of the audit log (a line still being written is passed over)."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue
+
+
 def requests(path: Path, verbs: Collection[str] | None = None, namespace: str | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None,
              users: Collection[str] | None = None) -> list[AuditWrite]:
@@ -117,14 +129,7 @@ def requests(path: Path, verbs: Collection[str] | None = None, namespace: str | 
     READ_VERBS), in `namespace`, completed in [since, until) and made by one of `users`. An AuditWrite
     describes a read as well; a line that does not parse (still being written) is skipped."""
     out: list[AuditWrite] = []
-    text = path.read_text(errors="replace") if path.exists() else ""
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
+    for event in events(path):
         request = _parse(event, verbs, successful=False)
         if request is None:
             continue

@@ -56,7 +56,7 @@ import yaml
 from pxsec.devcluster import assets, controlplane
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from tests.audit import WRITE_VERBS, AuditWrite, now, requests
-from tests.measure_coexistence import version_of
+from tests.measure_coexistence import operator_version
 
 OPERATOR_USER = "system:serviceaccount:pxsec-system:px-security-operator"
 GROUP_VERSION = "pxsec.dev/v1alpha1"
@@ -704,10 +704,8 @@ def main(argv: list[str] | None = None) -> int:
     root = (args.operator_root or project_root()).resolve()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pxsec-bench-e2e-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(root / "operator"))
-    version = version_of(root, env)
-    if not Path(version["pxsecFile"]).resolve().is_relative_to(root / "operator"):
-        print(f"error: PYTHONPATH={root / 'operator'} imports {version['pxsecFile']}", file=sys.stderr)
+    version = operator_version(root)
+    if version is None:
         return 2
     log(f"operator under test: {version['pxsecFile']} (HEAD {version['head']}); work directory: {workdir}")
     load_start = loadavg()

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pxsec.devcluster import assets
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from pxsec.devcluster.controlplane import free_port
+from tests import audit
 from tests.helpers import get_json, wait_for
 from tests.tools import build as tools
 
@@ -90,14 +91,7 @@ class CredentialWrite:
 def writes_by_credential(log: Path, since: dt.datetime | None = None) -> list[CredentialWrite]:
     """The successful, completed writes in kube-apiserver's audit log with the credential that made them."""
     out: list[CredentialWrite] = []
-    text = log.read_text(errors="replace") if log.exists() else ""
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # a line still being written
+    for event in audit.events(log):
         if event.get("stage") != "ResponseComplete":
             continue
         if not 200 <= int((event.get("responseStatus") or {}).get("code") or 0) < 300:

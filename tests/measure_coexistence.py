@@ -467,6 +467,16 @@ def version_of(root: Path, env: dict[str, str]) -> dict[str, Any]:
             "sourceSha256": digest.hexdigest()[:16]}
 
 
+def operator_version(root: Path) -> dict[str, Any] | None:
+    """The version of `root`'s operator that `python -m pxsec` runs with PYTHONPATH=<root>/operator, or None
+    after saying why on stderr when that environment imports another pxsec."""
+    version = version_of(root, dict(os.environ, PYTHONPATH=str(root / "operator")))
+    if not Path(version["pxsecFile"]).resolve().is_relative_to(root / "operator"):
+        print(f"error: PYTHONPATH={root / 'operator'} imports {version['pxsecFile']}", file=sys.stderr)
+        return None
+    return version
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.measure_coexistence", description=__doc__.splitlines()[0])
     parser.add_argument("--operator-root", required=True, type=Path,
@@ -484,10 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     label = args.label or str(root)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pxsec-measure-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=str(root / "operator"))
-    version = version_of(root, env)
-    if not Path(version["pxsecFile"]).resolve().is_relative_to(root / "operator"):
-        print(f"error: PYTHONPATH={root / 'operator'} imports {version['pxsecFile']}", file=sys.stderr)
+    version = operator_version(root)
+    if version is None:
         return 2
     log(f"operator under test: {version}")
     log(f"work directory: {workdir}")

@@ -10,102 +10,35 @@ Modules come from the Go module proxy, exactly the versions go.mod and go.sum pi
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from pxsec.devcluster import assets
+from tests import gobuild
+from tests.gobuild import GoBuildError
 
 SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("go.mod", "go.sum", "main.go")
 BINARY = "pxsec-interop"
 
 
-class CheckerUnavailable(RuntimeError):
+class CheckerUnavailable(GoBuildError):
     """The Go checker is not cached and cannot be built; the message is one line for a person."""
 
 
 def source_hash() -> str:
-    digest = hashlib.sha256()
-    for name in SOURCES:
-        digest.update(name.encode() + b"\0" + (SOURCE_DIR / name).read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
-def cache_root() -> Path:
-    """The same root as the control plane's cache (`assets.cache_dir()` is a versioned folder in it)."""
-    return assets.cache_dir().parent
+    return gobuild.source_hash(SOURCE_DIR / name for name in SOURCES)
 
 
 def binary_path() -> Path:
-    return cache_root() / f"interop-{source_hash()}" / BINARY
-
-
-def _go_env() -> dict[str, str]:
-    go = shutil.which("go")
-    assert go is not None
-    env = dict(os.environ)
-    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
-    match = re.match(r"go(\d+)\.(\d+)", version.stdout.strip())
-    if not match or (int(match.group(1)), int(match.group(2))) < assets.MIN_GO:
-        env["GOTOOLCHAIN"] = assets.FALLBACK_TOOLCHAIN
-    env["CGO_ENABLED"] = "0"
-    flags = [f for f in env.get("GOFLAGS", "").split() if not f.startswith("-mod=")]
-    env["GOFLAGS"] = " ".join([*flags, "-mod=readonly"])
-    return env
-
-
-@contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".interop-build.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return gobuild.cache_root() / f"interop-{source_hash()}" / BINARY
 
 
 def ensure(log: bool = False) -> Path:
     """The checker binary, built first if this version of it is not cached. Raises CheckerUnavailable."""
-    target = binary_path()
-    if target.is_file() and os.access(target, os.X_OK):
-        return target
-    go = shutil.which("go")
-    if go is None:
-        raise CheckerUnavailable(
-            "Go is not installed: the differential tests run tests/interop (golang-jwt v4.3.0 and go-oidc v2.2.1, "
-            f"the libraries Portworx uses), which is built once with Go >= {'.'.join(map(str, assets.MIN_GO))} "
-            f"from the Go module proxy into {target.parent} (install Go from https://go.dev/dl/, then "
-            "`make interop`)")
-    with _lock(cache_root()):
-        if target.is_file() and os.access(target, os.X_OK):
-            return target  # another process built it while we waited
-        started = time.monotonic()
-        if log:
-            print(f"Building the Go token checker (tests/interop) into {target.parent} …", file=sys.stderr, flush=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / BINARY
-            result = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(built), "."],
-                                    cwd=SOURCE_DIR, env=_go_env(), capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-                raise CheckerUnavailable(f"building the Go token checker (tests/interop) failed: {tail}")
-            built.chmod(0o755)
-            built.replace(target)
-        if log:
-            print(f"  built in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
-    return target
+    return gobuild.ensure(binary_path(), SOURCE_DIR, what="the Go token checker (tests/interop)",
+                          why="the differential tests run tests/interop (golang-jwt v4.3.0 and go-oidc v2.2.1, "
+                              "the libraries Portworx uses); `make interop` builds it",
+                          error=CheckerUnavailable, log=log)
 
 
 def main() -> int:

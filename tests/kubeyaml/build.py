@@ -10,61 +10,29 @@ Modules are exactly those go.mod and go.sum pin (-mod=readonly), from the module
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from pxsec.devcluster import assets
+from tests import gobuild
+from tests.gobuild import GoBuildError
 
 SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("go.mod", "go.sum", "main.go")
 BINARY = "pxsec-kubeyaml"
 
 
-class Unavailable(RuntimeError):
+class Unavailable(GoBuildError):
     """No Go and no cached binary; the message is one line."""
 
 
 def binary_path() -> Path:
-    digest = hashlib.sha256()
-    for name in SOURCES:
-        digest.update(name.encode() + b"\0" + (SOURCE_DIR / name).read_bytes() + b"\0")
-    return assets.cache_dir().parent / f"kubeyaml-{digest.hexdigest()[:16]}" / BINARY
+    return gobuild.cache_root() / f"kubeyaml-{gobuild.source_hash(SOURCE_DIR / n for n in SOURCES)}" / BINARY
 
 
 def ensure() -> Path:
-    target = binary_path()
-    if target.is_file() and os.access(target, os.X_OK):
-        return target
-    go = shutil.which("go")
-    if go is None:
-        raise Unavailable("Go is not installed: the differential test builds tests/kubeyaml (kubectl's YAML "
-                          "libraries) once, with Go from https://go.dev/dl/")
-    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=readonly")
-    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout
-    match = re.match(r"go(\d+)\.(\d+)", version.strip())
-    if not match or (int(match.group(1)), int(match.group(2))) < assets.MIN_GO:
-        env["GOTOOLCHAIN"] = assets.FALLBACK_TOOLCHAIN
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with (target.parent / ".build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.is_file():
-            return target  # built by another process meanwhile
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / BINARY
-            result = subprocess.run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(built), "."],
-                                    cwd=SOURCE_DIR, env=env, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-                raise Unavailable(f"building tests/kubeyaml failed: {tail}")
-            built.replace(target)
-    return target
+    return gobuild.ensure(binary_path(), SOURCE_DIR, what="tests/kubeyaml (kubectl's YAML libraries)",
+                          why="the differential test builds tests/kubeyaml (kubectl's YAML libraries)",
+                          error=Unavailable)
 
 
 if __name__ == "__main__":

@@ -16,26 +16,18 @@ Modules come from the Go module proxy, exactly the versions and hashes go.mod an
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pxsec.devcluster import assets
+from tests import gobuild
+from tests.gobuild import GoBuildError
 
 TOOLS_DIR = Path(__file__).resolve().parent
 
 
-class ToolUnavailable(RuntimeError):
+class ToolUnavailable(GoBuildError):
     """A tool is not cached and cannot be built; the message is one line for a person."""
 
 
@@ -55,11 +47,7 @@ class GoTool:
         return sorted(p for p in self.dir.iterdir() if p.name in ("go.mod", "go.sum") or p.suffix == ".go")
 
     def source_hash(self) -> str:
-        digest = hashlib.sha256()
-        for path in self.files():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        digest.update(self.ldflags().encode())
-        return digest.hexdigest()[:16]
+        return gobuild.source_hash(self.files(), self.ldflags().encode())
 
     def required(self, module: str) -> str:
         """The version go.mod pins for `module`."""
@@ -82,7 +70,7 @@ class GoTool:
         return " ".join(["-s -w", *flags])
 
     def path(self) -> Path:
-        return cache_root() / f"{self.name}-{self.source_hash()}" / self.binary
+        return gobuild.cache_root() / f"{self.name}-{self.source_hash()}" / self.binary
 
 
 HELM = GoTool("helm", "helm", "helm.sh/helm/v3/cmd/helm", "helm",
@@ -92,71 +80,11 @@ KSTATUS = GoTool("kstatus", "kstatus", ".", "pxsec-kstatus",
 TOOLS = (HELM, KSTATUS)
 
 
-def cache_root() -> Path:
-    """The same root as the control plane's cache (`assets.cache_dir()` is a versioned folder in it)."""
-    return assets.cache_dir().parent
-
-
-def _go_env() -> dict[str, str]:
-    go = shutil.which("go")
-    assert go is not None
-    env = dict(os.environ)
-    version = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
-    match = re.match(r"go(\d+)\.(\d+)", version.stdout.strip())
-    if not match or (int(match.group(1)), int(match.group(2))) < assets.MIN_GO:
-        env["GOTOOLCHAIN"] = assets.FALLBACK_TOOLCHAIN
-    env["CGO_ENABLED"] = "0"
-    flags = [f for f in env.get("GOFLAGS", "").split() if not f.startswith("-mod=")]
-    env["GOFLAGS"] = " ".join([*flags, "-mod=readonly"])
-    return env
-
-
-@contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".tools-build.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _ready(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
 def ensure(tool: GoTool, log: bool = False) -> Path:
     """The tool's binary, built first if this version of it is not cached. Raises ToolUnavailable."""
-    target = tool.path()
-    if _ready(target):
-        return target
-    go = shutil.which("go")
-    if go is None:
-        raise ToolUnavailable(
-            f"Go is not installed: {tool.why}; it is built once with Go >= {'.'.join(map(str, assets.MIN_GO))} "
-            f"from the Go module proxy into {target.parent} (install Go from https://go.dev/dl/, then `make tools`)")
-    with _lock(cache_root()):
-        if _ready(target):
-            return target  # another process built it while we waited
-        started = time.monotonic()
-        if log:
-            print(f"Building {tool.name} (tests/tools/{tool.source}) into {target.parent} …", file=sys.stderr,
-                  flush=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / tool.binary
-            result = subprocess.run(
-                [go, "build", "-trimpath", "-ldflags", tool.ldflags(), "-o", str(built), tool.package],
-                cwd=tool.dir, env=_go_env(), capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
-                raise ToolUnavailable(f"building {tool.name} (tests/tools/{tool.source}) failed: {tail}")
-            built.chmod(0o755)
-            built.replace(target)
-        if log:
-            print(f"  built in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
-    return target
+    return gobuild.ensure(tool.path(), tool.dir, what=f"{tool.name} (tests/tools/{tool.source})",
+                          why=f"{tool.why}; `make tools` builds it", package=tool.package, ldflags=tool.ldflags(),
+                          error=ToolUnavailable, log=log)
 
 
 def main() -> int:
