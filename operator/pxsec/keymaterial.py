@@ -19,6 +19,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -28,6 +29,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pxsec.spec import KEY_PRIVATE_PEM, KEY_PUBLIC_PEM
 
 SHARED_SECRET_LENGTH = 64
+class KeyKind(StrEnum):
+    """The kinds of key material: a shared secret (HS*, also the system and apps secrets), an RSA pair (RS*),
+    an ECDSA pair (ES*). The values are what recipes, checks, mount folders and volume names use."""
+
+    SHARED = "shared"
+    RSA = "rsa"
+    ECDSA = "ecdsa"
+
+
+DERIVE_PUBLIC = "derive-public"  # a recipe: public.pem from the private key already there
+
+
 @dataclass(frozen=True)
 class Curve:
     """An ECDSA curve as each party names it: JOSE/Go (`name`, also the CRD's enum), cryptography
@@ -187,7 +200,7 @@ def load_public_key(pem: bytes) -> PublicKey | str:
     return key
 
 
-def check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: str, *,
+def check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: KeyKind, *,
                    min_bits: int = MIN_RSA_BITS, curve: str | None = None) -> list[str]:
     """Problems with an RSA or ECDSA pair (either half may be missing: the caller adds what lacks).
 
@@ -198,7 +211,7 @@ def check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: st
 
 
 @functools.lru_cache(maxsize=512)
-def _check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: str, min_bits: int,
+def _check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: KeyKind, min_bits: int,
                     curve: str | None) -> tuple[str, ...]:
     problems: list[str] = []
     priv = load_private_key(private_pem) if private_pem is not None else None
@@ -210,7 +223,7 @@ def _check_key_pair(private_pem: bytes | None, public_pem: bytes | None, kind: s
     for label, key in (("private.pem", priv), ("public.pem", pub)):
         if key is None or isinstance(key, str):
             continue
-        if kind == "rsa":
+        if kind == KeyKind.RSA:
             if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
                 problems.append(f"{label} is not an RSA key")
             elif key.key_size < min_bits:
@@ -243,7 +256,7 @@ def public_from_private(private_pem: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to produce missing keys: ("shared",), ("rsa", bits), ("ecdsa", curve), ("derive-public",)."""
+    """How to produce missing keys: a KeyKind with its parameter (RSA bits, ECDSA curve), or DERIVE_PUBLIC."""
 
     kind: str
     param: str | int | None = None
@@ -253,10 +266,10 @@ def materialize(recipes: Mapping[str, Recipe], existing: Mapping[str, bytes]) ->
     """Produce the missing keys (CSPRNG; RSA is slow — call this from a worker thread)."""
     out: dict[str, bytes] = {}
     for key, recipe in recipes.items():
-        if recipe.kind == "shared":
+        if recipe.kind == KeyKind.SHARED:
             out[key] = generate_shared_secret().encode("ascii")
-        elif recipe.kind in ("rsa", "ecdsa"):
-            private, public = (generate_rsa(int(recipe.param or 0)) if recipe.kind == "rsa"
+        elif recipe.kind in (KeyKind.RSA, KeyKind.ECDSA):
+            private, public = (generate_rsa(int(recipe.param or 0)) if recipe.kind == KeyKind.RSA
                                else generate_ecdsa(str(recipe.param)))
             out[key] = private
             out[KEY_PUBLIC_PEM] = public

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from pxsec import keymaterial
-from pxsec.keymaterial import Recipe
+from pxsec.keymaterial import DERIVE_PUBLIC, KeyKind, Recipe
 from pxsec.spec import (
     KEY_APPS_SECRET,
     KEY_PRIVATE_PEM,
@@ -38,8 +38,8 @@ STORK_SKIP_ANNOTATION = "stork.libopenstorage.org/skip-resource"
 class Purpose(StrEnum):
     SYSTEM = "system"
     SHARED = "shared-secret"
-    RSA = "rsa"
-    ECDSA = "ecdsa"
+    RSA = KeyKind.RSA.value
+    ECDSA = KeyKind.ECDSA.value
 
 
 class Origin(StrEnum):
@@ -116,10 +116,10 @@ def requirements(spec: PxSecuritySpec) -> list[Requirement]:
 def _full_recipes(req: Requirement, spec: PxSecuritySpec) -> dict[str, Recipe]:
     ss = spec.self_signed
     if req.purpose is Purpose.RSA and ss and ss.rsa:
-        return {KEY_PRIVATE_PEM: Recipe("rsa", ss.rsa.size), KEY_PUBLIC_PEM: Recipe("derive-public")}
+        return {KEY_PRIVATE_PEM: Recipe(KeyKind.RSA, ss.rsa.size), KEY_PUBLIC_PEM: Recipe(DERIVE_PUBLIC)}
     if req.purpose is Purpose.ECDSA and ss and ss.ecdsa:
-        return {KEY_PRIVATE_PEM: Recipe("ecdsa", ss.ecdsa.curve), KEY_PUBLIC_PEM: Recipe("derive-public")}
-    return {key: Recipe("shared") for key in req.keys}
+        return {KEY_PRIVATE_PEM: Recipe(KeyKind.ECDSA, ss.ecdsa.curve), KEY_PUBLIC_PEM: Recipe(DERIVE_PUBLIC)}
+    return {key: Recipe(KeyKind.SHARED) for key in req.keys}
 
 
 def _problems(req: Requirement, data: Mapping[str, bytes], spec: PxSecuritySpec) -> list[str]:
@@ -128,10 +128,10 @@ def _problems(req: Requirement, data: Mapping[str, bytes], spec: PxSecuritySpec)
         return [p for key in req.keys if key in data for p in keymaterial.check_shared_secret(data[key], key)]
     if req.purpose is Purpose.RSA:
         return keymaterial.check_key_pair(
-            data.get(KEY_PRIVATE_PEM), data.get(KEY_PUBLIC_PEM), "rsa",
+            data.get(KEY_PRIVATE_PEM), data.get(KEY_PUBLIC_PEM), KeyKind.RSA,
             min_bits=keymaterial.MIN_RSA_BITS)
     return keymaterial.check_key_pair(
-        data.get(KEY_PRIVATE_PEM), data.get(KEY_PUBLIC_PEM), "ecdsa",
+        data.get(KEY_PRIVATE_PEM), data.get(KEY_PUBLIC_PEM), KeyKind.ECDSA,
         curve=ss.ecdsa.curve if ss and ss.ecdsa else None)
 
 
@@ -189,7 +189,7 @@ def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded 
     full = _full_recipes(req, spec)
     if req.purpose in (Purpose.RSA, Purpose.ECDSA):
         if KEY_PRIVATE_PEM in observed.data:
-            recipes[KEY_PUBLIC_PEM] = Recipe("derive-public")
+            recipes[KEY_PUBLIC_PEM] = Recipe(DERIVE_PUBLIC)
         else:
             # A public key alone is a valid verification-only setup (tokens are signed elsewhere);
             # a private key matching it cannot be made, so nothing is added.

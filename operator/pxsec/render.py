@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import yaml
 
+from pxsec.keymaterial import KeyKind
 from pxsec.spec import (
     DEFAULT_SYSTEM_SECRET,
     KEY_APPS_SECRET,
@@ -86,7 +87,7 @@ IN_TREE_PROVISIONER: Final = "kubernetes.io/portworx-volume"
 class PublicKey:
     """One self-signed public key Portworx reads from a file: where it comes from and where it goes."""
 
-    kind: str  # "rsa" | "ecdsa": also the mount folder and the volume name's middle
+    kind: KeyKind  # RSA or ECDSA: also the mount folder and the volume name's middle
     secret_name: str
     env: str
     flag: str
@@ -109,9 +110,9 @@ def public_keys(spec: PxSecuritySpec) -> list[PublicKey]:
     ss = spec.self_signed
     keys: list[PublicKey] = []
     if ss is not None and ss.rsa is not None:
-        keys.append(PublicKey("rsa", ss.rsa.secret_name, ENV_RSA_PUBKEY, "-jwt_rsa_pubkey_file"))
+        keys.append(PublicKey(KeyKind.RSA, ss.rsa.secret_name, ENV_RSA_PUBKEY, "-jwt_rsa_pubkey_file"))
     if ss is not None and ss.ecdsa is not None:
-        keys.append(PublicKey("ecdsa", ss.ecdsa.secret_name, ENV_ECDS_PUBKEY, "-jwt_ecds_pubkey_file"))
+        keys.append(PublicKey(KeyKind.ECDSA, ss.ecdsa.secret_name, ENV_ECDS_PUBKEY, "-jwt_ecds_pubkey_file"))
     return keys
 
 

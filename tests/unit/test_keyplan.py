@@ -143,7 +143,7 @@ def test_public_key_is_derived_from_an_existing_private_key() -> None:
     assert p.action is Action.ADD_KEYS and set(p.recipes) == {"public.pem"}
     added = keymaterial.materialize(p.recipes, {"private.pem": private})
     assert set(added) == {"public.pem"}
-    assert keymaterial.check_key_pair(private, added["public.pem"], "ecdsa", curve="P-256") == []
+    assert keymaterial.check_key_pair(private, added["public.pem"], keymaterial.KeyKind.ECDSA, curve="P-256") == []
 
 
 def test_public_key_alone_is_a_verification_only_setup() -> None:
@@ -158,7 +158,7 @@ def test_generated_values_have_the_shapes_portworx_accepts() -> None:
     data = keymaterial.materialize(p.recipes, {})
     assert data["private.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
     assert data["public.pem"].startswith(b"-----BEGIN PUBLIC KEY-----")  # PKIX
-    assert keymaterial.check_key_pair(data["private.pem"], data["public.pem"], "rsa") == []
+    assert keymaterial.check_key_pair(data["private.pem"], data["public.pem"], keymaterial.KeyKind.RSA) == []
     shared = keymaterial.generate_shared_secret()
     assert len(shared) == 64
     base64.b64decode(shared + "=" * (-len(shared) % 4))  # base64 alphabet only
