@@ -69,18 +69,13 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # bench also needs the operator's reads. Its get and list requests are logged at Metadata level too (watch
 # and everyone else's reads stay at None, so the log and the API server's extra work stay small). Set on
 # the module before the bench's control plane starts; the tests' control planes keep theirs.
-BENCH_AUDIT_POLICY = f"""\
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-  - level: Metadata
-    verbs: [create, update, patch, delete, deletecollection]
+BENCH_AUDIT_POLICY = controlplane.AUDIT_POLICY.replace("  - level: None\n", f"""\
   - level: Metadata
     users: ["{OPERATOR_USER}"]
     verbs: [get, list]
   - level: None
-"""
+""")
+assert BENCH_AUDIT_POLICY != controlplane.AUDIT_POLICY, "the control plane's audit policy changed shape"
 
 
 class BenchError(RuntimeError):

@@ -8,8 +8,6 @@ that cannot be built is a clear one-line failure, never a skip.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -18,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from pxsec.devcluster import assets
@@ -57,17 +55,6 @@ def go_env() -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".go-build.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _ready(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
@@ -82,7 +69,7 @@ def ensure(target: Path, source_dir: Path, *, what: str, why: str, package: str 
     if go is None:
         raise error(f"Go is not installed: {why}; it is built once with Go >= {'.'.join(map(str, assets.MIN_GO))} "
                     f"from the Go module proxy into {target.parent} (install Go from https://go.dev/dl/)")
-    with _lock(cache_root()):
+    with assets.file_lock(cache_root() / ".go-build.lock"):
         if _ready(target):
             return target  # another process built it while we waited
         started = time.monotonic()

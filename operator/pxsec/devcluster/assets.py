@@ -130,15 +130,19 @@ def _must(path: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".build.lock").open("w") as handle:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` across processes (parallel test runs build each binary once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_lock() -> contextlib.AbstractContextManager[None]:
+    return file_lock(cache_dir() / ".build.lock")
 
 
 def _go() -> str:
