@@ -27,8 +27,9 @@ def _operator(args: argparse.Namespace) -> int:
     # kopf's per-object debug chatter stays off unless asked for.
     logging.getLogger("kopf").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    pxsec.controller.handlers.configure(pxsec.controller.handlers.Options(metrics_address=args.metrics_bind_address,
-                                                    lease=_lease_config(args)))
+    pxsec.controller.handlers.configure(pxsec.controller.handlers.Options(
+        workers=args.workers, namespaces=_namespaces(args), metrics_address=args.metrics_bind_address,
+        lease=_lease_config(args)))
     kopf.run(
         standalone=True,  # no kopf peering: replicas elect a leader with a Lease (--leader-elect)
         clusterwide=not args.namespace,
@@ -36,6 +37,25 @@ def _operator(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
     )
     return 1 if pxsec.controller.handlers.lost_leadership else 0
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{value} is outside 1-64")
+    return value
+
+
+def _namespaces(args: argparse.Namespace) -> tuple[str, ...]:
+    """Names only: Secrets and ConfigMaps are watched per namespace by name (controller/metawatch.py)."""
+    names = tuple(args.namespace or ())
+    for ns in names:
+        if not ns or any(c in ns for c in "*?[]!"):
+            raise ValueError(f"--namespace {ns!r}: give namespace names, not patterns")
+    return names
 
 
 def _lease_config(args: argparse.Namespace) -> LeaseConfig | None:
@@ -69,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     op = sub.add_parser("operator", help="run the operator")
     op.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
+    op.add_argument("--workers", type=_workers, default=4, metavar="N",
+                    help="reconciles run at once (default 4; 1-64): each is a thread waiting on the API server "
+                         "most of the time, and RSA key generation runs there, never on the event loop")
     op.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     op.add_argument("--verbose", "-v", action="store_true")
     op.add_argument("--metrics-bind-address", default=None, metavar="HOST:PORT",

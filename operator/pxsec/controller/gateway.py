@@ -26,6 +26,7 @@ import kubernetes
 from kubernetes.client.exceptions import ApiException
 
 from pxsec.controller.echoes import ECHOES
+from pxsec.controller.objectcache import ObjectCache
 from pxsec.keyplan import Observed
 from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
@@ -135,8 +136,11 @@ def api_client() -> kubernetes.client.ApiClient:
 class Gateway:
     """Typed reads and guarded writes; one instance per operator process."""
 
-    def __init__(self, client: kubernetes.client.ApiClient | None = None) -> None:
+    def __init__(self, client: kubernetes.client.ApiClient | None = None, cache: ObjectCache | None = None) -> None:
         self.client = client or api_client()
+        # What the watches say exists (objectcache.py): a Secret or ConfigMap known to be absent is not
+        # asked for; created ones are recorded at once, and a create that finds one marks it present.
+        self.cache = cache if cache is not None else ObjectCache()
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
 
@@ -158,9 +162,17 @@ class Gateway:
                 return
             raise _err(exc, f"patch {PLURAL}/{name}/status") from None
 
+    def _wrote(self, kind: str, namespace: str, name: str, response: Any) -> None:
+        """A create succeeded: the object exists from now on (before its watch event says so)."""
+        version = _resource_version(response)
+        ECHOES.wrote(kind, namespace, name, version)
+        self.cache.put(kind, namespace, name, version)
+
     # -- Secrets ----------------------------------------------------------------------------------
 
     def read_secret(self, namespace: str, name: str) -> Observed | None:
+        if self.cache.known_absent("Secret", namespace, name):
+            return None
         secret = _or_none(lambda: self.core.read_namespaced_secret(name, namespace), f"get secret {name}")
         return None if secret is None else self._observed(name, secret)
 
@@ -194,8 +206,10 @@ class Gateway:
         try:
             created = self.core.create_namespaced_secret(namespace, cast(Any, body), field_manager=FIELD_MANAGER)
         except ApiException as exc:
+            if exc.status == 409:
+                self.cache.present("Secret", namespace, name)
             raise _err(exc, f"create secret {name}") from None
-        ECHOES.wrote("Secret", namespace, name, _resource_version(created))
+        self._wrote("Secret", namespace, name, created)
         return self._observed(name, created)
 
     def add_secret_keys(self, namespace: str, name: str, data: Mapping[str, bytes], resource_version: str) -> None:
@@ -244,6 +258,8 @@ class Gateway:
     # -- ConfigMaps -------------------------------------------------------------------------------
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.cache.known_absent("ConfigMap", namespace, name):
+            return None
         cm = _or_none(lambda: self.core.read_namespaced_config_map(name, namespace), f"get configmap {name}")
         return None if cm is None else cast(dict[str, Any], self.client.sanitize_for_serialization(cm))
 
@@ -252,8 +268,10 @@ class Gateway:
             done = self.core.create_namespaced_config_map(namespace, cast(Any, dict(body)),
                                                           field_manager=FIELD_MANAGER)
         except ApiException as exc:
+            if exc.status == 409:
+                self.cache.present("ConfigMap", namespace, str(body["metadata"]["name"]))
             raise _err(exc, f"create configmap {body['metadata']['name']}") from None
-        ECHOES.wrote("ConfigMap", namespace, str(body["metadata"]["name"]), _resource_version(done))
+        self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done)
 
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
@@ -293,7 +311,7 @@ class Gateway:
                                "name": cr.name, "namespace": cr.namespace, "uid": cr.uid},
             "type": type_,
             "reason": reason,
-            "message": message[:1000],
+            "message": message if len(message) <= 4000 else message[:3999] + "…",
             "source": {"component": FIELD_MANAGER},
             "reportingComponent": FIELD_MANAGER,
             "reportingInstance": os.environ.get("HOSTNAME", "local"),

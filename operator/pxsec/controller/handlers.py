@@ -31,7 +31,9 @@ from pxsec.conditions import Condition
 from pxsec.controller.echoes import ECHOES
 from pxsec.controller.gateway import Gateway
 from pxsec.controller.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
+from pxsec.controller.metawatch import Watches
 from pxsec.controller.metrics import Metrics
+from pxsec.controller.objectcache import ObjectCache
 from pxsec.controller.reconciler import Dependency, Key, Reconciler
 from pxsec.controller.workqueue import Outcome, WorkQueue
 from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
@@ -158,12 +160,14 @@ class Options:
     """What `pxsec operator` was asked for (cli.py sets it before kopf starts)."""
 
     workers: int = 4
+    namespaces: tuple[str, ...] = ()  # the namespaces kopf serves; () = all
     metrics_address: str | None = None  # host:port for /metrics; None: no endpoint
     lease: LeaseConfig | None = None  # None: no leader election, this process reconciles
 
 
 _options = Options()
 _runtime: Runtime | None = None
+_watches: Watches | None = None
 _elector: LeaderElector | None = None
 _election: asyncio.Task[None] | None = None
 lost_leadership = False  # the process then exits non-zero: Kubernetes restarts it as a candidate
@@ -200,12 +204,24 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _runtime, _elector, _election
+    global _runtime, _elector, _election, _watches
     settings.posting.level = logging.WARNING  # kopf's own k8s Events: only problems
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    _runtime = Runtime(ObservedReconciler(Gateway()), workers=_options.workers, metrics=Metrics(),
+    cache = ObjectCache()
+    _runtime = Runtime(ObservedReconciler(Gateway(cache=cache)), workers=_options.workers, metrics=Metrics(),
                        active=_options.lease is None)
+    # Secrets and ConfigMaps are watched outside kopf, metadata only (metawatch.py explains why); their
+    # changes reach the loop only when a PxSecurity depends on them.
+    loop = asyncio.get_running_loop()
+    rt = _runtime
+
+    def changed(kind: str, namespace: str, name: str, version: str) -> None:
+        if rt.depended_on(kind, namespace, name):
+            asyncio.run_coroutine_threadsafe(_dependency_changed(kind, namespace, name, version), loop)
+
+    _watches = Watches(_options.namespaces, cache, changed)
+    _watches.start()
     if _options.metrics_address:
         host, port = _runtime.metrics.serve(_options.metrics_address)
         logger.info("metrics on http://%s:%d/metrics", host, port)
@@ -224,6 +240,8 @@ async def cleanup(**_: Any) -> None:
     if _election is not None:
         _election.cancel()
         await asyncio.gather(_election, return_exceptions=True)
+    if _watches is not None:
+        _watches.stop()
     if _runtime is not None:
         await _runtime.stop()
     if _elector is not None:
@@ -259,6 +277,18 @@ async def _echo(kind: str, namespace: str | None, name: str, event: Any, meta: A
     return ECHOES.is_echo(kind, namespace or "", name, version)
 
 
+async def _dependency_changed(kind: str, namespace: str, name: str, version: str) -> None:
+    """A Secret or ConfigMap some PxSecurity depends on changed (seen by `metawatch`): wake it, unless
+    this is only the echo of our own write."""
+    if version and ECHOES.is_echo(kind, namespace, name, version):
+        return
+    if version:
+        await asyncio.sleep(ECHO_GRACE)
+        if ECHOES.is_echo(kind, namespace, name, version):
+            return
+    runtime().wake(kind, namespace, name)
+
+
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
 async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     key = (namespace or "", name)
@@ -271,20 +301,6 @@ async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> N
                                                        kwargs.get("meta")):
         return  # our own status write: nothing new to reconcile
     runtime().queue.add(key)
-
-
-@kopf.on.event("", "v1", "secrets")
-async def secret_event(namespace: str | None, name: str, **kwargs: Any) -> None:
-    if runtime().depended_on("Secret", namespace or "", name) and not await _echo(
-            "Secret", namespace, name, kwargs.get("event"), kwargs.get("meta")):
-        runtime().wake("Secret", namespace or "", name)
-
-
-@kopf.on.event("", "v1", "configmaps")
-async def configmap_event(namespace: str | None, name: str, **kwargs: Any) -> None:
-    if runtime().depended_on("ConfigMap", namespace or "", name) and not await _echo(
-            "ConfigMap", namespace, name, kwargs.get("event"), kwargs.get("meta")):
-        runtime().wake("ConfigMap", namespace or "", name)
 
 
 @kopf.on.event("core.libopenstorage.org", "v1", "storageclusters")

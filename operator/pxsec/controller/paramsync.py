@@ -71,13 +71,18 @@ class ParamSync:
         current = self.gw.read_configmap(ns, cm_name)
         labels = {MANAGED_BY_LABEL: MANAGED_BY, OWNER_LABEL: name}
         if current is None:
-            self.gw.create_configmap(ns, {
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": cm_name, "namespace": ns, "labels": labels,
-                             "ownerReferences": [owner_reference(cr)]},
-                "data": dict(data),
-            })
-            return
+            try:
+                self.gw.create_configmap(ns, {
+                    "apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": cm_name, "namespace": ns, "labels": labels,
+                                 "ownerReferences": [owner_reference(cr)]},
+                    "data": dict(data),
+                })
+                return
+            except Conflict:  # it exists after all (created meanwhile): compare with it instead
+                current = self.gw.read_configmap(ns, cm_name)
+                if current is None:
+                    raise
         have = current.get("data") or {}
         if have == dict(data):
             return

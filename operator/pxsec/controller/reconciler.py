@@ -24,7 +24,7 @@ from pxsec.controller.paramsync import ParamsOutcome, ParamSync, storagecluster_
 from pxsec.controller.portworxsync import PortworxSync
 from pxsec.controller.tokensync import TokensOutcome, TokenSync
 from pxsec.controller.workqueue import Outcome
-from pxsec.events import Event
+from pxsec.events import Event, coalesce
 from pxsec.render import configmap_name
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
 
@@ -259,5 +259,5 @@ class Reconciler:
             self.gw.patch_status(ref.namespace, ref.name, new)
             logger.info("%s/%s: status updated (%s; Ready=%s, %s)", ref.namespace, ref.name, ", ".join(changed),
                         new["conditions"][0]["status"], new["conditions"][0]["reason"])
-        for ev in events:
+        for ev in coalesce(events):
             self.gw.event(ref, ev.type, ev.reason, ev.message)
