@@ -58,24 +58,13 @@ from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from tests.audit import WRITE_VERBS, AuditWrite, now, requests
 from tests.measure_coexistence import operator_version
 
-OPERATOR_USER = "system:serviceaccount:pxsec-system:px-security-operator"
+OPERATOR_USER = controlplane.OPERATOR_USER  # its get and list requests are in the audit log too
 GROUP_VERSION = "pxsec.dev/v1alpha1"
 PXSEC_ALL = f"/apis/{GROUP_VERSION}/pxsecurities"
 NAME = "px-cluster"
 NOISE_PER_NAMESPACE = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# The control plane's policy (pxsec.devcluster.controlplane.AUDIT_POLICY) logs the write verbs only; the
-# bench also needs the operator's reads. Its get and list requests are logged at Metadata level too (watch
-# and everyone else's reads stay at None, so the log and the API server's extra work stay small). Set on
-# the module before the bench's control plane starts; the tests' control planes keep theirs.
-BENCH_AUDIT_POLICY = controlplane.AUDIT_POLICY.replace("  - level: None\n", f"""\
-  - level: Metadata
-    users: ["{OPERATOR_USER}"]
-    verbs: [get, list]
-  - level: None
-""")
-assert BENCH_AUDIT_POLICY != controlplane.AUDIT_POLICY, "the control plane's audit policy changed shape"
 
 
 class BenchError(RuntimeError):
@@ -710,7 +699,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
 
-    controlplane.AUDIT_POLICY = BENCH_AUDIT_POLICY
     found = assets.ensure(build=False)
     cluster = Cluster.local(found)
     operator: OperatorProcess | None = None

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import datetime as dt
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -32,6 +34,7 @@ from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
 T = TypeVar("T")
 
+MEMO_LIMIT = 10_000  # Secrets/ConfigMaps remembered (only those PxSecurities read: their own and adopted)
 FIELD_MANAGER = "px-security-operator"
 METADATA_MANAGER = "px-security-operator-metadata"
 
@@ -141,6 +144,10 @@ class Gateway:
         # What the watches say exists (objectcache.py): a Secret or ConfigMap known to be absent is not
         # asked for; created ones are recorded at once, and a create that finds one marks it present.
         self.cache = cache if cache is not None else ObjectCache()
+        # What we last read or wrote of each Secret/ConfigMap we depend on, by resourceVersion: while the
+        # watch says the object is still at that version, reading it again would return the same bytes.
+        self._memo: OrderedDict[tuple[str, str, str], tuple[str, Any]] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
 
@@ -162,19 +169,57 @@ class Gateway:
                 return
             raise _err(exc, f"patch {PLURAL}/{name}/status") from None
 
-    def _wrote(self, kind: str, namespace: str, name: str, response: Any) -> None:
-        """A create succeeded: the object exists from now on (before its watch event says so)."""
+    def _wrote(self, kind: str, namespace: str, name: str, response: Any, value: Any = None) -> None:
+        """A write succeeded: the object is at the response's version from now on (before its watch
+        event says so), and `value` (the response as the callers see a read) is what a read would get."""
         version = _resource_version(response)
         ECHOES.wrote(kind, namespace, name, version)
         self.cache.put(kind, namespace, name, version)
+        self._remember(kind, namespace, name, version, value)
+
+    def _remember(self, kind: str, namespace: str, name: str, version: str, value: Any) -> None:
+        key = (kind, namespace, name)
+        with self._memo_lock:
+            if value is None or not version:
+                self._memo.pop(key, None)
+                return
+            self._memo[key] = (version, value)
+            self._memo.move_to_end(key)
+            while len(self._memo) > MEMO_LIMIT:
+                self._memo.popitem(last=False)
+
+    def _recall(self, kind: str, namespace: str, name: str) -> Any:
+        """The remembered value when the watch still has the object at the remembered version, else None
+        (and a read goes to the API server)."""
+        version = self.cache.resource_version(kind, namespace, name)
+        key = (kind, namespace, name)
+        with self._memo_lock:
+            held = self._memo.get(key)
+            if held is None:
+                return None
+            if version is None:  # gone from the watch's view: forget it
+                del self._memo[key]
+                return None
+            return held[1] if version and held[0] == version else None
+
+    def _conflicted(self, kind: str, namespace: str, name: str) -> None:
+        """A guarded write got 409: the version we hold is old, so the next read is a live one."""
+        self.cache.present(kind, namespace, name)
 
     # -- Secrets ----------------------------------------------------------------------------------
 
     def read_secret(self, namespace: str, name: str) -> Observed | None:
         if self.cache.known_absent("Secret", namespace, name):
             return None
+        held = self._recall("Secret", namespace, name)
+        if held is not None:
+            return cast(Observed, held)
         secret = _or_none(lambda: self.core.read_namespaced_secret(name, namespace), f"get secret {name}")
-        return None if secret is None else self._observed(name, secret)
+        if secret is None:
+            return None
+        observed = self._observed(name, secret)
+        self._remember("Secret", namespace, name, observed.resource_version, observed)
+        return observed
 
     def _observed(self, name: str, secret: Any) -> Observed:
         """A Secret as the API server returned it (from a read, or the response to our own write, which
@@ -209,8 +254,9 @@ class Gateway:
             if exc.status == 409:
                 self.cache.present("Secret", namespace, name)
             raise _err(exc, f"create secret {name}") from None
-        self._wrote("Secret", namespace, name, created)
-        return self._observed(name, created)
+        observed = self._observed(name, created)
+        self._wrote("Secret", namespace, name, created, observed)
+        return observed
 
     def add_secret_keys(self, namespace: str, name: str, data: Mapping[str, bytes], resource_version: str) -> None:
         """Add keys, guarded by the resourceVersion the plan was made from (409 on any change)."""
@@ -221,8 +267,10 @@ class Gateway:
         try:
             done = self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
         except ApiException as exc:
+            if exc.status == 409:
+                self._conflicted("Secret", namespace, name)
             raise _err(exc, f"add keys to secret {name}") from None
-        ECHOES.wrote("Secret", namespace, name, _resource_version(done))
+        self._wrote("Secret", namespace, name, done, self._observed(name, done))
 
     def apply_secret_metadata(self, namespace: str, name: str, labels: Mapping[str, str],
                               annotations: Mapping[str, str], owners: list[dict[str, Any]]) -> None:
@@ -238,7 +286,7 @@ class Gateway:
                 _content_type="application/apply-patch+yaml")
         except ApiException as exc:
             raise _err(exc, f"apply metadata of secret {name}") from None
-        ECHOES.wrote("Secret", namespace, name, _resource_version(done))
+        self._wrote("Secret", namespace, name, done, self._observed(name, done))
 
     def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
                            annotations: Mapping[str, str], resource_version: str) -> Observed:
@@ -251,17 +299,27 @@ class Gateway:
         try:
             updated = self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
         except ApiException as exc:
+            if exc.status == 409:
+                self._conflicted("Secret", namespace, name)
             raise _err(exc, f"update secret {name}") from None
-        ECHOES.wrote("Secret", namespace, name, _resource_version(updated))
-        return self._observed(name, updated)
+        observed = self._observed(name, updated)
+        self._wrote("Secret", namespace, name, updated, observed)
+        return observed
 
     # -- ConfigMaps -------------------------------------------------------------------------------
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         if self.cache.known_absent("ConfigMap", namespace, name):
             return None
+        held = self._recall("ConfigMap", namespace, name)
+        if held is not None:
+            return copy.deepcopy(cast(dict[str, Any], held))
         cm = _or_none(lambda: self.core.read_namespaced_config_map(name, namespace), f"get configmap {name}")
-        return None if cm is None else cast(dict[str, Any], self.client.sanitize_for_serialization(cm))
+        if cm is None:
+            return None
+        body = cast(dict[str, Any], self.client.sanitize_for_serialization(cm))
+        self._remember("ConfigMap", namespace, name, _resource_version(body), copy.deepcopy(body))
+        return body
 
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None:
         try:
@@ -271,14 +329,15 @@ class Gateway:
             if exc.status == 409:
                 self.cache.present("ConfigMap", namespace, str(body["metadata"]["name"]))
             raise _err(exc, f"create configmap {body['metadata']['name']}") from None
-        self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done)
+        self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done,
+                    self.client.sanitize_for_serialization(done))
 
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
             done = self.core.patch_namespaced_config_map(name, namespace, dict(patch), field_manager=FIELD_MANAGER)
         except ApiException as exc:
             raise _err(exc, f"patch configmap {name}") from None
-        ECHOES.wrote("ConfigMap", namespace, name, _resource_version(done))
+        self._wrote("ConfigMap", namespace, name, done, self.client.sanitize_for_serialization(done))
 
     # -- StorageClusters (core.libopenstorage.org/v1) ----------------------------------------------
 

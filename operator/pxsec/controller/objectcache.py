@@ -47,9 +47,10 @@ class ObjectCache:
             self._objects.setdefault(kind, {})[(namespace, name)] = resource_version
 
     def present(self, kind: str, namespace: str, name: str) -> None:
-        """The object exists though its version is unknown (a create answered 409): read it live."""
+        """The object exists at a version we do not know (a create or a guarded write answered 409):
+        the next read is a live one, until the watch tells the version."""
         with self._lock:
-            self._objects.setdefault(kind, {}).setdefault((namespace, name), "")
+            self._objects.setdefault(kind, {})[(namespace, name)] = ""
 
     def drop(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:

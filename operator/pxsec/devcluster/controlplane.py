@@ -34,15 +34,23 @@ from types import TracebackType
 from pxsec.devcluster import kubeconfig, pki
 from pxsec.devcluster.assets import Assets
 
+# The operator's ServiceAccount, as the tests and `pxsec dev up` run it (manifests/identity).
+OPERATOR_USER = "system:serviceaccount:pxsec-system:px-security-operator"
+
 # audit.k8s.io/v1 Policy: who wrote what, never a request or response body (Metadata), and only the
-# final stage of each write (RequestReceived omitted). Reads, watches and everything else: None.
-AUDIT_POLICY = """\
+# final stage of each request (RequestReceived omitted): every write, and the operator's get and list
+# (its round trips are counted: tests/e2e/test_requests.py, tests/bench_e2e.py). Watches and everyone
+# else's reads: None, so the log and the API server's extra work stay small.
+AUDIT_POLICY = f"""\
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Metadata
     verbs: [create, update, patch, delete, deletecollection]
+  - level: Metadata
+    users: ["{OPERATOR_USER}"]
+    verbs: [get, list]
   - level: None
 """
 
