@@ -23,9 +23,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
+from urllib.parse import quote
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
+import urllib3
 
 from pxsec.controller.echoes import ECHOES
 from pxsec.controller.objectcache import ObjectCache
@@ -55,12 +56,20 @@ class NamespaceTerminating(GatewayError):
     """403 because the namespace is being deleted: nothing to do, and nothing to retry."""
 
 
-def _err(exc: ApiException, what: str) -> GatewayError:
-    reason = ""
+class HttpError(Exception):
+    """A response other than 2xx (internal: becomes a GatewayError naming what was attempted)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+def _err(exc: HttpError, what: str) -> GatewayError:
+    """The API server's own message (Status.message: names and reasons, never a request body)."""
     try:
-        reason = json.loads(exc.body or "{}").get("message", "")
+        reason = str(json.loads(exc.body or b"{}").get("message", ""))
     except (ValueError, AttributeError):
-        reason = str(exc.reason)
+        reason = ""
     cls: type[GatewayError] = GatewayError
     if exc.status == 409:
         cls = Conflict
@@ -69,21 +78,61 @@ def _err(exc: ApiException, what: str) -> GatewayError:
     return cls(f"{what}: {exc.status} {reason}".strip(), int(exc.status or 0))
 
 
-def _resource_version(obj: Any) -> str:
-    """The resourceVersion of a write's response (a client model or a dict), for `ECHOES`."""
-    meta = obj.get("metadata") if isinstance(obj, dict) else getattr(obj, "metadata", None)
-    value = meta.get("resourceVersion") if isinstance(meta, dict) else getattr(meta, "resource_version", None)
-    return str(value or "")
+def _resource_version(obj: Mapping[str, Any]) -> str:
+    """The resourceVersion of an object as returned by the API server."""
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
 def _or_none(call: Callable[[], T], what: str) -> T | None:
     """The result of a read, or None when the object (or its kind) does not exist."""
     try:
         return call()
-    except ApiException as exc:
+    except HttpError as exc:
         if exc.status == 404:
             return None
         raise _err(exc, what) from None
+
+
+REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read: a hung API server fails the reconcile, it is retried
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is YAML
+
+
+class RestClient:
+    """JSON in, JSON out, over the Kubernetes client's connection pool and credentials.
+
+    Why not the generated API classes: each call went through pydantic argument validation, model
+    serialization and deserialization into typed models that the callers turned back into dicts — most
+    of the operator's CPU in a burst, with nothing gained (the API server validates; the callers want
+    dicts). Authentication (tokens, refreshed ServiceAccount tokens, client certificates, CA) stays the
+    client's."""
+
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
+                body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method, url, headers, _, _ = self.client.param_serialize(
+            method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"])
+        payload = None if body is None else json.dumps(body).encode()
+        resp = self.client.rest_client.pool_manager.request(
+            method, url, body=payload, headers=headers, preload_content=True,
+            timeout=urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1]))
+        if not 200 <= resp.status < 300:
+            raise HttpError(resp.status, resp.data or b"")
+        return cast(dict[str, Any], json.loads(resp.data)) if resp.data else {}
+
+
+def _core(namespace: str, plural: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{quote(namespace, safe='')}/{plural}" + (f"/{quote(name, safe='')}" if name else "")
+
+
+def _custom(group: str, version: str, namespace: str, plural: str, name: str, sub: str = "") -> str:
+    return (f"/apis/{group}/{version}/namespaces/{quote(namespace, safe='')}/{plural}/{quote(name, safe='')}"
+            + (f"/{sub}" if sub else ""))
 
 
 @dataclass(frozen=True)
@@ -148,23 +197,20 @@ class Gateway:
         # watch says the object is still at that version, reading it again would return the same bytes.
         self._memo: OrderedDict[tuple[str, str, str], tuple[str, Any]] = OrderedDict()
         self._memo_lock = threading.Lock()
-        self.core = kubernetes.client.CoreV1Api(self.client)
-        self.custom = kubernetes.client.CustomObjectsApi(self.client)
+        self.api = RestClient(self.client)
 
     # -- the custom resource ----------------------------------------------------------------------
 
     def get_pxsecurity(self, namespace: str, name: str) -> dict[str, Any] | None:
-        obj = _or_none(lambda: self.custom.get_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, PLURAL, name), f"get {PLURAL}/{name}")
-        return cast(dict[str, Any] | None, obj)
+        return _or_none(lambda: self.api.request("GET", _custom(API_GROUP, API_VERSION, namespace, PLURAL, name)),
+                        f"get {PLURAL}/{name}")
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
-            done = self.custom.patch_namespaced_custom_object_status(
-                API_GROUP, API_VERSION, namespace, PLURAL, name, {"status": dict(status)},
-                field_manager=FIELD_MANAGER)
+            done = self.api.request("PATCH", _custom(API_GROUP, API_VERSION, namespace, PLURAL, name, "status"),
+                                    [("fieldManager", FIELD_MANAGER)], {"status": dict(status)}, MERGE_PATCH)
             ECHOES.wrote("PxSecurity", namespace, name, _resource_version(done))
-        except ApiException as exc:
+        except HttpError as exc:
             if exc.status == 404:
                 return
             raise _err(exc, f"patch {PLURAL}/{name}/status") from None
@@ -214,23 +260,23 @@ class Gateway:
         held = self._recall("Secret", namespace, name)
         if held is not None:
             return cast(Observed, held)
-        secret = _or_none(lambda: self.core.read_namespaced_secret(name, namespace), f"get secret {name}")
+        secret = _or_none(lambda: self.api.request("GET", _core(namespace, "secrets", name)), f"get secret {name}")
         if secret is None:
             return None
         observed = self._observed(name, secret)
         self._remember("Secret", namespace, name, observed.resource_version, observed)
         return observed
 
-    def _observed(self, name: str, secret: Any) -> Observed:
+    @staticmethod
+    def _observed(name: str, secret: Mapping[str, Any]) -> Observed:
         """A Secret as the API server returned it (from a read, or the response to our own write, which
         saves reading it again)."""
-        data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
-        meta = secret.metadata
-        assert meta is not None
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        meta = secret.get("metadata") or {}
         return Observed(
-            name=name, data=data, labels=dict(meta.labels or {}), annotations=dict(meta.annotations or {}),
-            resource_version=str(meta.resource_version or ""),
-            metadata=cast(dict[str, Any], self.client.sanitize_for_serialization(meta)))
+            name=name, data=data, labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            resource_version=str(meta.get("resourceVersion") or ""), metadata=meta)
 
     def create_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
                       annotations: Mapping[str, str], owners: list[dict[str, Any]] | None = None) -> Observed:
@@ -249,8 +295,8 @@ class Gateway:
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:
-            created = self.core.create_namespaced_secret(namespace, cast(Any, body), field_manager=FIELD_MANAGER)
-        except ApiException as exc:
+            created = self.api.request("POST", _core(namespace, "secrets"), [("fieldManager", FIELD_MANAGER)], body)
+        except HttpError as exc:
             if exc.status == 409:
                 self.cache.present("Secret", namespace, name)
             raise _err(exc, f"create secret {name}") from None
@@ -265,8 +311,9 @@ class Gateway:
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:
-            done = self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
-        except ApiException as exc:
+            done = self.api.request("PATCH", _core(namespace, "secrets", name), [("fieldManager", FIELD_MANAGER)],
+                                    body, MERGE_PATCH)
+        except HttpError as exc:
             if exc.status == 409:
                 self._conflicted("Secret", namespace, name)
             raise _err(exc, f"add keys to secret {name}") from None
@@ -281,10 +328,9 @@ class Gateway:
                          "annotations": dict(annotations), "ownerReferences": owners},
         }
         try:
-            done = self.core.patch_namespaced_secret(
-                name, namespace, body, field_manager=METADATA_MANAGER, force=True,
-                _content_type="application/apply-patch+yaml")
-        except ApiException as exc:
+            done = self.api.request("PATCH", _core(namespace, "secrets", name),
+                                    [("fieldManager", METADATA_MANAGER), ("force", "true")], body, APPLY_PATCH)
+        except HttpError as exc:
             raise _err(exc, f"apply metadata of secret {name}") from None
         self._wrote("Secret", namespace, name, done, self._observed(name, done))
 
@@ -297,8 +343,9 @@ class Gateway:
             "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
         }
         try:
-            updated = self.core.patch_namespaced_secret(name, namespace, body, field_manager=FIELD_MANAGER)
-        except ApiException as exc:
+            updated = self.api.request("PATCH", _core(namespace, "secrets", name),
+                                       [("fieldManager", FIELD_MANAGER)], body, MERGE_PATCH)
+        except HttpError as exc:
             if exc.status == 409:
                 self._conflicted("Secret", namespace, name)
             raise _err(exc, f"update secret {name}") from None
@@ -314,46 +361,46 @@ class Gateway:
         held = self._recall("ConfigMap", namespace, name)
         if held is not None:
             return copy.deepcopy(cast(dict[str, Any], held))
-        cm = _or_none(lambda: self.core.read_namespaced_config_map(name, namespace), f"get configmap {name}")
-        if cm is None:
+        body = _or_none(lambda: self.api.request("GET", _core(namespace, "configmaps", name)),
+                        f"get configmap {name}")
+        if body is None:
             return None
-        body = cast(dict[str, Any], self.client.sanitize_for_serialization(cm))
         self._remember("ConfigMap", namespace, name, _resource_version(body), copy.deepcopy(body))
         return body
 
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None:
         try:
-            done = self.core.create_namespaced_config_map(namespace, cast(Any, dict(body)),
-                                                          field_manager=FIELD_MANAGER)
-        except ApiException as exc:
+            done = self.api.request("POST", _core(namespace, "configmaps"), [("fieldManager", FIELD_MANAGER)],
+                                    dict(body))
+        except HttpError as exc:
             if exc.status == 409:
                 self.cache.present("ConfigMap", namespace, str(body["metadata"]["name"]))
             raise _err(exc, f"create configmap {body['metadata']['name']}") from None
-        self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done,
-                    self.client.sanitize_for_serialization(done))
+        self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done, copy.deepcopy(done))
 
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
-            done = self.core.patch_namespaced_config_map(name, namespace, dict(patch), field_manager=FIELD_MANAGER)
-        except ApiException as exc:
+            done = self.api.request("PATCH", _core(namespace, "configmaps", name), [("fieldManager", FIELD_MANAGER)],
+                                    dict(patch), MERGE_PATCH)
+        except HttpError as exc:
             raise _err(exc, f"patch configmap {name}") from None
-        self._wrote("ConfigMap", namespace, name, done, self.client.sanitize_for_serialization(done))
+        self._wrote("ConfigMap", namespace, name, done, copy.deepcopy(done))
 
     # -- StorageClusters (core.libopenstorage.org/v1) ----------------------------------------------
 
     def read_storagecluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         """None when the StorageCluster (or its CRD) does not exist (yet)."""
-        obj = _or_none(lambda: self.custom.get_namespaced_custom_object(
-            "core.libopenstorage.org", "v1", namespace, "storageclusters", name), f"get storagecluster {name}")
-        return cast(dict[str, Any] | None, obj)
+        return _or_none(lambda: self.api.request(
+            "GET", _custom("core.libopenstorage.org", "v1", namespace, "storageclusters", name)),
+            f"get storagecluster {name}")
 
     def patch_storagecluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """A JSON merge patch (it carries the resourceVersion it was computed from: 409 on a race)."""
         try:
-            done = self.custom.patch_namespaced_custom_object(
-                "core.libopenstorage.org", "v1", namespace, "storageclusters", name, dict(patch),
-                field_manager=FIELD_MANAGER, _content_type="application/merge-patch+json")
-        except ApiException as exc:
+            done = self.api.request(
+                "PATCH", _custom("core.libopenstorage.org", "v1", namespace, "storageclusters", name),
+                [("fieldManager", FIELD_MANAGER)], dict(patch), MERGE_PATCH)
+        except HttpError as exc:
             raise _err(exc, f"patch storagecluster {name}") from None
         ECHOES.wrote("StorageCluster", namespace, name, _resource_version(done))
 
@@ -379,5 +426,5 @@ class Gateway:
             "count": 1,
         }
         # An Event is best effort; the condition carries the same news.
-        with contextlib.suppress(ApiException):
-            self.core.create_namespaced_event(cr.namespace, cast(Any, body))
+        with contextlib.suppress(HttpError):
+            self.api.request("POST", _core(cr.namespace, "events"), None, body)
