@@ -98,6 +98,20 @@ MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is YAML
 
 
+def _trimmed(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata as the steps use it: without the other managers' managedFields, which are most of an
+    object's size and nothing the operator reads (it remembers objects between reconciles)."""
+    out = {k: v for k, v in meta.items() if k != "managedFields"}
+    ours = [m for m in meta.get("managedFields") or [] if m.get("manager") == METADATA_MANAGER]
+    if ours:
+        out["managedFields"] = ours
+    return out
+
+
+def _trimmed_object(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy({**obj, "metadata": _trimmed(obj.get("metadata") or {})})
+
+
 class RestClient:
     """JSON in, JSON out, over the Kubernetes client's connection pool and credentials.
 
@@ -272,7 +286,7 @@ class Gateway:
         """A Secret as the API server returned it (from a read, or the response to our own write, which
         saves reading it again)."""
         data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-        meta = secret.get("metadata") or {}
+        meta = _trimmed(secret.get("metadata") or {})
         return Observed(
             name=name, data=data, labels=dict(meta.get("labels") or {}),
             annotations=dict(meta.get("annotations") or {}),
@@ -365,7 +379,7 @@ class Gateway:
                         f"get configmap {name}")
         if body is None:
             return None
-        self._remember("ConfigMap", namespace, name, _resource_version(body), copy.deepcopy(body))
+        self._remember("ConfigMap", namespace, name, _resource_version(body), _trimmed_object(body))
         return body
 
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None:
@@ -376,7 +390,7 @@ class Gateway:
             if exc.status == 409:
                 self.cache.present("ConfigMap", namespace, str(body["metadata"]["name"]))
             raise _err(exc, f"create configmap {body['metadata']['name']}") from None
-        self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done, copy.deepcopy(done))
+        self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done, _trimmed_object(done))
 
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
@@ -384,7 +398,7 @@ class Gateway:
                                     dict(patch), MERGE_PATCH)
         except HttpError as exc:
             raise _err(exc, f"patch configmap {name}") from None
-        self._wrote("ConfigMap", namespace, name, done, copy.deepcopy(done))
+        self._wrote("ConfigMap", namespace, name, done, _trimmed_object(done))
 
     # -- StorageClusters (core.libopenstorage.org/v1) ----------------------------------------------
 
