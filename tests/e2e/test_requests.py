@@ -97,7 +97,7 @@ def test_a_secret_brought_before_the_object_is_adopted_not_written(
     assert entry["origin"] == "Adopted"
     value = cluster.kubectl("get", "secret", "px-shared-secret", "-n", namespace,
                             "-o", "jsonpath={.data.shared-secret}").stdout
-    assert value == "YmJi" * 16  # base64 of 48 × "b": untouched
+    assert value == "YmJi" * 16  # base64 of 48 times "b": untouched
     rs = settled(cluster, namespace, start)
     assert not [r for r in rs if r.resource == "secrets" and r.name == "px-shared-secret"
                 and r.verb != "get" and r.code < 300], rs
