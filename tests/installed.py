@@ -92,8 +92,8 @@ def writes_by_credential(log: Path, since: dt.datetime | None = None) -> list[Cr
     """The successful, completed writes in kube-apiserver's audit log with the credential that made them."""
     out: list[CredentialWrite] = []
     for event in audit.events(log):
-        if event.get("stage") != "ResponseComplete":
-            continue
+        if event.get("stage") != "ResponseComplete" or event.get("verb") not in audit.WRITE_VERBS:
+            continue  # the log also has the operator's reads
         if not 200 <= int((event.get("responseStatus") or {}).get("code") or 0) < 300:
             continue
         at = dt.datetime.fromisoformat(str(event["stageTimestamp"]))

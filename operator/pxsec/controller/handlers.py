@@ -4,7 +4,9 @@ Why `on.event` and a work queue instead of kopf's create/update handlers: the re
 level-triggered (it recomputes the desired state every time), so it needs no per-handler progress
 annotations, no `last-handled-configuration` on users' objects (GitOps tools would see drift), and no
 finalizers (deletionPolicy Retain needs none; Delete uses owner references and the real garbage
-collector). kopf keeps doing what it is best at: login, watch streams with reconnects, liveness.
+collector). kopf keeps doing what it is best at: login, watch streams with reconnects, liveness — for
+PxSecurities and StorageClusters; Secrets and ConfigMaps are watched metadata-only by `metawatch`, whose
+thread calls back here only for objects some PxSecurity depends on.
 
 With leader election (`pxsec operator --leader-elect`, see leader.py) every replica keeps its watch
 streams and its queue of keys, but only the one holding the Lease runs the queue's workers; a replica

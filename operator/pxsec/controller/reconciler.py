@@ -1,4 +1,4 @@
-"""Reconcile one PxSecurity: read it fresh, run each step, compute conditions, write only the difference.
+"""Reconcile one PxSecurity: read it live, run each step, compute conditions, write only the difference.
 
 Steps are separate modules (keys now; OIDC probe, tokens and rendering plug in the same way), each
 returning a condition and the Events worth telling. Status is written only when it differs from what

@@ -1,8 +1,9 @@
 """A small level-triggered work queue, in the spirit of client-go's workqueue.
 
 Watch events (of PxSecurities, and of the Secrets/ConfigMaps they depend on) only *name* a resource to
-look at; the reconcile itself reads the world fresh. A key is never processed by two workers at once;
-an event arriving while its key is being processed marks it dirty and it runs once more afterwards.
+look at; the reconcile itself reads what it needs (the PxSecurity live, the rest as the watches last saw
+it). A key is never processed by two workers at once; an event arriving while its key is being processed
+marks it dirty and it runs once more afterwards.
 Failures back off exponentially per key; `requeue_after` (token renewal) schedules a timer, not a loop.
 The reconcile function is synchronous and runs in a worker thread, so RSA generation and the blocking
 Kubernetes client never stall the event loop that serves kopf's watch streams.
