@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from pxsec.devcluster.cluster import Cluster
-from pxsec.devcluster.controlplane import free_port
+from pxsec.devcluster.controlplane import OPERATOR_USER, free_port
+from tests.audit import AuditWrite, audit_log, now, requests
 from tests.e2e.conftest import _needles, apply, assert_no_leaks, install_ca, oidc_spec, secret_values, wait_ready
 from tests.helpers import get_json, wait_for
 from tests.installed import (
@@ -170,3 +171,47 @@ def test_the_endpoint_is_where_the_deployment_says(metered: tuple[Cluster, Deplo
     service = get_json(cluster, "service", "px-security-operator-metrics", "-n", "pxsec-system")
     assert service["spec"]["ports"][0]["port"] == 8081
     assert "# TYPE pxsec_reconcile_duration_seconds histogram" in raw_metrics(str(deployed.metrics_url))
+
+
+def test_a_reconcile_with_nothing_to_do_makes_no_request(metered: tuple[Cluster, Deployed]) -> None:
+    """Counted in the audit log, with the reconcile counter telling when the reconcile ran: a label on the
+    PxSecurity (nothing to do) costs no request — the body from the watch, each Secret and the ConfigMap as
+    last read or written at the version the watch reports; someone else's change to a token Secret costs
+    one read of that Secret and nothing else."""
+    cluster, deployed = metered
+    ns = "noop"
+    cluster.kubectl("create", "namespace", ns)
+    assert get_json(cluster, "pxsecurities", "-A")["items"] == []  # the counter counts this object only
+    apply(cluster, ns, {"apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "px"},
+                        "spec": {"selfSigned": {"sharedSecret": {}},
+                                 "tokens": [{"secretName": "px-ops-token", "roles": ["system.admin"]}]}})
+    wait_ready(cluster, ns, "px")
+    log = audit_log(cluster)
+
+    def counted() -> float:
+        return deployed.metrics().value("pxsec_reconciles_total", result="ready") or 0
+
+    def steady() -> float:
+        """The counter once it has not moved for 2 s (the reconciles of what came before are over)."""
+        seen = {"value": -1.0, "since": 0.0}
+
+        def still() -> float | None:
+            value = counted()
+            if value != seen["value"]:
+                seen.update(value=value, since=now().timestamp())
+                return None
+            return value if now().timestamp() - seen["since"] >= 2 else None
+
+        result: float = wait_for(still, 30, what="no reconcile running", interval=0.25)
+        return result
+
+    def reconciled_after(change: list[str]) -> list[AuditWrite]:
+        before = steady()
+        start = now()
+        cluster.kubectl(*change)
+        wait_for(lambda: counted() > before, 30, what="the reconcile after the change")
+        return [r for r in requests(log, namespace=ns, since=start, users={OPERATOR_USER})]
+
+    assert reconciled_after(["label", "pxsecurity", "px", "-n", ns, "team=storage"]) == []
+    rs = reconciled_after(["label", "secret", "px-ops-token", "-n", ns, "backup=yes"])
+    assert [(r.verb, r.resource, r.name) for r in rs] == [("get", "secrets", "px-ops-token")], rs

@@ -1,6 +1,6 @@
 """The watch-fed cache is only a hint: absence is known only after a complete listing of the namespace."""
 
-from pxsec.controller.objectcache import ALL_NAMESPACES, ObjectCache
+from pxsec.controller.objectcache import ALL_NAMESPACES, Bodies, ObjectCache
 from pxsec.events import Event, coalesce
 
 
@@ -58,3 +58,78 @@ def test_events_of_one_reason_become_one() -> None:
     assert coalesce(events) == [Event("Normal", "SecretGenerated", "a; b"), Event("Normal", "TokenMinted", "t"),
                                 Event("Warning", "SecretGenerated", "c")]
     assert coalesce([]) == []
+
+
+def body(version: str, status: dict[str, object] | None = None) -> dict[str, object]:
+    out: dict[str, object] = {"metadata": {"name": "px", "namespace": "ns", "resourceVersion": version},
+                              "spec": {}}
+    if status is not None:
+        out["status"] = status
+    return out
+
+
+KEY = ("ns", "px")
+
+
+def test_a_new_object_is_used_as_delivered_and_copies_are_handed_out() -> None:
+    bodies = Bodies()
+    bodies.start()
+    bodies.seen(KEY, body("1"))  # no status: nobody has written one, nothing can be stale
+    got = bodies.get(KEY)
+    assert got == body("1")
+    got["spec"] = {"changed": True}  # type: ignore[index]
+    assert bodies.get(KEY) == body("1")
+
+
+def test_objects_known_before_reconciling_started_are_read_live_once() -> None:
+    bodies = Bodies()
+    bodies.seen(KEY, body("1"))  # listed while a standby (or before start)
+    bodies.start()
+    assert bodies.get(KEY) is None
+    bodies.read_live(KEY, "1")  # the live read saw what the watch has: trusted at once
+    assert bodies.get(KEY) == body("1")
+
+
+def test_a_live_read_ahead_of_the_watch_waits_for_the_watch() -> None:
+    bodies = Bodies()
+    bodies.seen(KEY, body("1", {"a": 1}))
+    bodies.start()
+    bodies.read_live(KEY, "3")  # e.g. the old leader's last status write, not yet through this watch
+    assert bodies.get(KEY) is None
+    bodies.seen(KEY, body("2", {"a": 2}))
+    assert bodies.get(KEY) is None
+    bodies.seen(KEY, body("3", {"a": 3}))
+    assert bodies.get(KEY) == body("3", {"a": 3})
+
+
+def test_our_own_status_write_is_waited_for() -> None:
+    bodies = Bodies()
+    bodies.start()
+    bodies.seen(KEY, body("1"))
+    bodies.wrote(KEY, "2")
+    assert bodies.get(KEY) is None  # the watch still has the object without our status
+    bodies.seen(KEY, body("2", {"ours": True}))
+    assert bodies.get(KEY) == body("2", {"ours": True})
+
+
+def test_a_status_write_of_unknown_outcome_or_a_delete_means_a_live_read() -> None:
+    bodies = Bodies()
+    bodies.start()
+    bodies.seen(KEY, body("1"))
+    bodies.failed(KEY)
+    assert bodies.get(KEY) is None
+    bodies.read_live(KEY, "1")
+    assert bodies.get(KEY) is not None
+    bodies.gone(KEY)
+    assert bodies.get(KEY) is None
+    bodies.seen(KEY, body("5", {"old": True}))  # a body with a status first seen: not trusted
+    assert bodies.get(KEY) is None
+
+
+def test_a_new_leader_trusts_nothing_it_knew() -> None:
+    bodies = Bodies()
+    bodies.start()
+    bodies.seen(KEY, body("1"))
+    assert bodies.get(KEY) is not None
+    bodies.start()  # leadership lost and regained, or a handover
+    assert bodies.get(KEY) is None

@@ -29,7 +29,7 @@ import kubernetes
 import urllib3
 
 from pxsec.controller.echoes import ECHOES
-from pxsec.controller.objectcache import ObjectCache
+from pxsec.controller.objectcache import Bodies, ObjectCache
 from pxsec.keyplan import Observed
 from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
 
@@ -202,8 +202,11 @@ def api_client() -> kubernetes.client.ApiClient:
 class Gateway:
     """Typed reads and guarded writes; one instance per operator process."""
 
-    def __init__(self, client: kubernetes.client.ApiClient | None = None, cache: ObjectCache | None = None) -> None:
+    def __init__(self, client: kubernetes.client.ApiClient | None = None, cache: ObjectCache | None = None,
+                 bodies: Bodies | None = None) -> None:
         self.client = client or api_client()
+        # PxSecurities as the watch delivered them, where that is as good as a GET (objectcache.Bodies).
+        self.bodies = bodies
         # What the watches say exists (objectcache.py): a Secret or ConfigMap known to be absent is not
         # asked for; created ones are recorded at once, and a create that finds one marks it present.
         self.cache = cache if cache is not None else ObjectCache()
@@ -216,18 +219,35 @@ class Gateway:
     # -- the custom resource ----------------------------------------------------------------------
 
     def get_pxsecurity(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return _or_none(lambda: self.api.request("GET", _custom(API_GROUP, API_VERSION, namespace, PLURAL, name)),
+        if self.bodies is not None:
+            held = self.bodies.get((namespace, name))
+            if held is not None:
+                return held
+        body = _or_none(lambda: self.api.request("GET", _custom(API_GROUP, API_VERSION, namespace, PLURAL, name)),
                         f"get {PLURAL}/{name}")
+        if body is not None and self.bodies is not None:
+            self.bodies.read_live((namespace, name), _resource_version(body))
+        return body
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         try:
             done = self.api.request("PATCH", _custom(API_GROUP, API_VERSION, namespace, PLURAL, name, "status"),
                                     [("fieldManager", FIELD_MANAGER)], {"status": dict(status)}, MERGE_PATCH)
-            ECHOES.wrote("PxSecurity", namespace, name, _resource_version(done))
         except HttpError as exc:
             if exc.status == 404:
                 return
+            self._status_unknown(namespace, name)
             raise _err(exc, f"patch {PLURAL}/{name}/status") from None
+        except BaseException:  # timeout, connection reset: it may or may not have been written
+            self._status_unknown(namespace, name)
+            raise
+        ECHOES.wrote("PxSecurity", namespace, name, _resource_version(done))
+        if self.bodies is not None:
+            self.bodies.wrote((namespace, name), _resource_version(done))
+
+    def _status_unknown(self, namespace: str, name: str) -> None:
+        if self.bodies is not None:
+            self.bodies.failed((namespace, name))
 
     def _wrote(self, kind: str, namespace: str, name: str, response: Any, value: Any = None) -> None:
         """A write succeeded: the object is at the response's version from now on (before its watch

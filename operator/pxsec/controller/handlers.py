@@ -35,7 +35,7 @@ from pxsec.controller.gateway import Gateway
 from pxsec.controller.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
 from pxsec.controller.metawatch import Watches
 from pxsec.controller.metrics import Metrics
-from pxsec.controller.objectcache import ObjectCache
+from pxsec.controller.objectcache import Bodies, ObjectCache
 from pxsec.controller.reconciler import Dependency, Key, Reconciler
 from pxsec.controller.workqueue import Outcome, WorkQueue
 from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
@@ -62,8 +62,9 @@ class Runtime:
     whether this replica reconciles (`active`: always without leader election, else while leading)."""
 
     def __init__(self, reconciler: Reconciler, workers: int, metrics: Metrics | None = None,
-                 active: bool = True) -> None:
+                 active: bool = True, bodies: Bodies | None = None) -> None:
         self.reconciler = reconciler
+        self.bodies = bodies or Bodies()  # what kopf's watch delivered of each PxSecurity
         self.watchers: dict[Dependency, set[Key]] = defaultdict(set)
         self._deps_of: dict[Key, set[Dependency]] = {}
         self._lock = threading.Lock()  # reconciles update it in worker threads; events read it on the loop
@@ -80,6 +81,7 @@ class Runtime:
     def start(self) -> None:
         """Reconcile from now on: every key queued meanwhile (all objects kopf listed) is processed."""
         self.active = True
+        self.bodies.start()  # every object already known is read live once (see objectcache.Bodies)
         self.metrics.leader.set(1)
         if not self.queue.running:
             self.queue.start()
@@ -210,9 +212,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # kopf's own k8s Events: only problems
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    cache = ObjectCache()
-    _runtime = Runtime(ObservedReconciler(Gateway(cache=cache)), workers=_options.workers, metrics=Metrics(),
-                       active=_options.lease is None)
+    cache, bodies = ObjectCache(), Bodies()
+    _runtime = Runtime(ObservedReconciler(Gateway(cache=cache, bodies=bodies)), workers=_options.workers,
+                       metrics=Metrics(), active=_options.lease is None, bodies=bodies)
     # Secrets and ConfigMaps are watched outside kopf, metadata only (metawatch.py explains why); their
     # changes reach the loop only when a PxSecurity depends on them.
     loop = asyncio.get_running_loop()
@@ -295,8 +297,10 @@ async def _dependency_changed(kind: str, namespace: str, name: str, version: str
 async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     key = (namespace or "", name)
     if kwargs.get("type") == "DELETED":
+        runtime().bodies.gone(key)
         runtime().deleted(key)
     else:
+        runtime().bodies.seen(key, kwargs.get("body") or {})  # before the echo check: it may clear a wait
         runtime().present(key)
     # Our only writes to a PxSecurity are status patches (MODIFIED): a new object is reconciled at once.
     if kwargs.get("type") == "MODIFIED" and await _echo("PxSecurity", namespace, name, kwargs.get("event"),

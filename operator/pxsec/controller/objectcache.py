@@ -17,8 +17,10 @@ It is only ever a hint, and a wrong hint costs a request, never a key:
 
 from __future__ import annotations
 
+import copy
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 Name = tuple[str, str]  # (namespace, name)
 ALL_NAMESPACES = ""
@@ -78,3 +80,85 @@ class ObjectCache:
     def __len__(self) -> int:
         with self._lock:
             return sum(len(v) for v in self._objects.values())
+
+
+Key = tuple[str, str]  # (namespace, name) of a PxSecurity
+
+
+class Bodies:
+    """The PxSecurities as kopf's watch last delivered them, used instead of a GET when that is as good
+    as a GET: the reconcile of a new object, and one that finds nothing to do, then read nothing.
+
+    The status of a PxSecurity is the operator's memory (fingerprints, revisions, when a loss was seen);
+    reconciling from a status older than the operator's own last write would misjudge. So a body is
+    used only when it cannot be older than anything this process wrote or relied on:
+    - while a status patch of ours, or the version a live GET returned, has not come back through the
+      watch (`wrote`/`read_live` until `seen` with that resourceVersion), a live GET is made;
+    - a key is *trusted* once a live GET was made for it since this process started reconciling, or
+      when its first body seen since then had no status (a new object: nobody has written one). After
+      a leader handover the new leader therefore reads each object live once: the old leader's last
+      writes may still be on their way through this replica's watch;
+    - a status write that failed in an unknown way makes the key untrusted again.
+    Other writers change only spec and metadata; their change arrives as a newer event, which wakes
+    the key again, as for Secrets (`ObjectCache`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # events arrive on the loop, reconciles read in worker threads
+        self._bodies: dict[Key, dict[str, Any]] = {}
+        self._pending: dict[Key, str] = {}
+        self._trusted: set[Key] = set()
+        self._reconciling = False
+
+    def start(self) -> None:
+        """This process begins to reconcile (at start, or on becoming the leader): trust nothing yet."""
+        with self._lock:
+            self._trusted.clear()
+            self._reconciling = True
+
+    def seen(self, key: Key, body: Mapping[str, Any]) -> None:
+        copied = copy.deepcopy(dict(body))
+        version = str((copied.get("metadata") or {}).get("resourceVersion") or "")
+        with self._lock:
+            if key not in self._bodies and self._reconciling and not copied.get("status"):
+                self._trusted.add(key)
+            self._bodies[key] = copied
+            if version and self._pending.get(key) == version:
+                del self._pending[key]
+
+    def gone(self, key: Key) -> None:
+        with self._lock:
+            self._bodies.pop(key, None)
+            self._pending.pop(key, None)
+            self._trusted.discard(key)
+
+    def wrote(self, key: Key, resource_version: str) -> None:
+        with self._lock:
+            if resource_version:
+                self._pending[key] = resource_version
+            else:
+                self._trusted.discard(key)
+
+    def failed(self, key: Key) -> None:
+        with self._lock:
+            self._trusted.discard(key)
+
+    def read_live(self, key: Key, resource_version: str) -> None:
+        """A live GET returned this version: trusted from now on, once the watch has delivered it too
+        (at once if it already has; a watch that is ahead only means more live reads meanwhile)."""
+        with self._lock:
+            if not self._reconciling:
+                return
+            self._trusted.add(key)
+            cached = str(((self._bodies.get(key) or {}).get("metadata") or {}).get("resourceVersion") or "")
+            if resource_version and cached != resource_version:
+                self._pending[key] = resource_version
+            else:
+                self._pending.pop(key, None)
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        """A copy of the body, when it is as good as a live read (see above); else None."""
+        with self._lock:
+            if key not in self._trusted or key in self._pending:
+                return None
+            body = self._bodies.get(key)
+            return copy.deepcopy(body) if body is not None else None
