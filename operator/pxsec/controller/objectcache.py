@@ -89,6 +89,12 @@ class Bodies:
     """The PxSecurities as kopf's watch last delivered them, used instead of a GET when that is as good
     as a GET: the reconcile of a new object, and one that finds nothing to do, then read nothing.
 
+    Only a reconcile woken by an event of the PxSecurity itself uses it (`seen` marks the key fresh, the
+    next `get` consumes the mark): that event proves the object existed, and a deletion after it comes
+    as a later event (`gone`). A reconcile woken by a timer or by a Secret reads the PxSecurity live —
+    the watch may have lost a deletion across a "410 Gone" relist, and a stale body would then recreate
+    Secrets for an object that no longer exists.
+
     The status of a PxSecurity is the operator's memory (fingerprints, revisions, when a loss was seen);
     reconciling from a status older than the operator's own last write would misjudge. So a body is
     used only when it cannot be older than anything this process wrote or relied on:
@@ -107,6 +113,7 @@ class Bodies:
         self._bodies: dict[Key, dict[str, Any]] = {}
         self._pending: dict[Key, str] = {}
         self._trusted: set[Key] = set()
+        self._fresh: set[Key] = set()  # woken by an event of the object itself, not used yet
         self._reconciling = False
 
     def start(self) -> None:
@@ -122,6 +129,7 @@ class Bodies:
             if key not in self._bodies and self._reconciling and not copied.get("status"):
                 self._trusted.add(key)
             self._bodies[key] = copied
+            self._fresh.add(key)
             if version and self._pending.get(key) == version:
                 del self._pending[key]
 
@@ -130,6 +138,7 @@ class Bodies:
             self._bodies.pop(key, None)
             self._pending.pop(key, None)
             self._trusted.discard(key)
+            self._fresh.discard(key)
 
     def wrote(self, key: Key, resource_version: str) -> None:
         with self._lock:
@@ -158,7 +167,9 @@ class Bodies:
     def get(self, key: Key) -> dict[str, Any] | None:
         """A copy of the body, when it is as good as a live read (see above); else None."""
         with self._lock:
-            if key not in self._trusted or key in self._pending:
+            fresh = key in self._fresh
+            self._fresh.discard(key)
+            if not fresh or key not in self._trusted or key in self._pending:
                 return None
             body = self._bodies.get(key)
             return copy.deepcopy(body) if body is not None else None
