@@ -123,7 +123,9 @@ class Bodies:
             self._reconciling = True
 
     def seen(self, key: Key, body: Mapping[str, Any]) -> None:
-        copied = copy.deepcopy(dict(body))
+        # Kept without managedFields: most of an object's size, and nothing a reconcile reads.
+        meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+        copied = copy.deepcopy({**body, "metadata": meta})
         version = str((copied.get("metadata") or {}).get("resourceVersion") or "")
         with self._lock:
             if key not in self._bodies and self._reconciling and not copied.get("status"):
