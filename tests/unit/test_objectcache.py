@@ -136,3 +136,13 @@ def test_a_new_leader_trusts_nothing_it_knew() -> None:
     bodies.seen(KEY, body("1"))
     bodies.start()  # leadership lost and regained, or a handover
     assert bodies.get(KEY) is None
+
+
+def test_an_echo_that_beats_the_response_of_our_write_is_not_waited_for() -> None:
+    bodies = Bodies()
+    bodies.start()
+    bodies.seen(KEY, body("1"))
+    bodies.seen(KEY, body("2", {"ours": True}))  # the watch delivered our write first...
+    bodies.wrote(KEY, "2")  # ...then the worker thread got the response
+    bodies.seen(KEY, body("3", {"ours": True}))  # a label: the next event
+    assert bodies.get(KEY) == body("3", {"ours": True})

@@ -221,7 +221,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     rt = _runtime
 
     def changed(kind: str, namespace: str, name: str, version: str) -> None:
-        if rt.depended_on(kind, namespace, name):
+        if rt.depended_on(kind, namespace, name) and not loop.is_closed():
             asyncio.run_coroutine_threadsafe(_dependency_changed(kind, namespace, name, version), loop)
 
     _watches = Watches(_options.namespaces, cache, changed)

@@ -143,11 +143,16 @@ class Bodies:
             self._fresh.discard(key)
 
     def wrote(self, key: Key, resource_version: str) -> None:
+        """Our status patch returned this version: wait for the watch to deliver it — unless it already
+        has (the event can beat the response to the thread that made the write)."""
         with self._lock:
-            if resource_version:
-                self._pending[key] = resource_version
-            else:
+            if not resource_version:
                 self._trusted.discard(key)
+            elif self._version(key) != resource_version:
+                self._pending[key] = resource_version
+
+    def _version(self, key: Key) -> str:
+        return str(((self._bodies.get(key) or {}).get("metadata") or {}).get("resourceVersion") or "")
 
     def failed(self, key: Key) -> None:
         with self._lock:
@@ -160,8 +165,7 @@ class Bodies:
             if not self._reconciling:
                 return
             self._trusted.add(key)
-            cached = str(((self._bodies.get(key) or {}).get("metadata") or {}).get("resourceVersion") or "")
-            if resource_version and cached != resource_version:
+            if resource_version and self._version(key) != resource_version:
                 self._pending[key] = resource_version
             else:
                 self._pending.pop(key, None)
