@@ -62,3 +62,18 @@ def test_metadata_keeps_only_our_metadata_managers_fields() -> None:
         {"manager": METADATA_MANAGER, "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}}}}}]}
     assert _trimmed(meta) == {"name": "s", "labels": {"a": "b"}, "managedFields": [meta["managedFields"][1]]}
     assert "managedFields" not in _trimmed({"name": "s", "managedFields": [{"manager": "kubectl"}]})
+
+
+def test_our_write_never_hides_a_later_change_the_watch_already_reported(gw: Gateway) -> None:
+    """Our write returned version 10, but the watch already delivered someone else's 11 before the worker
+    thread handled the response: the remembered 10 must not be reused."""
+    gw.cache.put("Secret", "ns", "s", "11")
+    gw._wrote("Secret", "ns", "s", {"metadata": {"resourceVersion": "10"}}, Observed("s", {}, resource_version="10"))
+    assert gw.cache.resource_version("Secret", "ns", "s") == "11"
+    with pytest.raises(pytest.fail.Exception):  # a live read
+        gw.read_secret("ns", "s")
+    gw.cache.drop("Secret", "ns", "s")
+    gw._wrote("Secret", "ns", "s", {"metadata": {"resourceVersion": "12"}}, Observed("s", {}, resource_version="12"))
+    assert not gw.cache.known_absent("Secret", "ns", "s")  # created: exists before its event arrives
+    gw.cache.put("Secret", "ns", "s", "12")  # the echo
+    assert gw.read_secret("ns", "s") == Observed("s", {}, resource_version="12")

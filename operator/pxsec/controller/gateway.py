@@ -250,11 +250,13 @@ class Gateway:
             self.bodies.failed((namespace, name))
 
     def _wrote(self, kind: str, namespace: str, name: str, response: Any, value: Any = None) -> None:
-        """A write succeeded: the object is at the response's version from now on (before its watch
-        event says so), and `value` (the response as the callers see a read) is what a read would get."""
+        """A write succeeded: the object exists from now on (before its watch event says so), and `value`
+        (the response as the callers see a read) is what a read gets once the watch reports the response's
+        version. The cache's version is left to the watch: someone else's later write may already be
+        there, and our older version must not hide it."""
         version = _resource_version(response)
         ECHOES.wrote(kind, namespace, name, version)
-        self.cache.put(kind, namespace, name, version)
+        self.cache.exists(kind, namespace, name)
         self._remember(kind, namespace, name, version, value)
 
     def _remember(self, kind: str, namespace: str, name: str, version: str, value: Any) -> None:

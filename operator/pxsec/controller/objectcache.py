@@ -48,6 +48,11 @@ class ObjectCache:
         with self._lock:
             self._objects.setdefault(kind, {})[(namespace, name)] = resource_version
 
+    def exists(self, kind: str, namespace: str, name: str) -> None:
+        """We created or wrote it: not absent, at whatever version the watch reports (or "" until then)."""
+        with self._lock:
+            self._objects.setdefault(kind, {}).setdefault((namespace, name), "")
+
     def present(self, kind: str, namespace: str, name: str) -> None:
         """The object exists at a version we do not know (a create or a guarded write answered 409):
         the next read is a live one, until the watch tells the version."""
