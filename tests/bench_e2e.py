@@ -37,7 +37,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
@@ -47,7 +46,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import urllib3
@@ -56,7 +54,7 @@ import yaml
 from pxsec.devcluster import assets, controlplane
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from tests.audit import WRITE_VERBS, AuditWrite, now, requests
-from tests.measure_coexistence import operator_version
+from tests.measure_coexistence import operator_version, stop_cleanly_on_sigterm
 
 OPERATOR_USER = controlplane.OPERATOR_USER  # its get and list requests are in the audit log too
 GROUP_VERSION = "pxsec.dev/v1alpha1"
@@ -694,10 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"operator under test: {version['pxsecFile']} (HEAD {version['head']}); work directory: {workdir}")
     load_start = loadavg()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_cleanly_on_sigterm()
 
     found = assets.ensure(build=False)
     cluster = Cluster.local(found)

@@ -467,6 +467,15 @@ def version_of(root: Path, env: dict[str, str]) -> dict[str, Any]:
             "sourceSha256": digest.hexdigest()[:16]}
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """A measuring script killed with SIGTERM still stops its operator and control plane (its `finally`)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def operator_version(root: Path) -> dict[str, Any] | None:
     """The version of `root`'s operator that `python -m pxsec` runs with PYTHONPATH=<root>/operator, or None
     after saying why on stderr when that environment imports another pxsec."""
@@ -500,10 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"operator under test: {version}")
     log(f"work directory: {workdir}")
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_cleanly_on_sigterm()
 
     found = assets.ensure(build=False)
     cluster = Cluster.local(found)

@@ -299,16 +299,21 @@ def test_a_cluster_that_cannot_be_reached_is_one_line(run: Any, material: Materi
     assert "cannot read Secret portworx/px-shared-secret from the cluster" in result.err
 
 
-def test_oidc_token_with_a_jwks_file(run: Any, material: Material) -> None:
+def oidc_token(material: Material) -> tuple[dict[str, Any], str]:
+    """Bob's RS256 token from the test provider, and the public JWK (kid k1) that verifies it."""
     key = jwk.JWK.from_pem(material.rsa[0])
-    public = json.loads(key.export_public())
-    (material.root / "jwks.json").write_text(json.dumps({"keys": [{**public, "kid": "k1"}]}))
+    public = {**json.loads(key.export_public()), "kid": "k1"}
     claims = {"iss": "https://login.example.com/realms/storage", "aud": "portworx", "sub": "bob", "name": "Bob",
               "email": "bob@example.com", "roles": ["system.view"], "iat": 1_700_000_000, "exp": 4_000_000_000}
     signed = jws.JWS(json.dumps(claims))
     signed.add_signature(jwk.JWK(**{**json.loads(key.export()), "kid": "k1"}), alg="RS256",
                          protected=json.dumps({"alg": "RS256", "kid": "k1"}))
-    token = signed.serialize(compact=True)
+    return public, signed.serialize(compact=True)
+
+
+def test_oidc_token_with_a_jwks_file(run: Any, material: Material) -> None:
+    public, token = oidc_token(material)
+    (material.root / "jwks.json").write_text(json.dumps({"keys": [public]}))
     without = run("token", "verify", "-", "-f", str(material.cr), stdin=token)
     assert without.code == 1 and "signature was not checked" in without.out and "--jwks" in without.err
     result = run("token", "verify", "-", "-f", str(material.cr), "--jwks", str(material.root / "jwks.json"),
@@ -603,14 +608,7 @@ def test_from_cluster_follows_the_storageclusters_issuer_and_shared_secret(
 
 
 def test_a_junk_jwks_is_judged_as_go_oidc_would(run: Any, material: Material) -> None:
-    key = jwk.JWK.from_pem(material.rsa[0])
-    public = {**json.loads(key.export_public()), "kid": "k1"}
-    claims = {"iss": "https://login.example.com/realms/storage", "aud": "portworx", "sub": "bob", "name": "Bob",
-              "email": "bob@example.com", "roles": ["system.view"], "iat": 1_700_000_000, "exp": 4_000_000_000}
-    signed = jws.JWS(json.dumps(claims))
-    signed.add_signature(jwk.JWK(**{**json.loads(key.export()), "kid": "k1"}), alg="RS256",
-                         protected=json.dumps({"alg": "RS256", "kid": "k1"}))
-    token = signed.serialize(compact=True)
+    public, token = oidc_token(material)
     for document, code, expected in (({"keys": [public, {"kty": "junk"}]}, 1, "every signature fails"),
                                      ({"keys": [{**public, "use": "enc"}]}, 0, "accepted by Portworx"),
                                      ("not json", 1, "not JSON")):

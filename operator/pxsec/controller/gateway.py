@@ -126,18 +126,27 @@ class RestClient:
 
     def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
                 body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
+        resp = self.open(method, path, query, body, content_type)
+        return cast(dict[str, Any], json.loads(resp.data)) if resp.data else {}
+
+    def open(self, method: str, path: str, query: list[tuple[str, str]] | None = None, body: Any = None,
+             content_type: str = "application/json", accept: str = "application/json",
+             timeout: tuple[float, float] = REQUEST_TIMEOUT, stream: bool = False) -> urllib3.BaseHTTPResponse:
+        """The response of a 2xx request (`stream`: not read yet, e.g. a watch); HttpError otherwise."""
+        headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
         method, url, headers, _, _ = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"])
         payload = None if body is None else json.dumps(body).encode()
         resp = self.client.rest_client.pool_manager.request(
-            method, url, body=payload, headers=headers, preload_content=True,
-            timeout=urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1]))
+            method, url, body=payload, headers=headers, preload_content=not stream,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
         if not 200 <= resp.status < 300:
-            raise HttpError(resp.status, resp.data or b"")
-        return cast(dict[str, Any], json.loads(resp.data)) if resp.data else {}
+            data = resp.read() if stream else resp.data
+            resp.release_conn()
+            raise HttpError(resp.status, data or b"")
+        return resp
 
 
 def _core(namespace: str, plural: str, name: str = "") -> str:
@@ -285,7 +294,8 @@ class Gateway:
             return held[1] if version and held[0] == version else None
 
     def _conflicted(self, kind: str, namespace: str, name: str) -> None:
-        """A guarded write got 409: the version we hold is old, so the next read is a live one."""
+        """A create or a guarded write got 409: it exists at a version we do not hold, so the next read is
+        a live one."""
         self.cache.present(kind, namespace, name)
 
     # -- Secrets ----------------------------------------------------------------------------------
@@ -334,7 +344,7 @@ class Gateway:
             created = self.api.request("POST", _core(namespace, "secrets"), [("fieldManager", FIELD_MANAGER)], body)
         except HttpError as exc:
             if exc.status == 409:
-                self.cache.present("Secret", namespace, name)
+                self._conflicted("Secret", namespace, name)
             raise _err(exc, f"create secret {name}") from None
         observed = self._observed(name, created)
         self._wrote("Secret", namespace, name, created, observed)
@@ -410,7 +420,7 @@ class Gateway:
                                     dict(body))
         except HttpError as exc:
             if exc.status == 409:
-                self.cache.present("ConfigMap", namespace, str(body["metadata"]["name"]))
+                self._conflicted("ConfigMap", namespace, str(body["metadata"]["name"]))
             raise _err(exc, f"create configmap {body['metadata']['name']}") from None
         self._wrote("ConfigMap", namespace, str(body["metadata"]["name"]), done, _trimmed_object(done))
 

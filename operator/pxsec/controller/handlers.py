@@ -270,27 +270,29 @@ def leader_probe(**_: Any) -> str:
 ECHO_GRACE = 0.05
 
 
-async def _echo(kind: str, namespace: str | None, name: str, event: Any, meta: Any) -> bool:
-    """Whether this event is only the echo of our own last write of the object (see `echoes`)."""
-    if isinstance(event, dict) and event.get("type") == "DELETED":
+async def _echo(kind: str, namespace: str, name: str, version: str) -> bool:
+    """Whether an event at `version` ("" for a deletion) is only the echo of our own last write of the
+    object (see `echoes`)."""
+    if not version:
         return False
-    version = (meta or {}).get("resourceVersion")
-    if ECHOES.is_echo(kind, namespace or "", name, version):
+    if ECHOES.is_echo(kind, namespace, name, version):
         return True
     await asyncio.sleep(ECHO_GRACE)
-    return ECHOES.is_echo(kind, namespace or "", name, version)
+    return ECHOES.is_echo(kind, namespace, name, version)
+
+
+def _version(kwargs: Mapping[str, Any]) -> str:
+    """The resourceVersion of a kopf event, "" for a deletion (never an echo)."""
+    if kwargs.get("type") == "DELETED":
+        return ""
+    return str((kwargs.get("meta") or {}).get("resourceVersion") or "")
 
 
 async def _dependency_changed(kind: str, namespace: str, name: str, version: str) -> None:
     """A Secret or ConfigMap some PxSecurity depends on changed (seen by `metawatch`): wake it, unless
     this is only the echo of our own write."""
-    if version and ECHOES.is_echo(kind, namespace, name, version):
-        return
-    if version:
-        await asyncio.sleep(ECHO_GRACE)
-        if ECHOES.is_echo(kind, namespace, name, version):
-            return
-    runtime().wake(kind, namespace, name)
+    if not await _echo(kind, namespace, name, version):
+        runtime().wake(kind, namespace, name)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
@@ -303,8 +305,7 @@ async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> N
         runtime().bodies.seen(key, kwargs.get("body") or {})  # before the echo check: it may clear a wait
         runtime().present(key)
     # Our only writes to a PxSecurity are status patches (MODIFIED): a new object is reconciled at once.
-    if kwargs.get("type") == "MODIFIED" and await _echo("PxSecurity", namespace, name, kwargs.get("event"),
-                                                       kwargs.get("meta")):
+    if kwargs.get("type") == "MODIFIED" and await _echo("PxSecurity", key[0], name, _version(kwargs)):
         return  # our own status write: nothing new to reconcile
     runtime().queue.add(key)
 
@@ -312,6 +313,7 @@ async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> N
 @kopf.on.event("core.libopenstorage.org", "v1", "storageclusters")
 async def storagecluster_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     """A StorageCluster appeared or changed: re-apply where spec.storageCluster.apply asks for it."""
-    if runtime().depended_on("StorageCluster", namespace or "", name) and not await _echo(
-            "StorageCluster", namespace, name, kwargs.get("event"), kwargs.get("meta")):
-        runtime().wake("StorageCluster", namespace or "", name)
+    ns = namespace or ""
+    if runtime().depended_on("StorageCluster", ns, name) and not await _echo("StorageCluster", ns, name,
+                                                                             _version(kwargs)):
+        runtime().wake("StorageCluster", ns, name)

@@ -25,6 +25,7 @@ from typing import Any
 
 import kubernetes
 
+from pxsec.controller.gateway import HttpError, RestClient, api_client
 from pxsec.controller.objectcache import ALL_NAMESPACES, ObjectCache
 
 logger = logging.getLogger("pxsec.controller.metawatch")
@@ -56,9 +57,9 @@ class Gone(Exception):
 class MetadataWatch:
     """One resource in one scope (a namespace, or all), in its own daemon thread."""
 
-    def __init__(self, client: kubernetes.client.ApiClient, resource: Resource, scope: str,
+    def __init__(self, api: RestClient, resource: Resource, scope: str,
                  cache: ObjectCache, on_change: OnChange) -> None:
-        self.client, self.resource, self.scope = client, resource, scope
+        self.api, self.resource, self.scope = api, resource, scope
         self.cache, self.on_change = cache, on_change
         self.stopping = threading.Event()
         self.synced = threading.Event()  # set once the first listing is in
@@ -96,25 +97,21 @@ class MetadataWatch:
                 self.stopping.wait(pause)
                 pause = min(MAX_PAUSE, pause * 2)
 
-    def _request(self, query: list[tuple[str, str]], accept: str, timeout: Any) -> Any:
-        method, url, headers, _, _ = self.client.param_serialize(
-            "GET", self.path, query_params=query, header_params={"Accept": accept},
-            auth_settings=["BearerToken"])
-        resp: Any = self.client.call_api(method, url, headers, _request_timeout=timeout)
-        if resp.status == 410:
-            resp.response.release_conn()
-            raise Gone()
-        if resp.status != 200:
-            body = resp.read()[:300].decode("utf-8", "replace")
-            raise RuntimeError(f"{resp.status} {body}")
-        return resp
+    def _request(self, query: list[tuple[str, str]], accept: str, timeout: tuple[float, float],
+                 stream: bool = False) -> Any:
+        try:
+            return self.api.open("GET", self.path, query, accept=accept, timeout=timeout, stream=stream)
+        except HttpError as exc:
+            if exc.status == 410:
+                raise Gone() from None
+            raise RuntimeError(f"{exc.status} {exc.body[:300].decode('utf-8', 'replace')}") from None
 
     def _list(self) -> str:
         listed: list[tuple[tuple[str, str], str]] = []
         token, version = "", ""
         while True:
             query = [("limit", str(PAGE))] + ([("continue", token)] if token else [])
-            page = json.loads(self._request(query, LIST_ACCEPT, (10, 60)).read())
+            page = json.loads(self._request(query, LIST_ACCEPT, (10, 60)).data)
             meta = page.get("metadata") or {}
             version = version or str(meta.get("resourceVersion") or "")
             for item in page.get("items") or []:
@@ -137,14 +134,14 @@ class MetadataWatch:
     def _watch(self, version: str) -> str:
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", version),
                  ("timeoutSeconds", str(WATCH_SECONDS))]
-        resp = self._request(query, WATCH_ACCEPT, (10, WATCH_SECONDS + 30))
+        resp = self._request(query, WATCH_ACCEPT, (10, WATCH_SECONDS + 30), stream=True)
         try:
-            for event in _events(resp.response):
+            for event in _events(resp):
                 if self.stopping.is_set():
                     break
                 version = self._apply(event) or version
         finally:
-            resp.response.release_conn()
+            resp.release_conn()
         return version
 
     def _apply(self, event: dict[str, Any]) -> str:
@@ -179,22 +176,20 @@ def _events(response: Any) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def new_client() -> kubernetes.client.ApiClient:
+def new_client() -> RestClient:
     """A client of its own (its own connection pool: the long-lived watch connections must not crowd out
     the reconciles' requests), configured as the gateway's."""
-    from pxsec.controller.gateway import api_client
-
-    return kubernetes.client.ApiClient(api_client().configuration)
+    return RestClient(kubernetes.client.ApiClient(api_client().configuration))
 
 
 class Watches:
     """Every metadata watch of the operator: Secrets and ConfigMaps, cluster-wide or per namespace."""
 
     def __init__(self, namespaces: tuple[str, ...], cache: ObjectCache, on_change: OnChange,
-                 client: kubernetes.client.ApiClient | None = None) -> None:
-        client = client or new_client()
+                 api: RestClient | None = None) -> None:
+        api = api or new_client()
         scopes = namespaces or (ALL_NAMESPACES,)
-        self.watches = [MetadataWatch(client, r, s, cache, on_change)
+        self.watches = [MetadataWatch(api, r, s, cache, on_change)
                         for r in (SECRETS, CONFIGMAPS) for s in scopes]
 
     def start(self) -> None:
