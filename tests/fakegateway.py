@@ -1,4 +1,4 @@
-"""An in-memory stand-in for `pxsec.controller.gateway.Gateway` (it satisfies `GatewayPort`), for unit tests of the
+"""An in-memory stand-in for `pxsec.controller.kube.gateway.Gateway` (it satisfies `GatewayPort`), for unit tests of the
 reconcile steps in the manner of cert-manager's controller tests: given these objects, exactly these
 writes.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec.controller.gateway import METADATA_MANAGER, Conflict, CRRef, GatewayError
+from pxsec.controller.kube.gateway import METADATA_MANAGER, Conflict, CRRef, GatewayError
 from pxsec.keyplan import Observed
 from pxsec.scmerge import apply_merge_patch
 

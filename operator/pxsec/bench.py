@@ -78,8 +78,9 @@ def main() -> int:
     }
 
     def plan_and_fingerprint() -> None:
-        for p in keyplan.plan(spec, observed, {}):
-            keyplan.secret_fingerprint(p.requirement, observed[p.requirement.name].data)
+        for r in keyplan.requirements(spec):
+            keyplan.plan_secret(r, observed[r.name], None, spec)
+            keyplan.secret_fingerprint(r, observed[r.name].data)
 
     def first_sight() -> None:
         keymaterial._check_key_pair.cache_clear()

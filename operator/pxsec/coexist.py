@@ -44,7 +44,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from pxsec import conditions, verify
+from pxsec import conditions, keyplan, verify
 from pxsec.conditions import Condition, rfc3339
 from pxsec.spec import (
     DEFAULT_SELF_SIGNED_ISSUER,
@@ -54,9 +54,8 @@ from pxsec.spec import (
     SelfSigned,
 )
 
-SKIP_ANNOTATION: Final = "stork.libopenstorage.org/skip-resource"
 # The only metadata the Portworx Operator leaves on the Secrets it shares with us.
-SHARED_ANNOTATIONS: Final[Mapping[str, str]] = {SKIP_ANNOTATION: "true"}
+SHARED_ANNOTATIONS: Final[Mapping[str, str]] = {keyplan.STORK_SKIP_ANNOTATION: "true"}
 
 PORTWORX_OPERATOR: Final = "PortworxOperator"
 # Said in status on each Secret shared with it: why the template, markers and owner reference are absent.
@@ -162,21 +161,12 @@ class Coexistence:
         return c is not None and c.exists and c.auth_enabled and not c.deleting
 
 
-def key_secret_names(spec: PxSecuritySpec) -> list[str]:
-    names = [spec.system_secret]
-    ss = spec.self_signed
-    if ss is not None:
-        names += [n for n in (ss.shared_secret, ss.rsa.secret_name if ss.rsa else None,
-                              ss.ecdsa.secret_name if ss.ecdsa else None) if n]
-    return names
-
-
 def plan(spec: PxSecuritySpec, cr_name: str, storagecluster: Mapping[str, Any] | None) -> Coexistence:
     """Decide the split for this spec and this StorageCluster (None: absent, or not targeted)."""
     if not spec.storage_cluster.targeted:
         return Coexistence()
     sc = view(spec.storage_cluster.name or cr_name, storagecluster)
-    ours = key_secret_names(spec)
+    ours = [r.name for r in keyplan.requirements(spec)]
     shared = {spec.system_secret, DEFAULT_SYSTEM_SECRET} & set(ours)
     if spec.self_signed is not None and spec.self_signed.shared_secret:
         shared.add(spec.self_signed.shared_secret)

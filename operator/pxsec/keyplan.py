@@ -200,23 +200,9 @@ def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded 
     return SecretPlan(req, Action.ADD_KEYS, origin, recipes, notes=tuple(notes))
 
 
-def plan(spec: PxSecuritySpec, observed: Mapping[str, Observed | None],
-         recorded: Mapping[str, Recorded]) -> list[SecretPlan]:
-    return [plan_secret(r, observed.get(r.name), recorded.get(r.name), spec) for r in requirements(spec)]
-
-
 def secret_fingerprint(req: Requirement, data: Mapping[str, bytes]) -> str:
     """Fingerprint over the keys the operator cares about (a user's unrelated keys do not count)."""
     return keymaterial.fingerprint({k: data[k] for k in req.keys if k in data})
-
-
-def next_revision(recorded: Recorded | None, fingerprint: str) -> tuple[int, bool]:
-    """(revision, changed): the revision moves whenever the content the operator relies on moves."""
-    if recorded is None:
-        return 1, False
-    if recorded.fingerprint == fingerprint:
-        return recorded.revision, False
-    return recorded.revision + 1, True
 
 
 def desired_metadata(cr_name: str, purpose: str, template_labels: Mapping[str, str],

@@ -292,7 +292,7 @@ def test_a_cluster_that_cannot_be_reached_is_one_line(run: Any, material: Materi
                                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setattr("pxsec.controller.gateway._api_client", None)
+    monkeypatch.setattr("pxsec.controller.kube.rest._api_client", None)
     token = generate(run, material, "--shared-secret-file", str(material.secret_file))
     result = run("token", "verify", "-", "-f", str(material.cr), "--from-cluster", stdin=token)
     assert_one_line_error(result, token)

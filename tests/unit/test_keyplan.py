@@ -164,12 +164,6 @@ def test_generated_values_have_the_shapes_portworx_accepts() -> None:
     base64.b64decode(shared + "=" * (-len(shared) % 4))  # base64 alphabet only
 
 
-def test_revisions_move_only_with_content() -> None:
-    assert keyplan.next_revision(None, "sha256:a") == (1, False)
-    assert keyplan.next_revision(Recorded("sha256:a", 4, "Generated"), "sha256:a") == (4, False)
-    assert keyplan.next_revision(Recorded("sha256:a", 4, "Generated"), "sha256:b") == (5, True)
-
-
 def test_fingerprint_covers_only_the_keys_the_operator_uses() -> None:
     r = req("px-shared-secret")
     base = {"shared-secret": b"s" * 64}

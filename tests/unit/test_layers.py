@@ -1,8 +1,10 @@
 """The layers hold, and the layout shows them: the pure core sits in `pxsec/` itself, the I/O shell in
-`pxsec/controller/` (gateway, probe, steps, reconciler, work queue, leader election, metrics, kopf
-wiring), the command line in `pxsec/cli/`, the local control plane in `pxsec/devcluster/`. No module of
-the core imports the shell, kopf, the Kubernetes client or the network — checked on the source, so a new
-import that breaks the rule fails here, not in review."""
+`pxsec/controller/` (`kube/`: REST client, gateway, store, watches; `steps/`: the reconcile steps; the
+reconciler, work queue, leader election, metrics, OIDC probe, kopf wiring), the command line in
+`pxsec/cli/`, the local control plane in `pxsec/devcluster/`. No module of the core imports the shell
+(`controller.kube` included), kopf, the Kubernetes client or the network; the steps reach the API only
+through the gateway's port — checked on the source, so a new import that breaks the rule fails here, not
+in review."""
 
 from __future__ import annotations
 
@@ -48,8 +50,28 @@ def test_the_core_imports_no_shell(module: str) -> None:
 def test_the_layout_has_the_layers() -> None:
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     assert packages == set(SHELL_PACKAGES)
-    assert {"gateway", "reconciler", "handlers", "workqueue"} <= {p.stem for p in (PACKAGE / "controller").glob("*.py")}
+    controller = PACKAGE / "controller"
+    assert {"reconciler", "handlers", "workqueue"} <= {p.stem for p in controller.glob("*.py")}
+    assert {"rest", "gateway", "store", "watches"} <= {p.stem for p in (controller / "kube").glob("*.py")}
+    assert {"keys", "tokens", "parameters"} <= {p.stem for p in (controller / "steps").glob("*.py")}
     assert {"spec", "keyplan", "tokens", "verify", "render"} <= set(CORE)
+
+
+def test_the_core_never_reaches_the_api_machinery() -> None:
+    assert forbidden("pxsec.controller.kube") and forbidden("pxsec.controller.kube.store")
+
+
+# What the steps may take from `controller.kube`: the gateway's port, its errors and field-manager names.
+STEP_MAY_USE = {"pxsec.controller.kube.gateway"} | {
+    f"pxsec.controller.kube.gateway.{n}" for n in ("GatewayPort", "Conflict", "CRRef", "METADATA_MANAGER",
+                                                   "GatewayError", "NamespaceTerminating")}
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (PACKAGE / "controller" / "steps").glob("*.py")))
+def test_steps_use_the_gateway_port_only(module: str) -> None:
+    used = {n for n in imports(PACKAGE / "controller" / "steps" / f"{module}.py")
+            if n.startswith("pxsec.controller.kube")}
+    assert used <= STEP_MAY_USE, f"steps/{module}.py reaches {sorted(used - STEP_MAY_USE)} past the gateway's port"
 
 
 def test_the_rule_catches_what_it_is_for(tmp_path: Path) -> None:

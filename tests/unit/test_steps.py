@@ -12,9 +12,11 @@ from typing import Any
 import jwt
 
 from pxsec import coexist, keyplan
-from pxsec.controller.keysync import KeySync
-from pxsec.controller.paramsync import ParamSync
-from pxsec.controller.tokensync import TokenSync
+from pxsec.controller.steps import Context
+from pxsec.controller.steps.keys import KeySync
+from pxsec.controller.steps.parameters import ParameterSync
+from pxsec.controller.steps.storagecluster import Seen
+from pxsec.controller.steps.tokens import TokenSync
 from pxsec.spec import parse_spec
 from tests.fakegateway import FakeGateway
 
@@ -33,7 +35,7 @@ def cr(spec: dict[str, Any] = SPEC, status: dict[str, Any] | None = None, **meta
 
 def keys_status(gw: FakeGateway, obj: dict[str, Any]) -> dict[str, Any]:
     """Run KeySync and return the status it would write (as the reconciler would store it)."""
-    out = KeySync(gw).run(obj, parse_spec(obj["spec"]))
+    out = KeySync(gw).sync(obj, parse_spec(obj["spec"]))
     assert out.condition is not None
     return {"secrets": out.entries, "conditions": [{"type": out.condition.type, "reason": out.condition.reason,
                                                     "observedGeneration": 1, "message": out.condition.message}],
@@ -131,7 +133,7 @@ def test_beside_the_portworx_operator_shared_secrets_get_its_shape_and_no_metada
     gw = FakeGateway()
     spec = {**SPEC, "storageCluster": {"name": "px-cluster", "apply": True}}
     co = coexist.plan(parse_spec(spec), "px", None)
-    KeySync(gw).run(cr(spec), parse_spec(spec), co)
+    KeySync(gw).sync(cr(spec), parse_spec(spec), co)
     for name in ("px-system-secrets", "px-shared-secret"):
         meta = gw.secret(NS, name)["metadata"]  # type: ignore[index]
         assert meta["annotations"] == dict(coexist.SHARED_ANNOTATIONS) and meta["labels"] == {}
@@ -161,7 +163,7 @@ def test_an_uninstall_is_waited_out_and_the_values_restored() -> None:
     parsed = parse_spec(spec)
     sc = {"metadata": {"name": "px-cluster"}, "spec": {"security": {"enabled": True},
                                                        "deleteStrategy": {"type": "Uninstall"}}}
-    first = KeySync(gw).run(cr(spec), parsed, coexist.plan(parsed, "px", sc))
+    first = KeySync(gw).sync(cr(spec), parsed, coexist.plan(parsed, "px", sc))
     status = {"secrets": first.entries}
     assert gw.secret(NS, coexist.retained_secret_name("px")) is not None
     values = {n: gw.data(NS, n) for n in ("px-system-secrets", "px-shared-secret")}
@@ -169,10 +171,10 @@ def test_an_uninstall_is_waited_out_and_the_values_restored() -> None:
         gw.delete("Secret", NS, name)  # its uninstall
     gw.clear_writes()
     going = {**sc, "metadata": {"name": "px-cluster", "deletionTimestamp": "2030-05-17T12:00:00Z"}}
-    during = KeySync(gw).run(cr(spec, status), parsed, coexist.plan(parsed, "px", going))
+    during = KeySync(gw).sync(cr(spec, status), parsed, coexist.plan(parsed, "px", going))
     assert gw.writes == [] and during.condition is not None and during.condition.status is True
     assert during.data["px-shared-secret"] == values["px-shared-secret"]  # tokens keep their key
-    after = KeySync(gw).run(cr(spec, status), parsed, coexist.plan(parsed, "px", None))
+    after = KeySync(gw).sync(cr(spec, status), parsed, coexist.plan(parsed, "px", None))
     assert sorted(gw.writes) == [("create", "Secret", "px-shared-secret"), ("create", "Secret", "px-system-secrets")]
     assert {n: gw.data(NS, n) for n in values} == values
     assert [e.reason for e in after.events] == ["SecretRestored", "SecretRestored"]
@@ -183,9 +185,9 @@ def test_an_uninstall_is_waited_out_and_the_values_restored() -> None:
 
 def mint(gw: FakeGateway, obj: dict[str, Any], now: dt.datetime = NOW) -> Any:
     spec = parse_spec(obj["spec"])
-    keys = KeySync(gw).run(obj, spec)
+    keys = KeySync(gw).sync(obj, spec)
     gw.clear_writes()
-    return TokenSync(gw).run(obj, spec, keys.data, now)
+    return TokenSync(gw).sync(obj, spec, keys.data, now)
 
 
 def test_a_token_is_minted_once_and_kept_until_its_renewal() -> None:
@@ -229,9 +231,9 @@ def test_the_portworx_operators_tokens_are_never_written() -> None:
                        {"secretName": "px-ci-token", "roles": ["system.user"]}]}
     parsed = parse_spec(spec)
     co = coexist.plan(parsed, "px", None)
-    keys = KeySync(gw).run(cr(spec), parsed, co)
+    keys = KeySync(gw).sync(cr(spec), parsed, co)
     gw.clear_writes()
-    out = TokenSync(gw).run(cr(spec), parsed, keys.data, NOW, co)
+    out = TokenSync(gw).sync(cr(spec), parsed, keys.data, NOW, co)
     assert [w[2] for w in gw.writes] == ["px-ci-token"]
     assert out.condition is not None and "px-admin-token listed in spec.tokens" in out.condition.message
     assert [e.reason for e in out.events] == ["TokenMinted", "TokenLeftToPortworxOperator"]
@@ -241,12 +243,12 @@ def test_the_portworx_operators_tokens_are_never_written() -> None:
 
 def test_the_configmap_is_written_only_when_the_rendering_changes() -> None:
     gw = FakeGateway()
-    ParamSync(gw).run(cr(), parse_spec(SPEC))
+    ParameterSync(gw).sync(cr(), parse_spec(SPEC))
     assert gw.writes == [("create", "ConfigMap", "px-px-security")]
     gw.clear_writes()
-    ParamSync(gw).run(cr(), parse_spec(SPEC))
+    ParameterSync(gw).sync(cr(), parse_spec(SPEC))
     assert gw.writes == []
-    ParamSync(gw).run(cr(), parse_spec({**SPEC, "usernameClaim": "email"}))
+    ParameterSync(gw).sync(cr(), parse_spec({**SPEC, "usernameClaim": "email"}))
     assert gw.writes == [("patch", "ConfigMap", "px-px-security")]
 
 
@@ -262,7 +264,7 @@ def test_a_storagecluster_race_is_merged_again_from_a_fresh_read() -> None:
         g.put("StorageCluster", NS, "px-cluster", obj)
 
     gw.races[("patch", "StorageCluster", "px-cluster")] = user_edit
-    out = ParamSync(gw).run(cr(spec), parse_spec(spec))
+    out = ParameterSync(gw).sync(cr(spec), parse_spec(spec))
     assert [c.reason for c in out.conditions] == ["Rendered", "Applied"]
     sc = gw.read_storagecluster(NS, "px-cluster")
     assert sc is not None
@@ -270,7 +272,7 @@ def test_a_storagecluster_race_is_merged_again_from_a_fresh_read() -> None:
     assert names[:2] == ["USER", "LATER"] and "PORTWORX_AUTH_USERNAME_CLAIM" in names
     assert gw.writes.count(("patch", "StorageCluster", "px-cluster")) == 1
     gw.clear_writes()
-    ParamSync(gw).run(cr(spec), parse_spec(spec))
+    ParameterSync(gw).sync(cr(spec), parse_spec(spec))
     assert gw.writes == []
 
 
@@ -282,7 +284,7 @@ def test_requirements_are_stable() -> None:
 # -- the Portworx Operator's tokens, and the OIDC step without a network ------------------------------
 
 def test_portworx_tokens_are_read_and_judged_never_written() -> None:
-    from pxsec.controller.portworxsync import PortworxSync
+    from pxsec.controller.steps.tokensaccepted import TokensAcceptedCheck
 
     gw = FakeGateway()
     spec = {**SPEC, "storageCluster": {"name": "px-cluster", "apply": True}}
@@ -290,7 +292,7 @@ def test_portworx_tokens_are_read_and_judged_never_written() -> None:
     sc = {"metadata": {"name": "px-cluster"}, "spec": {"security": {"enabled": True, "auth": {"selfSigned": {
         "issuer": "operator.portworx.io", "sharedSecret": "px-shared-secret"}}}}}
     co = coexist.plan(parsed, "px", sc)
-    keys = KeySync(gw).run(cr(spec), parsed, co)
+    keys = KeySync(gw).sync(cr(spec), parsed, co)
     secret = gw.data(NS, "px-shared-secret")["shared-secret"]
     iat = int(NOW.timestamp()) - 600
     for name, (roles, groups) in coexist.OPERATOR_TOKENS.items():
@@ -298,15 +300,16 @@ def test_portworx_tokens_are_read_and_judged_never_written() -> None:
                   "roles": list(roles), "groups": list(groups), "iat": iat, "exp": iat + 86400}
         gw.put_secret(NS, name, {"auth-token": jwt.encode(claims, secret, algorithm="HS256").encode()})
     gw.clear_writes()
-    judged = PortworxSync(gw).run(cr(spec), parsed, co, keys.data, {}, NOW)
+    ctx = Context(cr(spec), parsed, NOW, {"storagecluster": Seen(sc, co), "keys": keys.data, "tokens": {}})
+    judged = TokensAcceptedCheck(gw).run(ctx)
     assert gw.writes == []
-    assert judged.condition is not None and judged.condition.reason == "Accepted"
-    assert sorted((e["secretName"], e["accepted"]) for e in judged.entries) == [
+    assert [c.reason for c in judged.conditions] == ["Accepted"]
+    assert sorted((e["secretName"], e["accepted"]) for e in judged.status["tokens"]) == [
         ("px-admin-token", True), ("px-user-token", True)]
 
 
 def test_the_oidc_step_reports_a_missing_ca_without_touching_the_network() -> None:
-    from pxsec.controller.oidcsync import OIDCSync
+    from pxsec.controller.steps.oidc import OIDCCheck
 
     class NoNetwork:
         def probe(self, *args: Any) -> Any:
@@ -318,6 +321,6 @@ def test_the_oidc_step_reports_a_missing_ca_without_touching_the_network() -> No
     gw = FakeGateway()
     spec = {"oidc": {"issuer": "https://idp.example", "clientID": "px",
                      "certificateAuthority": {"configMapRef": {"name": "oidc-ca"}}}}
-    out = OIDCSync(gw, prober=NoNetwork()).run(cr(spec), parse_spec(spec), NOW)  # type: ignore[arg-type]
+    out = OIDCCheck(gw, prober=NoNetwork()).check(cr(spec), parse_spec(spec), NOW)  # type: ignore[arg-type]
     assert out.condition is not None and out.condition.status is False and "oidc-ca" in out.condition.message
     assert out.next_probe is None and gw.writes == []

@@ -50,7 +50,7 @@ def _workers(text: str) -> int:
 
 
 def _namespaces(args: argparse.Namespace) -> tuple[str, ...]:
-    """Names only: Secrets and ConfigMaps are watched per namespace by name (controller/metawatch.py)."""
+    """Names only: Secrets and ConfigMaps are watched per namespace by name (controller/kube/watches.py)."""
     names = tuple(args.namespace or ())
     for ns in names:
         if not ns or any(c in ns for c in "*?[]!"):

@@ -116,12 +116,14 @@ def _read_bytes(path: str, what: str) -> bytes:
 def _read_cluster_secret(namespace: str, name: str) -> dict[str, bytes] | None:
     """A Secret's data from the cluster ($KUBECONFIG, or in-cluster config), None if it does not exist.
 
-    The only Kubernetes call of the command line, kept here so the rest stays pure and testable.
+    One of the command line's two Kubernetes reads (with `_read_cluster_storagecluster`), kept here so the
+    rest stays pure and testable.
     """
     try:
-        from pxsec.controller.gateway import Gateway
+        from pxsec.controller.kube.gateway import Gateway
+        from pxsec.controller.kube.store import Store
 
-        observed = Gateway().read_secret(namespace, name)
+        observed = Gateway(Store()).read_secret(namespace, name)
     except Exception as error:  # config loading, connection, RBAC: one line, whatever the client raised
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CommandError(f"cannot read Secret {namespace}/{name} from the cluster: {text}") from None
@@ -131,9 +133,10 @@ def _read_cluster_secret(namespace: str, name: str) -> dict[str, bytes] | None:
 def _read_cluster_storagecluster(namespace: str, name: str) -> dict[str, Any] | None:
     """A StorageCluster from the cluster, None if it (or its CRD) does not exist."""
     try:
-        from pxsec.controller.gateway import Gateway
+        from pxsec.controller.kube.gateway import Gateway
+        from pxsec.controller.kube.store import Store
 
-        return Gateway().read_storagecluster(namespace, name)
+        return Gateway(Store()).read_storagecluster(namespace, name)
     except Exception as error:  # as _read_cluster_secret: one line, whatever the client raised
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CommandError(f"cannot read StorageCluster {namespace}/{name} from the cluster: {text}") from None

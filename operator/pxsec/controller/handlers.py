@@ -4,9 +4,10 @@ Why `on.event` and a work queue instead of kopf's create/update handlers: the re
 level-triggered (it recomputes the desired state every time), so it needs no per-handler progress
 annotations, no `last-handled-configuration` on users' objects (GitOps tools would see drift), and no
 finalizers (deletionPolicy Retain needs none; Delete uses owner references and the real garbage
-collector). kopf keeps doing what it is best at: login, watch streams with reconnects, liveness — for
-PxSecurities and StorageClusters; Secrets and ConfigMaps are watched metadata-only by `metawatch`, whose
-thread calls back here only for objects some PxSecurity depends on.
+collector). kopf keeps doing what it is best at: login, the PxSecurity watch stream with reconnects,
+liveness. Secrets, ConfigMaps and StorageClusters are watched by our own reflectors (`kube/watches.py`).
+Every watch event goes to the one `Store` (`kube/store.py`), which says whether it is news — never the
+echo of our own write — and news wakes the PxSecurities that depend on the object.
 
 With leader election (`pxsec operator --leader-elect`, see leader.py) every replica keeps its watch
 streams and its queue of keys, but only the one holding the Lease runs the queue's workers; a replica
@@ -30,12 +31,11 @@ from typing import Any
 import kopf
 
 from pxsec.conditions import Condition
-from pxsec.controller.echoes import ECHOES
-from pxsec.controller.gateway import Gateway
+from pxsec.controller.kube.gateway import Gateway
+from pxsec.controller.kube.store import PXSECURITY, Store
+from pxsec.controller.kube.watches import Watches
 from pxsec.controller.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
-from pxsec.controller.metawatch import Watches
 from pxsec.controller.metrics import Metrics
-from pxsec.controller.objectcache import Bodies, ObjectCache
 from pxsec.controller.reconciler import Dependency, Key, Reconciler
 from pxsec.controller.workqueue import Outcome, WorkQueue
 from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
@@ -62,9 +62,10 @@ class Runtime:
     whether this replica reconciles (`active`: always without leader election, else while leading)."""
 
     def __init__(self, reconciler: Reconciler, workers: int, metrics: Metrics | None = None,
-                 active: bool = True, bodies: Bodies | None = None) -> None:
+                 active: bool = True, store: Store | None = None) -> None:
         self.reconciler = reconciler
-        self.bodies = bodies or Bodies()  # what kopf's watch delivered of each PxSecurity
+        self.store = store or Store()
+        self.store.notify = self.changed
         self.watchers: dict[Dependency, set[Key]] = defaultdict(set)
         self._deps_of: dict[Key, set[Dependency]] = {}
         self._lock = threading.Lock()  # reconciles update it in worker threads; events read it on the loop
@@ -75,13 +76,14 @@ class Runtime:
         self.metrics = metrics or Metrics(process_collectors=False)
         self.metrics.track_queue(lambda: self.queue.depth)
         self.active = active  # False for a candidate: until it leads, events only queue keys
+        self.loop: asyncio.AbstractEventLoop | None = None  # where wakes run (set at start-up)
         if isinstance(reconciler, ObservedReconciler):
             reconciler.observer = self.observed
 
     def start(self) -> None:
         """Reconcile from now on: every key queued meanwhile (all objects kopf listed) is processed."""
         self.active = True
-        self.bodies.start()  # every object already known is read live once (see objectcache.Bodies)
+        self.store.begin_reconciling()  # every PxSecurity already known is read live once (kube/store.py)
         self.metrics.leader.set(1)
         if not self.queue.running:
             self.queue.start()
@@ -152,11 +154,31 @@ class Runtime:
             return bool(self.watchers.get((kind, namespace, name)))
 
     def wake(self, kind: str, namespace: str, name: str) -> None:
-        """Queue every PxSecurity that depends on this object (called on the event loop)."""
+        """Queue the PxSecurity itself, or every PxSecurity that depends on this object (on the event loop)."""
+        if kind == PXSECURITY:
+            self.queue.add((namespace, name))
+            return
         with self._lock:
             keys = list(self.watchers.get((kind, namespace, name), ()))
         for key in keys:
             self.queue.add(key)
+
+    def changed(self, kind: str, namespace: str, name: str) -> None:
+        """The store's news, from any thread (watch threads, reconcile workers, the loop): wake on the loop
+        whoever it concerns. Objects nobody depends on (the cluster's other Secrets) cost a lookup."""
+        if kind != PXSECURITY and not self.depended_on(kind, namespace, name):
+            return
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.wake(kind, namespace, name)
+        else:
+            loop.call_soon_threadsafe(self.wake, kind, namespace, name)
 
 
 @dataclass(frozen=True)
@@ -212,19 +234,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # kopf's own k8s Events: only problems
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    cache, bodies = ObjectCache(), Bodies()
-    _runtime = Runtime(ObservedReconciler(Gateway(cache=cache, bodies=bodies)), workers=_options.workers,
-                       metrics=Metrics(), active=_options.lease is None, bodies=bodies)
-    # Secrets and ConfigMaps are watched outside kopf, metadata only (metawatch.py explains why); their
-    # changes reach the loop only when a PxSecurity depends on them.
-    loop = asyncio.get_running_loop()
-    rt = _runtime
-
-    def changed(kind: str, namespace: str, name: str, version: str) -> None:
-        if rt.depended_on(kind, namespace, name) and not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(_dependency_changed(kind, namespace, name, version), loop)
-
-    _watches = Watches(_options.namespaces, cache, changed)
+    store = Store()
+    _runtime = Runtime(ObservedReconciler(Gateway(store)), workers=_options.workers, metrics=Metrics(),
+                       active=_options.lease is None, store=store)
+    _runtime.loop = asyncio.get_running_loop()
+    # Secrets, ConfigMaps and StorageClusters are watched outside kopf (kube/watches.py explains why).
+    _watches = Watches(_options.namespaces, store)
     _watches.start()
     if _options.metrics_address:
         host, port = _runtime.metrics.serve(_options.metrics_address)
@@ -264,56 +279,15 @@ def leader_probe(**_: Any) -> str:
     return "leading" if _elector.leading else "standby"
 
 
-# The watch event of our own write can arrive a moment before the worker thread has the write's response
-# (and so its resourceVersion): an event for an object someone depends on gets this much grace before it
-# counts as news. Events of objects nobody depends on (the cluster's other Secrets) cost nothing.
-ECHO_GRACE = 0.05
-
-
-async def _echo(kind: str, namespace: str, name: str, version: str) -> bool:
-    """Whether an event at `version` ("" for a deletion) is only the echo of our own last write of the
-    object (see `echoes`)."""
-    if not version:
-        return False
-    if ECHOES.is_echo(kind, namespace, name, version):
-        return True
-    await asyncio.sleep(ECHO_GRACE)
-    return ECHOES.is_echo(kind, namespace, name, version)
-
-
-def _version(kwargs: Mapping[str, Any]) -> str:
-    """The resourceVersion of a kopf event, "" for a deletion (never an echo)."""
-    if kwargs.get("type") == "DELETED":
-        return ""
-    return str((kwargs.get("meta") or {}).get("resourceVersion") or "")
-
-
-async def _dependency_changed(kind: str, namespace: str, name: str, version: str) -> None:
-    """A Secret or ConfigMap some PxSecurity depends on changed (seen by `metawatch`): wake it, unless
-    this is only the echo of our own write."""
-    if not await _echo(kind, namespace, name, version):
-        runtime().wake(kind, namespace, name)
-
-
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
 async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> None:
-    key = (namespace or "", name)
+    """Into the store, which wakes the object when this is news (a new object, someone's change; not the
+    echo of our own status write)."""
+    rt, ns = runtime(), namespace or ""
     if kwargs.get("type") == "DELETED":
-        runtime().bodies.gone(key)
-        runtime().deleted(key)
-    else:
-        runtime().bodies.seen(key, kwargs.get("body") or {})  # before the echo check: it may clear a wait
-        runtime().present(key)
-    # Our only writes to a PxSecurity are status patches (MODIFIED): a new object is reconciled at once.
-    if kwargs.get("type") == "MODIFIED" and await _echo("PxSecurity", key[0], name, _version(kwargs)):
-        return  # our own status write: nothing new to reconcile
-    runtime().queue.add(key)
-
-
-@kopf.on.event("core.libopenstorage.org", "v1", "storageclusters")
-async def storagecluster_event(namespace: str | None, name: str, **kwargs: Any) -> None:
-    """A StorageCluster appeared or changed: re-apply where spec.storageCluster.apply asks for it."""
-    ns = namespace or ""
-    if runtime().depended_on("StorageCluster", ns, name) and not await _echo("StorageCluster", ns, name,
-                                                                             _version(kwargs)):
-        runtime().wake("StorageCluster", ns, name)
+        rt.deleted((ns, name))
+        rt.store.deleted(PXSECURITY, ns, name)
+        return
+    rt.present((ns, name))
+    body = kwargs.get("body") or {}
+    rt.store.observed(PXSECURITY, ns, name, str((body.get("metadata") or {}).get("resourceVersion") or ""), body)

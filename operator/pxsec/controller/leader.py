@@ -114,7 +114,7 @@ class KubernetesLeaseStore:
     def __init__(self, config: LeaseConfig, client: Any = None) -> None:
         import kubernetes
 
-        from pxsec.controller.gateway import api_client
+        from pxsec.controller.kube.rest import api_client
 
         self.config = config
         self.api = kubernetes.client.CoordinationV1Api(client or api_client())

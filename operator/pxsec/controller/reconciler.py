@@ -1,29 +1,34 @@
-"""Reconcile one PxSecurity: read it live, run each step, compute conditions, write only the difference.
+"""Reconcile one PxSecurity: read it, run the table of steps, compute Ready, write only the difference.
 
-Steps are separate modules (keys now; OIDC probe, tokens and rendering plug in the same way), each
-returning a condition and the Events worth telling. Status is written only when it differs from what
-is there, so a reconcile of a Ready resource changes no resourceVersion anywhere.
+The steps (`steps/`, one job each, one shape) run in the order of `Reconciler.steps`. What is common to
+all of them lives here, once: a step that raises becomes a False condition of its type (one bad object
+never wedges its reconcile), a step whose needs failed is blocked, a failed or blocked step keeps its
+status fields as they were (status.secrets in particular holds the fingerprints and revisions that tell a
+lost Secret from a new one), and the earliest wake-up any step asked for becomes the requeue. Status is
+written only when it differs from what is there, so a reconcile of a Ready resource changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from pxsec import coexist, conditions, keyplan
-from pxsec.coexist import TokensJudged
 from pxsec.conditions import Condition, rfc3339
-from pxsec.controller.gateway import GatewayError, GatewayPort, NamespaceTerminating
-from pxsec.controller.keysync import KeysOutcome, KeySync
-from pxsec.controller.objectmeta import cr_ref
-from pxsec.controller.oidcsync import OIDCOutcome, OIDCSync
-from pxsec.controller.paramsync import ParamsOutcome, ParamSync, storagecluster_name
-from pxsec.controller.portworxsync import PortworxSync
-from pxsec.controller.tokensync import TokensOutcome, TokenSync
-from pxsec.controller.workqueue import Outcome
+from pxsec.controller.kube.gateway import GatewayError, GatewayPort, NamespaceTerminating
+from pxsec.controller.oidcprobe import Prober
+from pxsec.controller.steps import Context, Outcome, Step
+from pxsec.controller.steps.keys import KeySync
+from pxsec.controller.steps.metadata import cr_ref
+from pxsec.controller.steps.oidc import OIDCCheck
+from pxsec.controller.steps.parameters import ParameterSync
+from pxsec.controller.steps.storagecluster import StorageClusterCheck, storagecluster_name
+from pxsec.controller.steps.tokens import TokenSync
+from pxsec.controller.steps.tokensaccepted import TokensAcceptedCheck
+from pxsec.controller.workqueue import Outcome as Done
 from pxsec.events import Event, coalesce
 from pxsec.render import configmap_name
 from pxsec.spec import PxSecuritySpec, SpecError, parse_spec
@@ -32,6 +37,8 @@ logger = logging.getLogger("pxsec.controller.reconciler")
 
 Key = tuple[str, str]  # (namespace, name)
 Dependency = tuple[str, str, str]  # (kind, namespace, name)
+
+REFUSED = frozenset({400, 403, 413, 422})  # a request the API server refuses as such, not for now
 
 
 def _now() -> dt.datetime:
@@ -64,91 +71,88 @@ def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Depe
     return deps
 
 
-def storagecluster_status(co: coexist.Coexistence) -> dict[str, Any] | None:
-    """`status.storageCluster`: what the targeted StorageCluster tells Portworx (names, never values)."""
-    sc = co.cluster
-    if sc is None:
-        return None
-    optional = {"issuer": sc.issuer, "sharedSecret": sc.shared_secret, "deleteStrategy": sc.delete_strategy,
-                "deleting": sc.deleting or None}
-    return {"name": sc.name, "exists": sc.exists, "securityEnabled": sc.auth_enabled,
-            **{k: v for k, v in optional.items() if v is not None}}
-
-
-REFUSED = frozenset({400, 403, 413, 422})  # a request the API server refuses as such, not for now
-FIRST_RETRY = 5.0
-MAX_RETRY = 300.0
-T = TypeVar("T")
-
-
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """An exception as one line for a condition: its type and the start of its message. Core exceptions
     never carry key material (the core's rule); the cap keeps a runaway message out of status."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
-def _blocked(type_: str) -> Condition:
-    return Condition(type_, None, "KeysUnavailable", "not checked: the key material could not be reconciled")
-
-
-class _Steps:
-    """Runs the reconcile steps so that one bad object never wedges its reconcile: an exception from the
-    core becomes a False condition of the step's type with reason InternalError, a request the API server
-    refuses (400, 403, 413, 422) one with reason RejectedByAPIServer or Forbidden, and the other steps
-    still run. Transient API errors (unavailable, throttled, conflicts) go to the work queue's back-off."""
-
-    def __init__(self, key: Key) -> None:
-        self.key = key
-        self._conditions: dict[str, Condition] = {}
-
-    def run(self, step: str, type_: str, call: Callable[[], T], fallback: T) -> T:
-        try:
-            return call()
-        except NamespaceTerminating:
-            raise
-        except GatewayError as exc:
-            if exc.status not in REFUSED:
-                raise  # unavailable, throttled, raced: the work queue retries with back-off
-            # The API server refused what this object makes us send: that will not change by retrying
-            # at once, so it is said on the object (and looked at again with back-off).
-            logger.warning("%s/%s: the %s step was refused: %s", *self.key, step, exc)
-            reason = "Forbidden" if exc.status == 403 else "RejectedByAPIServer"
-            self._conditions[step] = conditions.false(type_, reason, f"the {step} step was refused: {exc}")
-            return fallback
-        except Exception as exc:
-            logger.warning("%s/%s: the %s step failed: %s", *self.key, step, _describe(exc))
-            self._conditions[step] = conditions.false(type_, "InternalError",
-                                                      f"the {step} step failed: {_describe(exc)}")
-            return fallback
-
-    def failed(self, step: str) -> bool:
-        return step in self._conditions
-
-    def condition(self, step: str) -> Condition | None:
-        return self._conditions.get(step)
-
-    @property
-    def any_failed(self) -> bool:
-        return bool(self._conditions)
+def failure(step: Step, exc: Exception) -> Condition | None:
+    """The condition a failed step reports, or None when the failure is the work queue's to retry:
+    unavailable, throttled, raced (transient API errors) and a namespace being deleted. A request the
+    API server refuses as such (400, 403, 413, 422) will not pass by retrying at once, so it is said
+    on the object (and looked at again with back-off); so is any exception of the core."""
+    if isinstance(exc, NamespaceTerminating):
+        return None
+    if isinstance(exc, GatewayError):
+        if exc.status not in REFUSED:
+            return None
+        reason = "Forbidden" if exc.status == 403 else "RejectedByAPIServer"
+        return conditions.false(step.condition, reason, f"the {step.name} step was refused: {exc}")
+    return conditions.false(step.condition, "InternalError", f"the {step.name} step failed: {describe(exc)}")
 
 
 @dataclass
 class Result:
-    outcome: Outcome
+    outcome: Done = field(default_factory=Done)
     dependencies: set[Dependency] = field(default_factory=set)
 
 
+@dataclass
+class Report:
+    """What the steps of one reconcile said, merged."""
+
+    conditions: list[Condition] = field(default_factory=list)
+    informational: list[Condition] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    wakes: list[dt.datetime] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        self.conditions += outcome.conditions
+        self.informational += outcome.informational
+        for name, value in outcome.status.items():
+            have = self.status.get(name)
+            self.status[name] = have + value if isinstance(have, list) and isinstance(value, list) else value
+        self.events += outcome.events
+        if outcome.wake is not None:
+            self.wakes.append(outcome.wake)
+
+
+def run_steps(steps: Sequence[Step], ctx: Context, key: Key) -> Report:
+    """Run the table: each step, or its `blocked` outcome when a step it needs failed."""
+    report = Report()
+    for step in steps:
+        blocker = next((n for n in step.needs if n in report.failed), None)
+        if blocker is not None:
+            report.failed.append(step.name)
+            report.add(step.blocked(ctx, blocker))
+            continue
+        try:
+            outcome = step.run(ctx)
+        except Exception as exc:
+            cond = failure(step, exc)
+            if cond is None:
+                raise
+            logger.warning("%s/%s: %s", *key, cond.message)
+            report.failed.append(step.name)
+            report.add(Outcome(conditions=[cond], status=step.kept(ctx.old_status)))
+            continue
+        ctx.products[step.name] = outcome.product
+        report.add(outcome)
+    return report
+
+
 class Reconciler:
-    def __init__(self, gateway: GatewayPort, clock: Callable[[], dt.datetime] = _now) -> None:
+    def __init__(self, gateway: GatewayPort, clock: Callable[[], dt.datetime] = _now,
+                 prober: Prober | None = None) -> None:
         self.gw = gateway
         self.clock = clock
-        self.keys = KeySync(gateway)
-        self.tokens = TokenSync(gateway)
-        self.params = ParamSync(gateway)
-        self.oidc = OIDCSync(gateway)  # one prober (and its cache) for every resource
-        self.portworx = PortworxSync(gateway)
-        self._failures: dict[Key, int] = {}  # consecutive reconciles with a failed step, per key
+        # The table, in order (steps/__init__.py has what each needs, reads, writes and keeps).
+        self.steps: list[Step] = [StorageClusterCheck(gateway), KeySync(gateway), OIDCCheck(gateway, prober),
+                                  TokenSync(gateway), ParameterSync(gateway), TokensAcceptedCheck(gateway)]
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
         """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on
@@ -156,96 +160,37 @@ class Reconciler:
         namespace, name = key
         cr = self.gw.get_pxsecurity(namespace, name)
         if cr is None or cr["metadata"].get("deletionTimestamp"):
-            return Result(Outcome())  # gone or going: nothing to ensure (Retain needs no cleanup)
+            return Result()  # gone or going: nothing to ensure (Retain needs no cleanup)
         generation = int(cr["metadata"].get("generation", 0))
         old_status: Mapping[str, Any] = cr.get("status") or {}
-        events: list[Event] = []
         try:
             spec = parse_spec(cr.get("spec"))
         except Exception as exc:  # SpecError, or anything a spec the API server let through provokes
-            message = str(exc) if isinstance(exc, SpecError) else f"the spec cannot be read: {_describe(exc)}"
+            message = str(exc) if isinstance(exc, SpecError) else f"the spec cannot be read: {describe(exc)}"
             cond = conditions.false(conditions.READY, "InvalidSpec", message)
             self._write_status(cr, {"observedGeneration": generation}, [cond], old_status,
                                [Event("Warning", "InvalidSpec", message)])
-            return Result(Outcome())
+            return Result()
 
         deps = dependencies_of(namespace, name, spec)
         if watch is not None:
             watch(deps)
         now = self.clock()
-        steps = _Steps(key)
         try:
-            storagecluster = (self.gw.read_storagecluster(namespace, storagecluster_name(spec, name))
-                              if spec.storage_cluster.targeted else None)
-            co = steps.run("coexistence", conditions.STORAGECLUSTER_APPLIED,
-                           lambda: coexist.plan(spec, name, storagecluster),
-                           coexist.Coexistence(targeted=spec.storage_cluster.targeted))
-            keys = steps.run("keys", conditions.KEYS_READY, lambda: self.keys.run(cr, spec, co), KeysOutcome())
-            if steps.failed("keys"):
-                minted = TokensOutcome(condition=_blocked(conditions.TOKENS_READY)) if spec.tokens else TokensOutcome()
-            else:
-                minted = steps.run("tokens", conditions.TOKENS_READY,
-                                   lambda: self.tokens.run(cr, spec, keys.data, now, co), TokensOutcome())
-            params = steps.run("parameters", conditions.PARAMETERS_RENDERED,
-                               lambda: self.params.run(cr, spec, co, storagecluster), ParamsOutcome())
-            probed = steps.run("oidc", conditions.OIDC_READY, lambda: self.oidc.run(cr, spec, now), OIDCOutcome())
-            judged = TokensJudged() if steps.failed("keys") else steps.run(
-                "portworx", conditions.TOKENS_ACCEPTED,
-                lambda: self.portworx.run(cr, spec, co, keys.data, minted.current, now), TokensJudged())
+            report = run_steps(self.steps, Context(cr, spec, now), key)
         except NamespaceTerminating:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
-            return Result(Outcome())
-        keys.condition = steps.condition("keys") or keys.condition
-        minted.condition = steps.condition("tokens") or minted.condition
-        params.conditions = [c for c in (steps.condition("parameters"), steps.condition("coexistence")) if c] \
-            or params.conditions
-        probed.condition = steps.condition("oidc") or probed.condition
-        judged.condition = steps.condition("portworx") or judged.condition
-        events += keys.events + minted.events + params.events
-        components: list[Condition] = [
-            c for c in (keys.condition, probed.condition, minted.condition) if c is not None]
-        components += params.conditions
-        if judged.condition is not None:
-            components.append(judged.condition)
-        ready = conditions.ready(components)
-        informational = [c for c in (keys.retained,) if c is not None]
-        status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "issuers": issuers_summary(spec),
-            "secrets": keys.entries,
-            "tokens": minted.entries + judged.entries,
-            "nextRenewal": rfc3339(minted.next_renewal) if minted.next_renewal else None,
-            "parameters": {"configMapName": params.configmap, "hash": params.hash},
-            "oidc": probed.status,
-            "storageCluster": storagecluster_status(co),
-        }
-        # What a failed step would have reported is kept as it was: status.secrets in particular holds
-        # the fingerprints and revisions that tell a lost Secret from a new one.
-        for step, fields in (("keys", ("secrets",)), ("tokens", ("tokens", "nextRenewal")),
-                             ("parameters", ("parameters",)), ("oidc", ("oidc",))):
-            if steps.failed(step):
-                for field_name in fields:
-                    status[field_name] = old_status.get(field_name)
-        self._write_status(cr, status, [ready, *components, *informational], old_status, events)
-        retry = self._retry_after(key, steps.any_failed)
-        requeue = conditions.next_wake(now, [
-            minted.next_renewal, probed.next_probe, judged.next_check,
-            now + dt.timedelta(seconds=retry) if retry is not None else None,
-            now + dt.timedelta(seconds=params.recheck_after) if params.recheck_after is not None else None])
-        self.observe(key, spec, status, [ready, *components])
-        return Result(Outcome(requeue_after=requeue), deps)
+            return Result()
+        ready = conditions.ready(report.conditions)
+        status: dict[str, Any] = {"observedGeneration": generation, "issuers": issuers_summary(spec),
+                                  **report.status}
+        self._write_status(cr, status, [ready, *report.conditions, *report.informational], old_status,
+                           report.events)
+        self.observe(key, spec, status, [ready, *report.conditions])
+        return Result(Done(requeue_after=conditions.next_wake(now, report.wakes), failed=bool(report.failed)), deps)
 
     def observe(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any], conds: list[Condition]) -> None:
         """Hook: called at the end of every full reconcile with what it computed (metrics); no-op here."""
-
-    def _retry_after(self, key: Key, failed: bool) -> float | None:
-        """After a step failed: look again later, backing off (5 s doubling to 5 min), with the failure
-        already in status — not a tight loop, and not a stale object."""
-        if not failed:
-            self._failures.pop(key, None)
-            return None
-        count = self._failures[key] = self._failures.get(key, 0) + 1
-        return float(min(MAX_RETRY, FIRST_RETRY * 2 ** (count - 1)))
 
     def _write_status(self, cr: Mapping[str, Any], fields: dict[str, Any], conds: list[Condition],
                       old: Mapping[str, Any], events: list[Event]) -> None:

@@ -1,10 +1,13 @@
 """A small level-triggered work queue, in the spirit of client-go's workqueue.
 
 Watch events (of PxSecurities, and of the Secrets/ConfigMaps they depend on) only *name* a resource to
-look at; the reconcile itself reads what it needs (the PxSecurity live, the rest as the watches last saw
-it). A key is never processed by two workers at once; an event arriving while its key is being processed
-marks it dirty and it runs once more afterwards.
-Failures back off exponentially per key; `requeue_after` (token renewal) schedules a timer, not a loop.
+look at; the reconcile itself reads what it needs (through the gateway, from the store where that is as
+good as a GET). A key is never processed by two workers at once; an event arriving while its key is
+being processed marks it dirty and it runs once more afterwards.
+One back-off policy for every failure, per key: a reconcile that raised (an API server unavailable, a
+conflict that kept racing) and one that finished with a failed step (its condition already written) are
+looked at again after 1 s, 2 s, 4 s … up to 5 min, and a clean reconcile resets it. `requeue_after`
+(a token renewal, a probe) schedules a timer, not a loop.
 The reconcile function is synchronous and runs in a worker thread, so RSA generation and the blocking
 Kubernetes client never stall the event loop that serves kopf's watch streams.
 """
@@ -25,6 +28,7 @@ logger = logging.getLogger("pxsec.controller.workqueue")
 @dataclass(frozen=True)
 class Outcome:
     requeue_after: float | None = None
+    failed: bool = False  # a step failed (and said so in status): back off like a raised failure
 
 
 class WorkQueue(Generic[K]):
@@ -94,6 +98,11 @@ class WorkQueue(Generic[K]):
         if self._inflight:
             await asyncio.wait(set(self._inflight), timeout=drain_timeout)
 
+    def _backoff(self, key: K) -> float:
+        """The next delay for a key that failed again: base doubling per consecutive failure, capped."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        return float(min(self._max, self._base * 2 ** (failures - 1)))
+
     def _finished(self, running: asyncio.Future[Outcome]) -> None:
         self._inflight.discard(running)
         if not running.cancelled():
@@ -111,16 +120,19 @@ class WorkQueue(Generic[K]):
                 # Shielded: stop() cancels the worker, not the reconcile; it waits for the thread instead.
                 outcome = await asyncio.shield(running)
             except Exception as exc:  # the reconcile reports user errors itself; this is the unexpected
-                failures = self._failures.get(key, 0) + 1
-                self._failures[key] = failures
-                delay = min(self._max, self._base * 2 ** (failures - 1))
+                delay = self._backoff(key)
                 logger.error("reconcile of %s failed (%s: %s); retrying in %.0fs",
                              key, type(exc).__name__, exc, delay)
                 self.add_after(key, delay)
             else:
-                self._failures.pop(key, None)
-                if outcome.requeue_after is not None:
-                    self.add_after(key, outcome.requeue_after)
+                after = outcome.requeue_after
+                if outcome.failed:
+                    delay = self._backoff(key)
+                    after = delay if after is None else min(after, delay)
+                else:
+                    self._failures.pop(key, None)
+                if after is not None:
+                    self.add_after(key, after)
             finally:
                 self._processing.discard(key)
                 if key in self._dirty:

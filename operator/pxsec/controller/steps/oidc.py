@@ -1,4 +1,4 @@
-"""The shell step for the OIDC provider: read the CA bundle the spec names (if any), probe discovery and
+"""The step for the OIDC provider: read the CA bundle the spec names (if any), probe discovery and
 JWKS through the process-wide `Prober` (cached, so frequent reconciles do not hammer the provider), and
 report `OIDCReady`, `status.oidc` and when the next probe is due.
 
@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pxsec import oidc
+from pxsec import conditions, oidc
 from pxsec.conditions import Condition
-from pxsec.controller.gateway import GatewayPort
+from pxsec.controller.kube.gateway import GatewayPort
 from pxsec.controller.oidcprobe import Prober
+from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.spec import PxSecuritySpec
 
 
@@ -26,12 +27,21 @@ class OIDCOutcome:
     next_probe: dt.datetime | None = None
 
 
-class OIDCSync:
-    def __init__(self, gateway: GatewayPort, prober: Prober | None = None) -> None:
-        self.gw = gateway
-        self.prober = prober or Prober()
+class OIDCCheck(BaseStep):
+    name = "oidc"
+    condition = conditions.OIDC_READY
+    fields = ("oidc",)
 
-    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, now: dt.datetime) -> OIDCOutcome:
+    def __init__(self, gateway: GatewayPort, prober: Prober | None = None) -> None:
+        super().__init__(gateway)
+        self.prober = prober or Prober()  # one prober (and its cache) for every resource
+
+    def run(self, ctx: Context) -> Outcome:
+        out = self.check(ctx.cr, ctx.spec, ctx.now)
+        return Outcome(conditions=[c for c in (out.condition,) if c is not None], status={"oidc": out.status},
+                       wake=out.next_probe)
+
+    def check(self, cr: Mapping[str, Any], spec: PxSecuritySpec, now: dt.datetime) -> OIDCOutcome:
         if spec.oidc is None:
             return OIDCOutcome()
         ns = str(cr["metadata"]["namespace"])

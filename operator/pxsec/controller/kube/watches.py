@@ -1,4 +1,4 @@
-"""Lean watches of Secrets and ConfigMaps: metadata only, names and resourceVersions only.
+"""The reflectors that feed the store: Secrets and ConfigMaps metadata only, StorageClusters whole.
 
 Why not kopf's watch, as for PxSecurities: a PxSecurity depends on a handful of Secrets and ConfigMaps,
 but a watch cannot be narrowed to them (ours carry our labels; adopted, shared and the Portworx
@@ -6,7 +6,12 @@ Operator's do not), so it sees every Secret and ConfigMap in the cluster. Throug
 events cost a full object (values included) decoded and walked through its handler machinery, and a
 memory entry per object: 5,000 unrelated Secrets cost the operator ~4.7 CPU seconds and 50 MB. Here
 the API server sends only metadata (`PartialObjectMetadata`), a thread parses one JSON line, updates
-`ObjectCache` and calls back only when someone depends on the object.
+the `Store` and the store calls back only with news (never the echo of our own write), and the
+runtime only wakes someone when a PxSecurity depends on the object.
+
+StorageClusters are watched here too, whole (a StorageCluster is read on every reconcile of a PxSecurity
+that targets one, and there are few of them), so that a reconcile with nothing to do asks nothing. Their
+CRD may not be installed (yet): a listing answered 404 means none exists, and is tried again after a pause.
 
 The protocol is client-go's reflector: list (paginated), then watch from the list's resourceVersion
 with bookmarks; a broken stream resumes from the last version seen; "410 Gone" (too old) lists again,
@@ -19,58 +24,60 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import kubernetes
-
-from pxsec.controller.gateway import HttpError, RestClient, api_client
-from pxsec.controller.objectcache import ALL_NAMESPACES, ObjectCache
+from pxsec.controller.kube.gateway import SC_GROUP, SC_PLURAL, SC_VERSION
+from pxsec.controller.kube.rest import HttpError, RestClient, group_path, new_client
+from pxsec.controller.kube.store import ALL_NAMESPACES, Store
 
 logger = logging.getLogger("pxsec.controller.metawatch")
 
-LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-WATCH_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 PAGE = 500
 WATCH_SECONDS = 290  # the server ends each watch after this; it is resumed from the last version
 MAX_PAUSE = 30.0
 
-# (kind, namespace, name, resourceVersion or "" when deleted), called on the watch thread
-OnChange = Callable[[str, str, str, str], None]
 
 
 @dataclass(frozen=True)
 class Resource:
     kind: str
-    plural: str  # a core/v1 resource
+    plural: str
+    group: str = ""  # "" = core/v1
+    version: str = "v1"
+    whole: bool = False  # bodies (else metadata only)
+
+    def path(self, scope: str) -> str:
+        if self.group:
+            return group_path(self.group, self.version, scope, self.plural)
+        return f"/api/v1/{self.plural}" if scope == ALL_NAMESPACES else f"/api/v1/namespaces/{scope}/{self.plural}"
 
 
 SECRETS = Resource("Secret", "secrets")
 CONFIGMAPS = Resource("ConfigMap", "configmaps")
+STORAGECLUSTERS = Resource("StorageCluster", SC_PLURAL, SC_GROUP, SC_VERSION, whole=True)
 
 
 class Gone(Exception):
     """410: the version to resume from is too old; list again."""
 
 
-class MetadataWatch:
+class NotServed(Exception):
+    """404 on a collection: the resource is not served (a CRD not installed)."""
+
+
+class Reflector:
     """One resource in one scope (a namespace, or all), in its own daemon thread."""
 
-    def __init__(self, api: RestClient, resource: Resource, scope: str,
-                 cache: ObjectCache, on_change: OnChange) -> None:
-        self.api, self.resource, self.scope = api, resource, scope
-        self.cache, self.on_change = cache, on_change
+    def __init__(self, api: RestClient, resource: Resource, scope: str, store: Store) -> None:
+        self.api, self.resource, self.scope, self.store = api, resource, scope, store
         self.stopping = threading.Event()
         self.synced = threading.Event()  # set once the first listing is in
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"pxsec-watch-{resource.plural}-{scope or 'all'}")
-
-    @property
-    def path(self) -> str:
-        if self.scope == ALL_NAMESPACES:
-            return f"/api/v1/{self.resource.plural}"
-        return f"/api/v1/namespaces/{self.scope}/{self.resource.plural}"
 
     def start(self) -> None:
         self._thread.start()
@@ -89,6 +96,10 @@ class MetadataWatch:
                 pause = 0.5
             except Gone:
                 version = ""
+            except NotServed:  # no such resource (its CRD is not installed): none exists; look again later
+                version = ""
+                self.stopping.wait(pause)
+                pause = min(MAX_PAUSE, pause * 2)
             except Exception as exc:  # network, API server restarting, RBAC: log, wait, resume
                 if self.stopping.is_set():
                     return
@@ -97,44 +108,54 @@ class MetadataWatch:
                 self.stopping.wait(pause)
                 pause = min(MAX_PAUSE, pause * 2)
 
-    def _request(self, query: list[tuple[str, str]], accept: str, timeout: tuple[float, float],
-                 stream: bool = False) -> Any:
+    def _request(self, query: list[tuple[str, str]], watch: bool, timeout: tuple[float, float]) -> Any:
+        whole = self.resource.whole
+        accept = "application/json" if whole else (METADATA_WATCH if watch else METADATA_LIST)
         try:
-            return self.api.open("GET", self.path, query, accept=accept, timeout=timeout, stream=stream)
+            return self.api.open("GET", self.resource.path(self.scope), query, accept=accept, timeout=timeout,
+                                 stream=watch)
         except HttpError as exc:
             if exc.status == 410:
                 raise Gone() from None
+            if exc.status == 404:
+                raise NotServed() from None
             raise RuntimeError(f"{exc.status} {exc.body[:300].decode('utf-8', 'replace')}") from None
 
     def _list(self) -> str:
-        listed: list[tuple[tuple[str, str], str]] = []
+        listed: list[tuple[str, str, str, dict[str, Any] | None]] = []
         token, version = "", ""
-        while True:
-            query = [("limit", str(PAGE))] + ([("continue", token)] if token else [])
-            page = json.loads(self._request(query, LIST_ACCEPT, (10, 60)).data)
-            meta = page.get("metadata") or {}
-            version = version or str(meta.get("resourceVersion") or "")
-            for item in page.get("items") or []:
-                m = item.get("metadata") or {}
-                listed.append(((str(m.get("namespace") or ""), str(m.get("name") or "")),
-                               str(m.get("resourceVersion") or "")))
-            token = str(meta.get("continue") or "")
-            if not token:
-                break
-        changed = self.cache.replace(self.resource.kind, self.scope, listed)
-        if not self.synced.is_set():
-            logger.info("watching %s in %s (metadata only): %d listed", self.resource.plural,
-                        self.scope or "all namespaces", len(listed))
-        self.synced.set()
-        for namespace, name in changed:
-            self.on_change(self.resource.kind, namespace, name,
-                           self.cache.resource_version(self.resource.kind, namespace, name) or "")
+        try:
+            while True:
+                query = [("limit", str(PAGE))] + ([("continue", token)] if token else [])
+                page = json.loads(self._request(query, False, (10, 60)).data)
+                meta = page.get("metadata") or {}
+                version = version or str(meta.get("resourceVersion") or "")
+                for item in page.get("items") or []:
+                    m = item.get("metadata") or {}
+                    listed.append((str(m.get("namespace") or ""), str(m.get("name") or ""),
+                                   str(m.get("resourceVersion") or ""), item if self.resource.whole else None))
+                token = str(meta.get("continue") or "")
+                if not token:
+                    break
+        except NotServed:
+            self.store.listed(self.resource.kind, self.scope, [])
+            self._synced(0, served=False)
+            raise
+        self.store.listed(self.resource.kind, self.scope, listed)
+        self._synced(len(listed))
         return version
+
+    def _synced(self, count: int, served: bool = True) -> None:
+        if not self.synced.is_set():
+            what = "whole" if self.resource.whole else "metadata only"
+            logger.info("watching %s in %s (%s): %s", self.resource.plural, self.scope or "all namespaces", what,
+                        f"{count} listed" if served else "not served (no CRD yet), looking again later")
+        self.synced.set()
 
     def _watch(self, version: str) -> str:
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", version),
                  ("timeoutSeconds", str(WATCH_SECONDS))]
-        resp = self._request(query, WATCH_ACCEPT, (10, WATCH_SECONDS + 30), stream=True)
+        resp = self._request(query, True, (10, WATCH_SECONDS + 30))
         try:
             for event in _events(resp):
                 if self.stopping.is_set():
@@ -157,11 +178,9 @@ class MetadataWatch:
             return version
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         if kind == "DELETED":
-            self.cache.drop(self.resource.kind, namespace, name)
-            self.on_change(self.resource.kind, namespace, name, "")
+            self.store.deleted(self.resource.kind, namespace, name)
         else:
-            self.cache.put(self.resource.kind, namespace, name, version)
-            self.on_change(self.resource.kind, namespace, name, version)
+            self.store.observed(self.resource.kind, namespace, name, version, obj if self.resource.whole else None)
         return version
 
 
@@ -176,21 +195,14 @@ def _events(response: Any) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def new_client() -> RestClient:
-    """A client of its own (its own connection pool: the long-lived watch connections must not crowd out
-    the reconciles' requests), configured as the gateway's."""
-    return RestClient(kubernetes.client.ApiClient(api_client().configuration))
-
-
 class Watches:
-    """Every metadata watch of the operator: Secrets and ConfigMaps, cluster-wide or per namespace."""
+    """Every reflector of the operator: Secrets, ConfigMaps and StorageClusters, cluster-wide or per
+    namespace."""
 
-    def __init__(self, namespaces: tuple[str, ...], cache: ObjectCache, on_change: OnChange,
-                 api: RestClient | None = None) -> None:
+    def __init__(self, namespaces: tuple[str, ...], store: Store, api: RestClient | None = None) -> None:
         api = api or new_client()
         scopes = namespaces or (ALL_NAMESPACES,)
-        self.watches = [MetadataWatch(api, r, s, cache, on_change)
-                        for r in (SECRETS, CONFIGMAPS) for s in scopes]
+        self.watches = [Reflector(api, r, s, store) for r in (SECRETS, CONFIGMAPS, STORAGECLUSTERS) for s in scopes]
 
     def start(self) -> None:
         for w in self.watches:

@@ -1,4 +1,4 @@
-"""The shell step for initialization parameters: write the renderings into one ConfigMap per PxSecurity
+"""The step for initialization parameters: write the renderings into one ConfigMap per PxSecurity
 (owned by it), and — only when `spec.storageCluster.apply` is set — merge the `storagecluster` rendering
 into the named StorageCluster through `scmerge`, which leaves everything else the user set alone.
 
@@ -14,16 +14,13 @@ from typing import Any
 
 from pxsec import coexist, conditions, render, scmerge
 from pxsec.conditions import Condition
-from pxsec.controller.gateway import Conflict, GatewayPort
-from pxsec.controller.objectmeta import owner_reference
+from pxsec.controller.kube.gateway import Conflict
+from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.metadata import owner_reference
+from pxsec.controller.steps.storagecluster import Seen, storagecluster_name
 from pxsec.events import Event
 from pxsec.keyplan import MANAGED_BY, MANAGED_BY_LABEL, OWNER_LABEL
 from pxsec.spec import PxSecuritySpec
-
-# While waiting for a StorageCluster, look again this often even without a watch event: the
-# StorageCluster CRD may be installed after the operator started, and watching a kind that did not
-# exist yet depends on kopf noticing the new CRD first.
-WAITING_RECHECK = 30.0
 
 
 @dataclass
@@ -32,19 +29,22 @@ class ParamsOutcome:
     hash: str = ""
     conditions: list[Condition] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
-    recheck_after: float | None = None
 
 
-def storagecluster_name(spec: PxSecuritySpec, cr_name: str) -> str:
-    return spec.storage_cluster.name or cr_name
+class ParameterSync(BaseStep):
+    name = "parameters"
+    condition = conditions.PARAMETERS_RENDERED
+    needs = ("storagecluster",)
+    fields = ("parameters",)
 
+    def run(self, ctx: Context) -> Outcome:
+        seen: Seen = ctx.product("storagecluster")
+        out = self.sync(ctx.cr, ctx.spec, seen.coexistence, seen.body)
+        return Outcome(conditions=out.conditions, events=out.events,
+                       status={"parameters": {"configMapName": out.configmap, "hash": out.hash}})
 
-class ParamSync:
-    def __init__(self, gateway: GatewayPort) -> None:
-        self.gw = gateway
-
-    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, co: coexist.Coexistence | None = None,
-            storagecluster: Mapping[str, Any] | None = None) -> ParamsOutcome:
+    def sync(self, cr: Mapping[str, Any], spec: PxSecuritySpec, co: coexist.Coexistence | None = None,
+             storagecluster: Mapping[str, Any] | None = None) -> ParamsOutcome:
         """`storagecluster`: the StorageCluster as the reconcile already read it (saves a GET)."""
         meta = cr["metadata"]
         ns, name = str(meta["namespace"]), str(meta["name"])
@@ -97,8 +97,7 @@ class ParamSync:
         rendered = render.render(spec, ns, "storagecluster", cr_name=cr_name)
         for attempt in range(3):
             existing = first if attempt == 0 and read else self.gw.read_storagecluster(ns, sc_name)
-            if existing is None:
-                out.recheck_after = WAITING_RECHECK
+            if existing is None:  # its appearance is a watch event that wakes us
                 return conditions.false(
                     conditions.STORAGECLUSTER_APPLIED, "WaitingForStorageCluster",
                     f"StorageCluster {sc_name} does not exist yet; the settings are applied when it appears")

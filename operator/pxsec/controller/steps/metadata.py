@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pxsec.controller.gateway import METADATA_MANAGER, CRRef, GatewayPort
+from pxsec.controller.kube.gateway import METADATA_MANAGER, CRRef, GatewayPort
 from pxsec.keyplan import Observed
 
 

@@ -1,4 +1,4 @@
-"""The shell step for minted tokens: for each `spec.tokens` entry keep a valid token under `auth-token`
+"""The step for minted tokens: for each `spec.tokens` entry keep a valid token under `auth-token`
 in its Secret, re-minting when `tokens.remint_reason` says so (missing, expiring, signing key or issuer
 changed, …), and tell the reconciler when the next renewal is due, so a timer — not a loop — wakes it.
 
@@ -17,8 +17,10 @@ from typing import Any
 
 from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
-from pxsec.controller.gateway import Conflict, GatewayPort
-from pxsec.controller.objectmeta import Fixed, owner_reference, sync_metadata
+from pxsec.controller.kube.gateway import Conflict
+from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.metadata import Fixed, owner_reference, sync_metadata
+from pxsec.controller.steps.storagecluster import Seen
 from pxsec.events import Event
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TokenSpec
 
@@ -32,7 +34,7 @@ class TokensOutcome:
     condition: Condition | None = None
     events: list[Event] = field(default_factory=list)
     next_renewal: dt.datetime | None = None
-    # Secret name -> the token it now holds, for PortworxSync's check (never logged or shown).
+    # Secret name -> the token it now holds, for TokensAcceptedCheck (never logged or shown).
     current: dict[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -64,12 +66,32 @@ def _previous_message(cr: Mapping[str, Any], type_: str) -> str:
     return ""
 
 
-class TokenSync:
-    def __init__(self, gateway: GatewayPort) -> None:
-        self.gw = gateway
+def ours(rows: Any) -> list[dict[str, Any]]:
+    """The rows of `status.tokens` this step writes (the Portworx Operator's carry `mintedBy`)."""
+    return [r for r in rows or [] if isinstance(r, dict) and "mintedBy" not in r]
 
-    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec, key_data: Mapping[str, Mapping[str, bytes]],
-            now: dt.datetime, co: coexist.Coexistence | None = None) -> TokensOutcome:
+
+class TokenSync(BaseStep):
+    name = "tokens"
+    condition = conditions.TOKENS_READY
+    needs = ("storagecluster", "keys")
+
+    def run(self, ctx: Context) -> Outcome:
+        seen: Seen = ctx.product("storagecluster")
+        out = self.sync(ctx.cr, ctx.spec, ctx.product("keys"), ctx.now, seen.coexistence)
+        return Outcome(conditions=[c for c in (out.condition,) if c is not None],
+                       status={"tokens": out.entries,
+                               "nextRenewal": rfc3339(out.next_renewal) if out.next_renewal else None},
+                       events=out.events, wake=out.next_renewal, product=out.current)
+
+    def kept(self, old_status: Mapping[str, Any]) -> dict[str, Any]:
+        return {"tokens": ours(old_status.get("tokens")), "nextRenewal": old_status.get("nextRenewal")}
+
+    def blocked(self, ctx: Context, by: str) -> Outcome:
+        return super().blocked(ctx, by) if ctx.spec.tokens else Outcome(status=self.kept(ctx.old_status))
+
+    def sync(self, cr: Mapping[str, Any], spec: PxSecuritySpec, key_data: Mapping[str, Mapping[str, bytes]],
+             now: dt.datetime, co: coexist.Coexistence | None = None) -> TokensOutcome:
         out = TokensOutcome()
         if not spec.tokens:
             return out
@@ -80,7 +102,7 @@ class TokenSync:
         theirs = [t.secret_name for t in spec.tokens if t.secret_name in co.operator_tokens]
         for token in spec.tokens:
             if token.secret_name in co.operator_tokens:
-                continue  # the Portworx Operator's: never written here (checked by PortworxSync)
+                continue  # the Portworx Operator's: never written here (checked by TokensAcceptedCheck)
             try:
                 entry, renewal = self._ensure(cr, ns, cr_name, spec, token, ring, now, out)
             except ValueError as exc:  # NoSigningKey, SigningError, or a lifetime the minting code refuses

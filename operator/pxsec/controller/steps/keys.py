@@ -1,6 +1,7 @@
-"""The shell step that makes the key-material plan true: read each Secret, plan, generate what is
-missing (in the calling worker thread, never on the event loop), write with guarded calls, and report
-status entries, a KeysReady condition and the Events worth telling a person.
+"""The step that makes the key-material plan true: read each Secret, plan, generate what is missing (in
+the calling worker thread, never on the event loop), write with guarded calls, and report status entries,
+a KeysReady condition (and KeysRetained beside a StorageCluster with a deleteStrategy) and the Events worth
+telling a person. Its product, the key Secrets' data by name, is what the token steps sign and verify with.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from typing import Any
 
 from pxsec import coexist, conditions, keymaterial, keyplan, keypolicy
 from pxsec.conditions import Condition
-from pxsec.controller.gateway import Conflict, GatewayPort
-from pxsec.controller.objectmeta import Fixed, owner_reference, sync_metadata
+from pxsec.controller.kube.gateway import Conflict, GatewayPort
+from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.metadata import Fixed, owner_reference, sync_metadata
+from pxsec.controller.steps.storagecluster import Seen
 from pxsec.events import Event
 from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
 from pxsec.spec import PxSecuritySpec
@@ -38,12 +41,21 @@ def recorded_from_status(status: Mapping[str, Any] | None) -> dict[str, Recorded
     return out
 
 
-class KeySync:
-    def __init__(self, gateway: GatewayPort) -> None:
-        self.gw = gateway
+class KeySync(BaseStep):
+    name = "keys"
+    condition = conditions.KEYS_READY
+    needs = ("storagecluster",)
+    fields = ("secrets",)
 
-    def run(self, cr: Mapping[str, Any], spec: PxSecuritySpec,
-            co: coexist.Coexistence | None = None) -> KeysOutcome:
+    def run(self, ctx: Context) -> Outcome:
+        seen: Seen = ctx.product("storagecluster")
+        out = self.sync(ctx.cr, ctx.spec, seen.coexistence)
+        return Outcome(conditions=[c for c in (out.condition,) if c is not None],
+                       informational=[c for c in (out.retained,) if c is not None],
+                       status={"secrets": out.entries}, events=out.events, product=out.data)
+
+    def sync(self, cr: Mapping[str, Any], spec: PxSecuritySpec,
+             co: coexist.Coexistence | None = None) -> KeysOutcome:
         co = co or coexist.Coexistence()
         meta = cr["metadata"]
         ns, name = str(meta["namespace"]), str(meta["name"])

@@ -1,0 +1,96 @@
+"""JSON in, JSON out, over the Kubernetes client's connection pool and credentials.
+
+Why not the generated API classes: each call went through pydantic argument validation, model
+serialization and deserialization into typed models that the callers turned back into dicts — most of
+the operator's CPU in a burst, with nothing gained (the API server validates; the callers want dicts).
+Authentication (tokens, refreshed ServiceAccount tokens, client certificates, CA) stays the client's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any, cast
+from urllib.parse import quote
+
+import kubernetes
+import urllib3
+
+REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read: a hung API server fails the reconcile, it is retried
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is YAML
+
+
+class HttpError(Exception):
+    """A response other than 2xx (the gateway turns it into a GatewayError naming what was attempted)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+class RestClient:
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
+                body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
+        resp = self.open(method, path, query, body, content_type)
+        return cast(dict[str, Any], json.loads(resp.data)) if resp.data else {}
+
+    def open(self, method: str, path: str, query: list[tuple[str, str]] | None = None, body: Any = None,
+             content_type: str = "application/json", accept: str = "application/json",
+             timeout: tuple[float, float] = REQUEST_TIMEOUT, stream: bool = False) -> urllib3.BaseHTTPResponse:
+        """The response of a 2xx request (`stream`: not read yet, e.g. a watch); HttpError otherwise."""
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method, url, headers, _, _ = self.client.param_serialize(
+            method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"])
+        payload = None if body is None else json.dumps(body).encode()
+        resp = self.client.rest_client.pool_manager.request(
+            method, url, body=payload, headers=headers, preload_content=not stream,
+            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+        if not 200 <= resp.status < 300:
+            data = resp.read() if stream else resp.data
+            resp.release_conn()
+            raise HttpError(resp.status, data or b"")
+        return resp
+
+
+def core_path(namespace: str, plural: str, name: str = "") -> str:
+    """A core/v1 namespaced resource (collection, or one object)."""
+    return f"/api/v1/namespaces/{quote(namespace, safe='')}/{plural}" + (f"/{quote(name, safe='')}" if name else "")
+
+
+def group_path(group: str, version: str, namespace: str, plural: str, name: str = "", sub: str = "") -> str:
+    """A namespaced resource of an API group ("" namespace: across all namespaces)."""
+    base = f"/apis/{group}/{version}"
+    if namespace:
+        base += f"/namespaces/{quote(namespace, safe='')}"
+    return base + f"/{plural}" + (f"/{quote(name, safe='')}" if name else "") + (f"/{sub}" if sub else "")
+
+
+_config_lock = threading.Lock()
+_api_client: kubernetes.client.ApiClient | None = None
+
+
+def api_client() -> kubernetes.client.ApiClient:
+    """A shared client: in-cluster config when running in a pod, else $KUBECONFIG / ~/.kube/config."""
+    global _api_client
+    with _config_lock:
+        if _api_client is None:
+            configuration = kubernetes.client.Configuration()
+            if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            else:
+                kubernetes.config.load_kube_config(client_configuration=configuration)
+            _api_client = kubernetes.client.ApiClient(configuration)
+        return _api_client
+
+
+def new_client() -> RestClient:
+    """A client with a connection pool of its own, configured as the shared one (the long-lived watch
+    connections must not crowd out the reconciles' requests)."""
+    return RestClient(kubernetes.client.ApiClient(api_client().configuration))

@@ -1,0 +1,55 @@
+"""The step that checks the cluster's tokens the way Portworx will see them, beside the Portworx Operator:
+its own `px-admin-token` / `px-user-token` (which we never write) and ours, verified with the issuer and
+keys the targeted StorageCluster names (`pxsec.coexist.judge_tokens`). Reads only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pxsec import coexist, conditions
+from pxsec.coexist import PORTWORX_OPERATOR, PXSECURITY, TokenCheck
+from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.storagecluster import Seen
+from pxsec.spec import KEY_AUTH_TOKEN
+
+
+def theirs(rows: Any) -> list[dict[str, Any]]:
+    """The rows of `status.tokens` this step writes: the Portworx Operator's tokens."""
+    return [r for r in rows or [] if isinstance(r, dict) and "mintedBy" in r]
+
+
+class TokensAcceptedCheck(BaseStep):
+    name = "tokensaccepted"
+    condition = conditions.TOKENS_ACCEPTED
+    needs = ("storagecluster", "keys", "tokens")
+
+    def kept(self, old_status: Mapping[str, Any]) -> dict[str, Any]:
+        return {"tokens": theirs(old_status.get("tokens"))}
+
+    def blocked(self, ctx: Context, by: str) -> Outcome:
+        return Outcome(status=self.kept(ctx.old_status))  # as before: nothing to say until keys are in
+
+    def run(self, ctx: Context) -> Outcome:
+        seen: Seen = ctx.product("storagecluster")
+        co = seen.coexistence
+        if not co.checks_tokens or co.cluster is None:
+            return Outcome(status={"tokens": []})
+        ns, spec = ctx.namespace, ctx.spec
+        key_data: Mapping[str, Mapping[str, bytes]] = ctx.product("keys")
+        ours: Mapping[str, str] = ctx.product("tokens")
+        secrets: dict[str, Mapping[str, bytes] | None] = dict(key_data)
+        sc = co.cluster
+        if sc.shared_secret and sc.shared_secret not in secrets:
+            # apply: false, or a conflict: the StorageCluster names a shared secret that is not ours.
+            observed = self.gw.read_secret(ns, sc.shared_secret)
+            secrets[sc.shared_secret] = observed.data if observed is not None else None
+        checks = [TokenCheck(name, PXSECURITY, token) for name, token in sorted(ours.items())]
+        for name in sorted(co.operator_tokens):
+            observed = self.gw.read_secret(ns, name)
+            value = observed.data.get(KEY_AUTH_TOKEN) if observed is not None else None
+            checks.append(TokenCheck(name, PORTWORX_OPERATOR, value.decode("ascii", "replace") if value else None))
+        judged = coexist.judge_tokens(spec, co, checks, coexist.verify_keys_for(spec, sc, secrets), ctx.now)
+        return Outcome(conditions=[c for c in (judged.condition,) if c is not None],
+                       status={"tokens": judged.entries}, wake=judged.next_check)

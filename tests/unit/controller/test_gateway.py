@@ -1,0 +1,120 @@
+"""The gateway asks the store first and tells it what it learned: a known-absent object costs no request, a
+value is reused only at the version the watch reports, a 409 makes the next read live. The requests are
+counted on a scripted API (the e2e tests count them on the real API server's audit log)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pxsec.controller.kube.gateway import METADATA_MANAGER, Conflict, Gateway, _trimmed
+from pxsec.controller.kube.rest import HttpError
+from pxsec.controller.kube.store import Store
+from pxsec.keyplan import Observed
+
+
+class ScriptedApi:
+    """Answers requests from a table: (method, path) -> a response body or an HTTP status."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], Any] = {}
+        self.requests: list[tuple[str, str]] = []
+
+    def request(self, method: str, path: str, query: Any = None, body: Any = None,
+                content_type: str = "application/json") -> dict[str, Any]:
+        self.requests.append((method, path))
+        answer = self.answers.get((method, path))
+        if answer is None:
+            pytest.fail(f"unexpected request {method} {path}")
+        if isinstance(answer, int):
+            raise HttpError(answer, json.dumps({"message": "scripted"}).encode())
+        return dict(answer)
+
+
+SECRET = "/api/v1/namespaces/ns/secrets/s"
+
+
+def secret(version: str, value: str = "dg==") -> dict[str, Any]:
+    return {"metadata": {"name": "s", "namespace": "ns", "resourceVersion": version}, "data": {"k": value}}
+
+
+@pytest.fixture
+def store() -> Store:
+    s = Store()
+    s.listed("Secret", "", [])
+    s.listed("ConfigMap", "", [])
+    s.listed("StorageCluster", "", [])
+    return s
+
+
+@pytest.fixture
+def api() -> ScriptedApi:
+    return ScriptedApi()
+
+
+@pytest.fixture
+def gw(store: Store, api: ScriptedApi) -> Gateway:
+    gateway = Gateway.__new__(Gateway)
+    gateway.store, gateway.api = store, api  # type: ignore[assignment]
+    return gateway
+
+
+def test_known_absent_objects_are_not_asked_for(gw: Gateway, api: ScriptedApi) -> None:
+    assert gw.read_secret("ns", "px-shared-secret") is None
+    assert gw.read_configmap("ns", "px-params") is None
+    assert gw.read_storagecluster("ns", "px-cluster") is None
+    assert api.requests == []
+
+
+def test_a_secret_read_live_is_reused_while_the_watch_reports_its_version(gw: Gateway, store: Store,
+                                                                         api: ScriptedApi) -> None:
+    store.observed("Secret", "ns", "s", "5")
+    api.answers[("GET", SECRET)] = secret("5")
+    first = gw.read_secret("ns", "s")
+    assert first is not None and first.data == {"k": b"v"}
+    assert gw.read_secret("ns", "s") == first and len(api.requests) == 1
+    store.observed("Secret", "ns", "s", "6")  # someone else's change
+    api.answers[("GET", SECRET)] = secret("6", "dzI=")
+    assert gw.read_secret("ns", "s") == Observed("s", {"k": b"w2"}, {}, {}, "6", {
+        "name": "s", "namespace": "ns", "resourceVersion": "6"})
+    assert len(api.requests) == 2
+
+
+def test_our_create_is_answered_after_its_echo_without_a_read(gw: Gateway, store: Store, api: ScriptedApi) -> None:
+    api.answers[("POST", "/api/v1/namespaces/ns/secrets")] = secret("10")
+    created = gw.create_secret("ns", "s", {"k": b"v"}, {}, {})
+    store.observed("Secret", "ns", "s", "10")  # the echo
+    assert gw.read_secret("ns", "s") == created
+    assert api.requests == [("POST", "/api/v1/namespaces/ns/secrets")]
+
+
+def test_a_conflicting_create_makes_the_next_read_live(gw: Gateway, api: ScriptedApi) -> None:
+    api.answers[("POST", "/api/v1/namespaces/ns/secrets")] = 409
+    with pytest.raises(Conflict):
+        gw.create_secret("ns", "s", {"k": b"v"}, {}, {})
+    api.answers[("GET", SECRET)] = secret("3")
+    assert gw.read_secret("ns", "s") is not None  # it exists after all: read, then adopt
+    assert api.requests[-1] == ("GET", SECRET)
+
+
+def test_a_live_404_is_none_and_known_absent_after(gw: Gateway, store: Store, api: ScriptedApi) -> None:
+    store.observed("Secret", "ns", "s", "5")
+    api.answers[("GET", SECRET)] = 404
+    assert gw.read_secret("ns", "s") is None
+    assert gw.read_secret("ns", "s") is None
+    assert len(api.requests) == 1
+
+
+def test_a_status_write_to_a_deleted_object_is_not_an_error(gw: Gateway, api: ScriptedApi) -> None:
+    api.answers[("PATCH", "/apis/pxsec.dev/v1alpha1/namespaces/ns/pxsecurities/px/status")] = 404
+    gw.patch_status("ns", "px", {"observedGeneration": 1})
+
+
+def test_metadata_keeps_only_our_metadata_managers_fields() -> None:
+    meta = {"name": "s", "labels": {"a": "b"}, "managedFields": [
+        {"manager": "kubectl", "fieldsV1": {"f:data": {}}},
+        {"manager": METADATA_MANAGER, "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}}}}}]}
+    assert _trimmed(meta) == {"name": "s", "labels": {"a": "b"}, "managedFields": [meta["managedFields"][1]]}
+    assert "managedFields" not in _trimmed({"name": "s", "managedFields": [{"manager": "kubectl"}]})

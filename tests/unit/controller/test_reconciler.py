@@ -1,0 +1,302 @@
+"""The reconciler as a whole, against the in-memory gateway, in the manner of cert-manager's `ProcessItem`
+tests: given these objects, exactly these writes, this status, these Events, this requeue. The e2e suite
+proves the same promises against the real API server; these take milliseconds each.
+
+Also the shape every step shares (`run_steps`): a failure becomes the step's condition, a refused request
+is said on the object, a transient one goes to the work queue, a blocked step keeps its status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pxsec import conditions
+from pxsec.controller.kube.gateway import GatewayError, NamespaceTerminating
+from pxsec.controller.reconciler import Reconciler, Result, describe, run_steps
+from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.spec import parse_spec
+from tests.fakegateway import FakeGateway
+
+NS = "portworx"
+KEY = (NS, "px")
+NOW = dt.datetime(2030, 5, 17, 12, 0, 0, tzinfo=dt.UTC)
+SPEC: dict[str, Any] = {"selfSigned": {"issuer": "operator.portworx.io", "sharedSecret": {},
+                                       "ecdsa": {"secretName": "px-jwt-ecdsa"}},
+                        "tokens": [{"secretName": "px-ops-token", "roles": ["system.admin"], "groups": ["*"]}]}
+TARGETED: dict[str, Any] = {**SPEC, "storageCluster": {"name": "px-cluster", "apply": True}}
+STORAGECLUSTER: dict[str, Any] = {"apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster",
+                                  "metadata": {}, "spec": {"image": "portworx/oci-monitor:3.2.0"}}
+
+
+class NoNetwork:
+    def probe(self, *args: Any) -> Any:
+        raise AssertionError("no OIDC provider in these specs")
+
+
+def world(spec: Mapping[str, Any] = SPEC) -> FakeGateway:
+    gw = FakeGateway()
+    gw.put("PxSecurity", NS, "px", {"apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity",
+                                    "metadata": {"uid": "uid-1", "generation": 1}, "spec": dict(spec)})
+    return gw
+
+
+def reconcile(gw: FakeGateway, clear: bool = True) -> Result:
+    if clear:
+        gw.clear_writes()
+    return Reconciler(gw, clock=lambda: NOW, prober=NoNetwork()).reconcile(KEY)  # type: ignore[arg-type]
+
+
+def status(gw: FakeGateway) -> dict[str, Any]:
+    return dict(gw.objects[("PxSecurity", NS, "px")].get("status") or {})
+
+
+def condition(gw: FakeGateway, type_: str) -> tuple[str, str]:
+    found = next(c for c in status(gw)["conditions"] if c["type"] == type_)
+    return found["status"], found["reason"]
+
+
+def reasons(gw: FakeGateway) -> list[str]:
+    return [e.reason for e in gw.events]
+
+
+# -- the table ----------------------------------------------------------------------------------------
+
+def test_a_new_object_gets_its_secrets_token_configmap_and_status_in_one_pass() -> None:
+    gw = world()
+    result = reconcile(gw)
+    assert gw.writes == [
+        ("create", "Secret", "px-system-secrets"), ("create", "Secret", "px-shared-secret"),
+        ("create", "Secret", "px-jwt-ecdsa"), ("create", "Secret", "px-ops-token"),
+        ("create", "ConfigMap", "px-px-security"), ("patch", "PxSecurity/status", "px")]
+    assert condition(gw, conditions.READY) == ("True", "Ready")
+    assert [s["origin"] for s in status(gw)["secrets"]] == ["Generated"] * 3
+    assert reasons(gw) == ["SecretGenerated", "TokenMinted"]
+    # Woken for the renewal at 2/3 of the 24 h lifetime, and nothing failed.
+    assert result.outcome.requeue_after == 16 * 3600
+    assert not result.outcome.failed
+    assert ("Secret", NS, "px-ops-token") in result.dependencies
+
+
+def test_a_reconcile_with_nothing_to_do_writes_nothing() -> None:
+    gw = world()
+    reconcile(gw)
+    result = reconcile(gw)
+    assert gw.writes == [] and gw.events == []
+    assert result.outcome.requeue_after is not None and not result.outcome.failed
+
+
+def test_a_lost_secret_is_recreated_loudly_with_a_new_revision() -> None:
+    gw = world()
+    reconcile(gw)
+    gw.delete("Secret", NS, "px-shared-secret")
+    reconcile(gw)
+    assert gw.writes[:2] == [("create", "Secret", "px-shared-secret"),
+                             ("patch", "Secret", "px-ops-token")]  # re-minted with the new key
+    assert condition(gw, conditions.KEYS_READY) == ("True", "SecretRegenerated")
+    assert "SecretLost" in reasons(gw)
+    assert next(s["revision"] for s in status(gw)["secrets"] if s["name"] == "px-shared-secret") == 2
+
+
+def test_a_secret_brought_beforehand_is_adopted_and_never_written() -> None:
+    gw = world()
+    gw.put_secret(NS, "px-shared-secret", {"shared-secret": b"a" * 64})
+    reconcile(gw)
+    assert not [w for w in gw.writes if w[2] == "px-shared-secret"]
+    entry = next(s for s in status(gw)["secrets"] if s["name"] == "px-shared-secret")
+    assert entry["origin"] == "Adopted"
+    assert gw.data(NS, "px-shared-secret") == {"shared-secret": b"a" * 64}
+
+
+def test_a_storagecluster_that_appears_later_is_waited_for_then_applied() -> None:
+    gw = world(TARGETED)
+    result = reconcile(gw)
+    assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("False", "WaitingForStorageCluster")
+    assert ("StorageCluster", NS, "px-cluster") in result.dependencies  # its appearance wakes us: no poll
+    assert not [w for w in gw.writes if w[1] == "StorageCluster"]
+    gw.put("StorageCluster", NS, "px-cluster", STORAGECLUSTER)
+    reconcile(gw)
+    assert ("patch", "StorageCluster", "px-cluster") in gw.writes
+    assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("True", "Applied")
+    assert "StorageClusterUpdated" in reasons(gw)
+
+
+def test_a_storagecluster_conflict_is_reported_never_forced() -> None:
+    gw = world(TARGETED)
+    gw.put("StorageCluster", NS, "px-cluster", {**STORAGECLUSTER, "spec": {
+        "security": {"enabled": True, "auth": {"selfSigned": {"issuer": "someone.else"}}}}})
+    reconcile(gw)
+    assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("False", "Conflict")
+    assert gw.objects[("StorageCluster", NS, "px-cluster")]["spec"]["security"]["auth"]["selfSigned"][
+        "issuer"] == "someone.else"
+    assert condition(gw, conditions.READY)[0] == "False"
+
+
+def test_an_uninstall_of_the_storagecluster_is_not_raced() -> None:
+    gw = world(TARGETED)
+    gw.put("StorageCluster", NS, "px-cluster", {**STORAGECLUSTER, "metadata": {
+        "deletionTimestamp": "2030-05-17T11:59:00Z", "finalizers": ["operator.libopenstorage.org/delete"]}})
+    reconcile(gw)
+    assert not [w for w in gw.writes if w[1] == "StorageCluster"]
+    assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("False", "StorageClusterDeleting")
+
+
+def test_an_invalid_spec_is_a_condition_and_an_event() -> None:
+    gw = world({"tokens": "not a list"})  # what the schema would refuse, stored before it did
+    result = reconcile(gw)
+    assert gw.writes == [("patch", "PxSecurity/status", "px")]
+    assert condition(gw, conditions.READY) == ("False", "InvalidSpec") and reasons(gw) == ["InvalidSpec"]
+    assert result.outcome.requeue_after is None
+
+
+def test_a_deleted_object_is_left_alone() -> None:
+    gw = world()
+    gw.delete("PxSecurity", NS, "px")
+    assert reconcile(gw) == Result() and gw.writes == []
+
+
+Call = Callable[..., Any]
+
+
+def refuse(gw: FakeGateway, method: str, status_code: int = 403) -> None:
+    """Make one gateway call answer like an API server that refuses it."""
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise GatewayError(f"{method}: {status_code} forbidden by the test", status_code)
+
+    setattr(gw, method, refused)
+
+
+@pytest.mark.parametrize("method, failed_type", [
+    ("read_storagecluster", conditions.STORAGECLUSTER_APPLIED),
+    ("read_secret", conditions.KEYS_READY),
+    ("create_secret", conditions.KEYS_READY),
+    ("read_configmap", conditions.PARAMETERS_RENDERED),
+    ("create_configmap", conditions.PARAMETERS_RENDERED),
+    ("patch_storagecluster", conditions.PARAMETERS_RENDERED),  # the parameters step applies it
+])
+def test_a_refused_read_or_write_is_a_condition_never_a_wedge(method: str, failed_type: str) -> None:
+    gw = world(TARGETED)
+    gw.put("StorageCluster", NS, "px-cluster", STORAGECLUSTER)
+    refuse(gw, method)
+    result = reconcile(gw)  # returns: the failure is on the object, and the queue backs off
+    assert result.outcome.failed
+    assert condition(gw, failed_type) == ("False", "Forbidden")
+    assert condition(gw, conditions.READY)[0] == "False"
+    assert ("patch", "PxSecurity/status", "px") in gw.writes
+    assert "Forbidden" in reasons(gw)
+
+
+def test_a_refused_status_write_goes_to_the_work_queue() -> None:
+    gw = world()
+    refuse(gw, "patch_status")
+    with pytest.raises(GatewayError):
+        reconcile(gw)
+
+
+def test_what_a_failed_step_knew_is_kept_in_status() -> None:
+    gw = world()
+    reconcile(gw)
+    before = status(gw)
+    refuse(gw, "read_secret")
+    reconcile(gw)
+    after = status(gw)
+    assert after["secrets"] == before["secrets"]  # fingerprints and revisions survive the failure
+    assert after["tokens"] == before["tokens"] and after["nextRenewal"] == before["nextRenewal"]
+    assert condition(gw, conditions.KEYS_READY) == ("False", "Forbidden")
+    assert condition(gw, conditions.TOKENS_READY) == ("Unknown", "KeysUnavailable")
+
+
+# -- the step runner ----------------------------------------------------------------------------------
+
+@dataclass
+class Scripted(BaseStep):
+    """A step that does what the test says."""
+
+    name: str = "a"
+    condition: str = conditions.KEYS_READY
+    needs: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ("a",)
+    does: Callable[[], Outcome] = field(default=lambda: Outcome(status={"a": 1}, product="made"))
+
+    def __post_init__(self) -> None:
+        super().__init__(FakeGateway())
+
+    def run(self, ctx: Context) -> Outcome:
+        return self.does()
+
+
+def boom(exc: BaseException) -> Callable[[], Outcome]:
+    def run() -> Outcome:
+        raise exc
+    return run
+
+
+def ctx() -> Context:
+    return Context({"metadata": {"namespace": NS, "name": "px"}, "status": {"a": "old", "b": "old"}},
+                   parse_spec({}), NOW)
+
+
+def test_a_step_that_raises_becomes_its_condition_and_later_steps_still_run() -> None:
+    c = ctx()
+    report = run_steps([Scripted(does=boom(RecursionError("maximum recursion depth"))),
+                        Scripted(name="b", condition=conditions.OIDC_READY, fields=("b",),
+                                 does=lambda: Outcome(status={"b": 2}))], c, KEY)
+    assert report.failed == ["a"]
+    [cond] = report.conditions
+    assert (cond.type, cond.status, cond.reason) == (conditions.KEYS_READY, False, "InternalError")
+    assert cond.message == "the a step failed: RecursionError: maximum recursion depth"
+    assert report.status == {"a": "old", "b": 2}
+
+
+def test_a_step_whose_needs_failed_is_blocked_and_keeps_its_fields() -> None:
+    report = run_steps([Scripted(does=boom(ValueError("x"))),
+                        Scripted(name="tokens", condition=conditions.TOKENS_READY, needs=("a",), fields=("b",))],
+                       ctx(), KEY)
+    assert report.failed == ["a", "tokens"]
+    assert [(c.type, c.status) for c in report.conditions] == [(conditions.KEYS_READY, False),
+                                                               (conditions.TOKENS_READY, None)]
+    assert report.status == {"a": "old", "b": "old"}
+
+
+def test_products_reach_later_steps_and_lists_add_up() -> None:
+    c = ctx()
+    seen: list[Any] = []
+
+    def second() -> Outcome:
+        seen.append(c.product("a"))
+        return Outcome(status={"rows": [2]})
+
+    report = run_steps([Scripted(does=lambda: Outcome(status={"rows": [1]}, product="made")),
+                        Scripted(name="b", needs=("a",), does=second)], c, KEY)
+    assert seen == ["made"] and report.status == {"rows": [1, 2]}
+
+
+@pytest.mark.parametrize("status_code", [0, 404, 409, 429, 500, 503])
+def test_transient_api_errors_are_left_to_the_work_queue(status_code: int) -> None:
+    with pytest.raises(GatewayError):
+        run_steps([Scripted(does=boom(GatewayError(f"get secret x: {status_code}", status_code)))], ctx(), KEY)
+
+
+def test_namespace_termination_is_not_a_condition() -> None:
+    with pytest.raises(NamespaceTerminating):
+        run_steps([Scripted(does=boom(NamespaceTerminating("create secret x: 403 being terminated", 403)))],
+                  ctx(), KEY)
+
+
+@pytest.mark.parametrize("status_code, reason", [(400, "RejectedByAPIServer"), (422, "RejectedByAPIServer"),
+                                                 (403, "Forbidden"), (413, "RejectedByAPIServer")])
+def test_a_refused_request_is_said_on_the_object(status_code: int, reason: str) -> None:
+    error = GatewayError(f"apply metadata of secret v: {status_code} error decoding patch", status_code)
+    report = run_steps([Scripted(does=boom(error))], ctx(), KEY)
+    [cond] = report.conditions
+    assert cond.reason == reason and cond.status is False and "apply metadata of secret v" in cond.message
+
+
+def test_the_message_is_one_bounded_line() -> None:
+    text = describe(ValueError("line one\nline two " + "x" * 1000))
+    assert "\n" not in text and text.startswith("ValueError: line one line two") and len(text) < 320
+    assert describe(KeyError()) == "KeyError"
