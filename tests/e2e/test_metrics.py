@@ -14,6 +14,7 @@ The standby replica's gauges (pxsec_leader 0, a full queue) are checked in tests
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster,
     work = tmp_path_factory.mktemp("metrics")
     with private_cluster() as cluster:
         cluster.install_crds()
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "tests" / "fixtures" / "storagecluster-crd.yaml"))
+        cluster.wait_established("storageclusters.core.libopenstorage.org")
         cluster.install_kustomization(ROOT / "manifests" / "cluster-wide")
         cluster.kubectl("create", "namespace", NS)
         deployed = run_as_deployment(cluster, deployment(cluster, "pxsec-system", "px-security-operator"), work, "op")
@@ -173,6 +176,32 @@ def test_the_endpoint_is_where_the_deployment_says(metered: tuple[Cluster, Deplo
     assert "# TYPE pxsec_reconcile_duration_seconds histogram" in raw_metrics(str(deployed.metrics_url))
 
 
+def reconciles(deployed: Deployed) -> float:
+    """Every reconcile the operator finished (whatever its result)."""
+    metrics = deployed.metrics()
+    return sum(metrics.value("pxsec_reconciles_total", result=r) or 0 for r in ("ready", "not_ready", "skipped"))
+
+
+def requests_of_reconcile(cluster: Cluster, deployed: Deployed, log: Path, ns: str,
+                          change: list[str]) -> list[AuditWrite]:
+    """The operator's requests in `ns` (audit log) for the reconcile that `change` (a kubectl command) wakes:
+    waits until no reconcile has run for 2 s, makes the change, waits for the next reconcile to finish."""
+    seen = {"value": -1.0, "since": 0.0}
+
+    def still() -> float | None:
+        value = reconciles(deployed)
+        if value != seen["value"]:
+            seen.update(value=value, since=now().timestamp())
+            return None
+        return value if now().timestamp() - seen["since"] >= 2 else None
+
+    before: float = wait_for(still, 30, what="no reconcile running", interval=0.25)
+    start = now()
+    cluster.kubectl(*change)
+    wait_for(lambda: reconciles(deployed) > before, 30, what="the reconcile after the change")
+    return list(requests(log, namespace=ns, since=start, users={OPERATOR_USER}))
+
+
 def test_a_reconcile_with_nothing_to_do_makes_no_request(metered: tuple[Cluster, Deployed]) -> None:
     """Counted in the audit log, with the reconcile counter telling when the reconcile ran: a label on the
     PxSecurity (nothing to do) costs no request — the body from its watch event, each Secret and the
@@ -188,31 +217,37 @@ def test_a_reconcile_with_nothing_to_do_makes_no_request(metered: tuple[Cluster,
     wait_ready(cluster, ns, "px")
     log = audit_log(cluster)
 
-    def counted() -> float:
-        return deployed.metrics().value("pxsec_reconciles_total", result="ready") or 0
-
-    def steady() -> float:
-        """The counter once it has not moved for 2 s (the reconciles of what came before are over)."""
-        seen = {"value": -1.0, "since": 0.0}
-
-        def still() -> float | None:
-            value = counted()
-            if value != seen["value"]:
-                seen.update(value=value, since=now().timestamp())
-                return None
-            return value if now().timestamp() - seen["since"] >= 2 else None
-
-        result: float = wait_for(still, 30, what="no reconcile running", interval=0.25)
-        return result
-
     def reconciled_after(change: list[str]) -> list[AuditWrite]:
-        before = steady()
-        start = now()
-        cluster.kubectl(*change)
-        wait_for(lambda: counted() > before, 30, what="the reconcile after the change")
-        return [r for r in requests(log, namespace=ns, since=start, users={OPERATOR_USER})]
+        return requests_of_reconcile(cluster, deployed, log, ns, change)
 
     assert reconciled_after(["label", "pxsecurity", "px", "-n", ns, "team=storage"]) == []
     rs = reconciled_after(["label", "secret", "px-ops-token", "-n", ns, "backup=yes"])
     assert [(r.verb, r.resource, r.name) for r in rs] == [("get", "pxsecurities", "px"),
                                                           ("get", "secrets", "px-ops-token")], rs
+
+
+def test_a_no_op_reconcile_of_a_pxsecurity_that_targets_a_storagecluster_makes_no_request(
+        metered: tuple[Cluster, Deployed]) -> None:
+    """The StorageCluster is known from our watch of it, present (merged into) or absent (waited for): a
+    reconcile with nothing to do asks the API server nothing, for either."""
+    cluster, deployed = metered
+    ns = "noop-targeted"
+    cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster", "metadata": {"name": "px-cluster"},
+        "spec": {"image": "portworx/oci-monitor:3.2.0"}}))
+    for name, target in (("px", "px-cluster"), ("waiting", "not-there-yet")):
+        apply(cluster, ns, {"apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": name},
+                            "spec": {"storageCluster": {"name": target, "apply": True},
+                                     "selfSigned": {"sharedSecret": {}},
+                                     "tokens": [{"secretName": f"{name}-ops-token", "roles": ["system.admin"]}]}})
+    wait_ready(cluster, ns, "px")
+    sc = get_json(cluster, "storageclusters", "px-cluster", "-n", ns)
+    assert sc["spec"]["security"]["enabled"] is True  # merged: the StorageCluster is really targeted
+    wait_for(lambda: next((c["reason"] for c in (get_json(cluster, "pxsecurity", "waiting", "-n", ns).get("status")
+                                                  or {}).get("conditions") or [] if c["type"] == "Ready"), None)
+             == "WaitingForStorageCluster", 30, what="the second one waiting for its StorageCluster")
+    log = audit_log(cluster)
+    for name in ("px", "waiting"):
+        rs = requests_of_reconcile(cluster, deployed, log, ns, ["label", "pxsecurity", name, "-n", ns, "team=storage"])
+        assert rs == [], (name, rs)

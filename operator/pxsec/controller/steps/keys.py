@@ -15,7 +15,6 @@ from pxsec.conditions import Condition
 from pxsec.controller.kube.gateway import Conflict, GatewayPort
 from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.controller.steps.metadata import Fixed, owner_reference, sync_metadata
-from pxsec.controller.steps.storagecluster import Seen
 from pxsec.events import Event
 from pxsec.keyplan import Action, Observed, Origin, Recorded, SecretPlan
 from pxsec.spec import PxSecuritySpec
@@ -48,8 +47,7 @@ class KeySync(BaseStep):
     fields = ("secrets",)
 
     def run(self, ctx: Context) -> Outcome:
-        seen: Seen = ctx.product("storagecluster")
-        out = self.sync(ctx.cr, ctx.spec, seen.coexistence)
+        out = self.sync(ctx.cr, ctx.spec, ctx.product("storagecluster").coexistence)
         return Outcome(conditions=[c for c in (out.condition,) if c is not None],
                        informational=[c for c in (out.retained,) if c is not None],
                        status={"secrets": out.entries}, events=out.events, product=out.data)
