@@ -3,6 +3,7 @@ reconcile's dependencies and forgets a resource that is gone."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -72,3 +73,30 @@ def test_an_object_appearing_during_the_first_reconcile_still_wakes_it() -> None
     rec.while_running = lambda: runtime.wake("StorageCluster", "ns", "px")  # created mid-reconcile
     runtime._reconcile(a)
     assert queued(runtime) == [a]
+
+
+def test_the_stores_news_wakes_dependents_from_any_thread_and_echoes_wake_nobody() -> None:
+    """Watch threads and reconcile workers report into the store; its news reaches the queue on the loop."""
+
+    async def scenario() -> None:
+        rec = ScriptedReconciler()
+        runtime = Runtime(rec, workers=1)  # type: ignore[arg-type]
+        runtime.loop = asyncio.get_running_loop()
+        a = ("ns", "a")
+        rec.deps = {a: {("Secret", "ns", "s")}}
+        runtime._reconcile(a)
+        store = runtime.store
+        with store.writing("Secret", "ns", "s") as write:
+            write.done({"metadata": {"resourceVersion": "7"}}, "ours")
+        await asyncio.to_thread(store.observed, "Secret", "ns", "s", "7")  # our echo, from a watch thread
+        await asyncio.to_thread(store.observed, "Secret", "ns", "unrelated", "3")
+        await asyncio.sleep(0)
+        assert queued(runtime) == []
+        await asyncio.to_thread(store.observed, "Secret", "ns", "s", "8")  # someone else's change
+        await asyncio.sleep(0)
+        assert queued(runtime) == [a]
+        runtime.queue._queued.clear()
+        store.observed("PxSecurity", "ns", "b", "1", {"metadata": {"resourceVersion": "1"}})  # on the loop
+        assert queued(runtime) == [("ns", "b")]
+
+    asyncio.run(scenario())

@@ -190,6 +190,40 @@ def test_a_refused_read_or_write_is_a_condition_never_a_wedge(method: str, faile
     assert "Forbidden" in reasons(gw)
 
 
+def template(gw: FakeGateway) -> None:
+    gw.objects[("PxSecurity", NS, "px")]["spec"]["secretTemplate"] = {"labels": {"team": "storage"}}
+
+
+def half_system_secret(gw: FakeGateway) -> None:
+    gw.put_secret(NS, "px-system-secrets", {"system-secret": b"s" * 64})
+
+
+def broken_token(gw: FakeGateway) -> None:
+    reconcile(gw)
+    gw.put_secret(NS, "px-ops-token", {"auth-token": b"not a token"})
+
+
+def stale_configmap(gw: FakeGateway) -> None:
+    reconcile(gw)
+    gw.objects[("ConfigMap", NS, "px-px-security")]["data"] = {"stale": "x"}
+
+
+@pytest.mark.parametrize("method, setup, failed_type", [
+    ("add_secret_keys", half_system_secret, conditions.KEYS_READY),
+    ("apply_secret_metadata", template, conditions.KEYS_READY),
+    ("update_secret_data", broken_token, conditions.TOKENS_READY),
+    ("patch_configmap", stale_configmap, conditions.PARAMETERS_RENDERED),
+])
+def test_every_refused_write_is_its_steps_condition(method: str, setup: Callable[[FakeGateway], None],
+                                                    failed_type: str) -> None:
+    gw = world()
+    setup(gw)
+    refuse(gw, method, 422)
+    assert reconcile(gw).outcome.failed
+    assert condition(gw, failed_type) == ("False", "RejectedByAPIServer")
+    assert "RejectedByAPIServer" in reasons(gw)
+
+
 def test_a_refused_status_write_goes_to_the_work_queue() -> None:
     gw = world()
     refuse(gw, "patch_status")

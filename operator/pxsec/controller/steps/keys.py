@@ -41,6 +41,8 @@ def recorded_from_status(status: Mapping[str, Any] | None) -> dict[str, Recorded
 
 
 class KeySync(BaseStep):
+    """Writes the key Secrets (create-only, guarded adds); its product is their data, to sign and verify with."""
+
     name = "keys"
     condition = conditions.KEYS_READY
     needs = ("storagecluster",)

@@ -32,6 +32,9 @@ class ParamsOutcome:
 
 
 class ParameterSync(BaseStep):
+    """Writes the rendered parameters into the ConfigMap and, with `apply: true`, merges them into the
+    StorageCluster (read by `StorageClusterCheck`, so the merge starts from what this reconcile saw)."""
+
     name = "parameters"
     condition = conditions.PARAMETERS_RENDERED
     needs = ("storagecluster",)
