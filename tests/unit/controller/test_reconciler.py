@@ -118,10 +118,17 @@ def test_a_storagecluster_that_appears_later_is_waited_for_then_applied() -> Non
     assert ("StorageCluster", NS, "px-cluster") in result.dependencies  # its appearance wakes us: no poll
     assert not [w for w in gw.writes if w[1] == "StorageCluster"]
     gw.put("StorageCluster", NS, "px-cluster", STORAGECLUSTER)
-    reconcile(gw)
+    applied = reconcile(gw)
     assert ("patch", "StorageCluster", "px-cluster") in gw.writes
     assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("True", "Applied")
     assert "StorageClusterUpdated" in reasons(gw)
+    # Judged from the StorageCluster before the merge: looked at again at once, to judge it as merged.
+    assert status(gw)["storageCluster"]["securityEnabled"] is False and applied.outcome.requeue_after == 1.0
+    reconcile(gw)
+    assert status(gw)["storageCluster"]["securityEnabled"] is True
+    assert condition(gw, conditions.TOKENS_ACCEPTED)[0] == "True"
+    reconcile(gw)
+    assert gw.writes == []
 
 
 def test_a_storagecluster_conflict_is_reported_never_forced() -> None:

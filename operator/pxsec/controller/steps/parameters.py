@@ -29,6 +29,7 @@ class ParamsOutcome:
     hash: str = ""
     conditions: list[Condition] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    patched: bool = False  # the StorageCluster was written: what the steps saw of it is the old one
 
 
 class ParameterSync(BaseStep):
@@ -43,7 +44,9 @@ class ParameterSync(BaseStep):
     def run(self, ctx: Context) -> Outcome:
         seen: Seen = ctx.product("storagecluster")
         out = self.sync(ctx.cr, ctx.spec, seen.coexistence, seen.body)
-        return Outcome(conditions=out.conditions, events=out.events,
+        # After a merge into the StorageCluster, look again at once: this reconcile judged (status.storageCluster,
+        # TokensAccepted) the StorageCluster as it was before the merge, and the echo of our own write wakes nobody.
+        return Outcome(conditions=out.conditions, events=out.events, wake=ctx.now if out.patched else None,
                        status={"parameters": {"configMapName": out.configmap, "hash": out.hash}})
 
     def sync(self, cr: Mapping[str, Any], spec: PxSecuritySpec, co: coexist.Coexistence | None = None,
@@ -110,6 +113,7 @@ class ParameterSync(BaseStep):
                     self.gw.patch_storagecluster(ns, sc_name, result.patch)
                 except Conflict:
                     continue  # changed since we read it: read again and merge again
+                out.patched = True
                 out.events.append(Event("Normal", "StorageClusterUpdated",
                                         f"merged the security settings into StorageCluster {sc_name}"))
             if result.conflicts:
