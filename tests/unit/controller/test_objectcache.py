@@ -1,7 +1,6 @@
 """The watch-fed cache is only a hint: absence is known only after a complete listing of the namespace."""
 
 from pxsec.controller.objectcache import ALL_NAMESPACES, Bodies, ObjectCache
-from pxsec.events import Event, coalesce
 
 
 def test_nothing_is_known_absent_before_a_listing() -> None:
@@ -49,15 +48,6 @@ def test_a_relisting_reports_what_changed_vanished_or_appeared_meanwhile() -> No
     assert sorted(changed) == [("ns", "deleted"), ("ns", "edited"), ("ns", "new")]
     assert cache.known_absent("Secret", "ns", "deleted")
     assert cache.resource_version("Secret", "other", "kept") == "5"
-
-
-def test_events_of_one_reason_become_one() -> None:
-    events = [Event("Normal", "SecretGenerated", "a"), Event("Normal", "TokenMinted", "t"),
-              Event("Normal", "SecretGenerated", "b"), Event("Warning", "SecretGenerated", "c"),
-              Event("Normal", "SecretGenerated", "a")]
-    assert coalesce(events) == [Event("Normal", "SecretGenerated", "a; b"), Event("Normal", "TokenMinted", "t"),
-                                Event("Warning", "SecretGenerated", "c")]
-    assert coalesce([]) == []
 
 
 def body(version: str, status: dict[str, object] | None = None) -> dict[str, object]:
