@@ -1,5 +1,5 @@
 # The operator image for the Deployment in manifests/operator/ and charts/px-security-operator. Not built by
-# CI (no container engine there; tests run the same args locally, tests/installed.py):
+# CI (no container engine there; tests run the same args locally, tests/support/installed.py):
 #   docker build -t <registry>/px-security-operator:0.1.0 .
 #   then: image in manifests/operator/deployment.yaml, or helm --set image.repository=…,image.tag=…
 FROM python:3.11-slim

@@ -28,9 +28,11 @@ interop: $(STAMP)
 
 ## Build (once per machine, cached in ~/.cache/pxsec/<tool>-<hash>) the Go tools of tests/tools: helm
 ## (helm.sh/helm/v3, for the chart's lint/template/install) and pxsec-kstatus (sigs.k8s.io/cli-utils' kstatus,
-## what Flux's health checks compute), from the Go module proxy, as tests/tools/*/go.mod and go.sum pin them.
+## what Flux's health checks compute), from the Go module proxy, as tests/tools/*/go.mod and go.sum pin them;
+## and tests/kubeyaml's reader (kubectl 1.37's YAML libraries) for tests/gotools/test_kubeyaml_differential.py.
 tools: $(STAMP)
 	$(BIN)/python -m tests.tools.build
+	$(BIN)/python -m tests.kubeyaml.build
 
 demo: controlplane
 	$(BIN)/pxsec dev up
@@ -41,8 +43,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## Everything but e2e: tests/unit (pure Python, no Go needed: `pytest tests/unit` alone runs in seconds),
+## tests/gotools and tests/interop (marked `go`: the Go-built tools above), tests/hostile (about a minute).
 unit: interop tools
-	$(BIN)/pytest -m "not e2e" tests
+	$(BIN)/pytest tests/unit tests/gotools tests/interop tests/hostile
 
 e2e: controlplane interop tools
 	$(BIN)/pytest -m e2e tests
@@ -63,13 +67,13 @@ crds: $(STAMP)
 ## Medians of the pure core (pxsec.bench), then the end-to-end benchmark with modest sizes (about a minute).
 bench: controlplane
 	$(BIN)/python -m pxsec.bench
-	$(BIN)/python -m tests.bench_e2e --objects 50 --single 5 --noise 1000 --idle 10
+	$(BIN)/python -m tests.bench.bench_e2e --objects 50 --single 5 --noise 1000 --idle 10
 
-## The end-to-end benchmark on a fresh local control plane with an audit log (tests/bench_e2e.py; the issue's
+## The end-to-end benchmark on a fresh local control plane with an audit log (tests/bench/bench_e2e.py; the issue's
 ## sizes by default: 200 at once, 10 single, 5,000 noise objects, 30 s idle). Options: make bench-e2e ARGS="...".
 .PHONY: bench-e2e
 bench-e2e: controlplane
-	$(BIN)/python -m tests.bench_e2e $(ARGS)
+	$(BIN)/python -m tests.bench.bench_e2e $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

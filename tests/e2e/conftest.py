@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
-from tests.helpers import get_json, wait_for
-from tests.oidc_provider import OIDCProvider
-from tests.portworx import PortworxOperatorStandIn
-from tests.portworx import install_rbac as install_portworx_rbac
+from tests.support.helpers import get_json, wait_for
+from tests.support.oidc_provider import OIDCProvider
+from tests.support.portworx import PortworxOperatorStandIn
+from tests.support.portworx import install_rbac as install_portworx_rbac
 
 
 def secret_values(cluster: Cluster, namespace: str) -> dict[str, bytes]:
@@ -129,7 +129,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(("operator log (tail)", proc.output()[-6000:]))
 
 
-# -- the Portworx Operator stand-in (tests/portworx_standin.py) ---------------------------------------
+# -- the Portworx Operator stand-in (tests/support/portworx_standin.py) ---------------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Beside the Portworx Operator (its stand-in, tests/portworx_standin.py), on the real control plane, both
+"""Beside the Portworx Operator (its stand-in, tests/support/portworx_standin.py), on the real control plane, both
 orders, restarts of either operator, a change of our issuer, and an uninstall. Proven from the API and
 from kube-apiserver's audit log:
 
@@ -23,11 +23,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
-from tests import portworx
-from tests.audit import AuditWrite, audit_log, now, writes
 from tests.e2e.conftest import apply, condition, pxsec, secret_data, wait_ready
-from tests.helpers import get_json, wait_for
-from tests.portworx import PortworxOperatorStandIn
+from tests.support import portworx
+from tests.support.audit import AuditWrite, audit_log, now, writes
+from tests.support.helpers import get_json, wait_for
+from tests.support.portworx import PortworxOperatorStandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd", "portworx_rbac", "leak_check")]
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
-from tests.audit import audit_log, now, writes
 from tests.e2e.conftest import apply
-from tests.helpers import get_json, wait_for
+from tests.support.audit import audit_log, now, writes
+from tests.support.helpers import get_json, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
 

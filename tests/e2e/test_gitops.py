@@ -30,8 +30,8 @@ import yaml
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from pxsec.devcluster.controlplane import free_port
 from tests.e2e.conftest import assert_no_leaks
-from tests.helpers import get_json, wait_for
-from tests.installed import ROOT, private_cluster, sa_kubeconfig, tool_or_fail
+from tests.support.helpers import get_json, wait_for
+from tests.support.installed import ROOT, private_cluster, sa_kubeconfig, tool_or_fail
 from tests.tools.build import KSTATUS
 from tests.unit.test_argocd_health import HEALTH_DIR, run_health
 
@@ -134,6 +134,7 @@ def judge(cluster: Cluster, state: str, obj: dict[str, Any], argo: str, flux: st
     return health
 
 
+@pytest.mark.go
 def test_argo_cd_and_kstatus_read_every_state_of_live_objects(gitops: tuple[Cluster, OperatorProcess]) -> None:
     cluster, operator = gitops
     closed = free_port()  # nothing listens there: the OIDC probe fails, Ready is False
@@ -175,6 +176,7 @@ def test_argo_cd_and_kstatus_read_every_state_of_live_objects(gitops: tuple[Clus
         assert run_health(obj)["status"] == "Healthy" and kstatus(cluster, obj)["status"] == "Current"
 
 
+@pytest.mark.go
 def test_the_crd_is_current_for_kstatus(gitops: tuple[Cluster, OperatorProcess]) -> None:
     cluster, _ = gitops
     crd = get_json(cluster, "crd", "pxsecurities.pxsec.dev")

@@ -23,10 +23,10 @@ import pytest
 import yaml
 
 from pxsec.devcluster.cluster import Cluster
-from tests.audit import now
 from tests.e2e.conftest import assert_no_leaks
-from tests.helpers import get_json, wait_for
-from tests.installed import (
+from tests.support.audit import now
+from tests.support.helpers import get_json, wait_for
+from tests.support.installed import (
     ROOT,
     Deployed,
     deployment,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kubernetes.client.exceptions import ApiException
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
-from tests.helpers import get_json, wait_for
+from tests.support.helpers import get_json, wait_for
 
 pytestmark = [pytest.mark.e2e]
 

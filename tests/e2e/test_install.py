@@ -27,8 +27,8 @@ import yaml
 
 from pxsec.devcluster.cluster import Cluster
 from tests.e2e.conftest import assert_no_leaks
-from tests.helpers import get_json, wait_for
-from tests.installed import ROOT, deployment, private_cluster, run_as_deployment, sa_kubeconfig, tool_or_fail
+from tests.support.helpers import get_json, wait_for
+from tests.support.installed import ROOT, deployment, private_cluster, run_as_deployment, sa_kubeconfig, tool_or_fail
 from tests.tools.build import HELM
 
 pytestmark = pytest.mark.e2e
@@ -92,8 +92,9 @@ def _install(path: str, cluster: Cluster) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module", params=["kustomize-cluster-wide", "kustomize-namespaced", "helm-cluster-wide",
-                                        "helm-namespaced"])
+@pytest.fixture(scope="module", params=["kustomize-cluster-wide", "kustomize-namespaced",
+                                        pytest.param("helm-cluster-wide", marks=pytest.mark.go),
+                                        pytest.param("helm-namespaced", marks=pytest.mark.go)])
 def installed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Install]:
     path = str(request.param)
     with private_cluster() as cluster:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from pxsec.devcluster.cluster import Cluster
-from tests.helpers import get_json, wait_for
-from tests.installed import ROOT, deployment, private_cluster, run_as_deployment, sa_kubeconfig, tool_or_fail
+from tests.support.helpers import get_json, wait_for
+from tests.support.installed import ROOT, deployment, private_cluster, run_as_deployment, sa_kubeconfig, tool_or_fail
 from tests.tools.build import HELM
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.go]
 
 CHART = ROOT / "charts" / "px-security-operator"
 RELEASE = "px-security-operator"

@@ -15,11 +15,11 @@ from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from pxsec.spec import parse_spec
 from pxsec.verify import APPS_ISSUER, VerifyKeys, verify
 from tests.e2e.conftest import apply, secret_data, wait_ready
-from tests.helpers import get_json
 from tests.interop import checker
 from tests.interop.tokens import forge
+from tests.support.helpers import get_json
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
+pytestmark = [pytest.mark.e2e, pytest.mark.go, pytest.mark.usefixtures("leak_check")]
 
 ISSUER = "interop.portworx.example"
 TOKENS = [

@@ -23,10 +23,10 @@ import pytest
 
 from pxsec.devcluster.cluster import Cluster
 from pxsec.devcluster.controlplane import OPERATOR_USER, free_port
-from tests.audit import AuditWrite, audit_log, now, requests
 from tests.e2e.conftest import _needles, apply, assert_no_leaks, install_ca, oidc_spec, secret_values, wait_ready
-from tests.helpers import get_json, wait_for
-from tests.installed import (
+from tests.support.audit import AuditWrite, audit_log, now, requests
+from tests.support.helpers import get_json, wait_for
+from tests.support.installed import (
     ROOT,
     Deployed,
     Metrics,
@@ -36,7 +36,7 @@ from tests.installed import (
     run_as_deployment,
     wait_metric,
 )
-from tests.oidc_provider import OIDCProvider
+from tests.support.oidc_provider import OIDCProvider
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ import yaml
 from pxsec import render
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from tests.e2e.conftest import apply, condition, install_ca, oidc_spec, pxsec, wait_ready
-from tests.helpers import get_json, wait_for
-from tests.oidc_provider import OIDCProvider
+from tests.support.helpers import get_json, wait_for
+from tests.support.oidc_provider import OIDCProvider
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd", "leak_check")]
 

@@ -1,4 +1,4 @@
-"""The Portworx Operator stand-in (tests/portworx_standin.py) does what the real one does to security
+"""The Portworx Operator stand-in (tests/support/portworx_standin.py) does what the real one does to security
 objects, observed through the API and counted in kube-apiserver's audit log: the defaults saved in one
 full update, the key Secrets' fresh-object PUT, the tokens and what re-mints them, the uninstall.
 Our operator does not run here: these tests pin down the neighbour the other e2e tests live beside."""
@@ -16,9 +16,9 @@ import jwt
 import pytest
 
 from pxsec.devcluster.cluster import Cluster
-from tests.audit import AuditWrite, audit_log, count, now, per_object, writes
-from tests.helpers import get_json, wait_for
-from tests.portworx import FINALIZER, USER_AGENT, USERNAME, PortworxOperatorStandIn
+from tests.support.audit import AuditWrite, audit_log, count, now, per_object, writes
+from tests.support.helpers import get_json, wait_for
+from tests.support.portworx import FINALIZER, USER_AGENT, USERNAME, PortworxOperatorStandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd")]
 

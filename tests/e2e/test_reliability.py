@@ -15,7 +15,7 @@ import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.e2e.conftest import apply, condition, pxsec, secret_data, wait_ready
-from tests.helpers import get_json, wait_for
+from tests.support.helpers import get_json, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
 

@@ -13,9 +13,9 @@ import pytest
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from pxsec.devcluster.controlplane import OPERATOR_USER
-from tests.audit import AuditWrite, audit_log, now, requests
 from tests.e2e.conftest import apply, wait_ready
-from tests.helpers import wait_for
+from tests.support.audit import AuditWrite, audit_log, now, requests
+from tests.support.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
 

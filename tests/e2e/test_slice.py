@@ -10,7 +10,7 @@ import pytest
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.e2e.conftest import apply, secret_data, wait_ready
-from tests.helpers import get_json
+from tests.support.helpers import get_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
 

@@ -15,7 +15,7 @@ import pytest
 from pxsec.devcluster.cluster import Cluster, KubectlError
 from pxsec.render import render
 from pxsec.scmerge import OWNED_ANNOTATION, apply_merge_patch, merge
-from tests.helpers import get_json
+from tests.support.helpers import get_json
 from tests.unit.test_render import EXAMPLES, load_example
 
 pytestmark = pytest.mark.e2e

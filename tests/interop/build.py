@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests import gobuild
-from tests.gobuild import GoBuildError
+from tests.support import gobuild
+from tests.support.gobuild import GoBuildError
 
 SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("go.mod", "go.sum", "main.go")

@@ -30,7 +30,9 @@ from pxsec.spec import PxSecuritySpec, parse_spec
 from pxsec.verify import APPS_ISSUER, Verdict, VerifyKeys, verify
 from tests.interop import checker
 from tests.interop.tokens import forge, jwk, public_pem, resign, seg
-from tests.oidc_provider import EC_KID, RSA_KID, OIDCProvider
+from tests.support.oidc_provider import EC_KID, RSA_KID, OIDCProvider
+
+pytestmark = pytest.mark.go
 
 T = 1_900_000_000  # 2030-03-17T17:46:40Z
 NOW = datetime.datetime.fromtimestamp(T, datetime.UTC)

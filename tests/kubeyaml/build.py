@@ -5,7 +5,7 @@ covering go.mod, go.sum and main.go: a warm run hashes three small files (millis
 Modules are exactly those go.mod and go.sum pin (-mod=readonly), from the module cache or the proxy;
 `make controlplane` has already fetched them (k8s.io/apimachinery v0.37.2 and its YAML libraries).
 
-    python -m tests.kubeyaml.build      # prints the binary's path
+    python -m tests.kubeyaml.build      # prints the binary's path (`make tools` runs it)
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests import gobuild
-from tests.gobuild import GoBuildError
+from tests.support import gobuild
+from tests.support.gobuild import GoBuildError
 
 SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("go.mod", "go.sum", "main.go")
@@ -31,7 +31,8 @@ def binary_path() -> Path:
 
 def ensure() -> Path:
     return gobuild.ensure(binary_path(), SOURCE_DIR, what="tests/kubeyaml (kubectl's YAML libraries)",
-                          why="the differential test builds tests/kubeyaml (kubectl's YAML libraries)",
+                          why="the differential test runs tests/kubeyaml (kubectl's YAML libraries); "
+                              "`make tools` builds it",
                           error=Unavailable)
 
 

@@ -1,6 +1,6 @@
 // Command pxsec-kubeyaml reads YAML streams exactly as kubectl 1.37 reads a file given to `apply -f`
 // (cli-runtime's StreamVisitor: k8s.io/apimachinery/pkg/util/yaml.NewYAMLOrJSONDecoder, each document
-// into a raw JSON message), for tests/unit/test_kubeyaml_differential.py.
+// into a raw JSON message), for tests/gotools/test_kubeyaml_differential.py.
 //
 // Input: streams separated by NUL bytes on stdin. Output: one line per stream, a JSON array of the
 // documents kubectl would send (a document that is empty reads as null), or {"error": "..."}.

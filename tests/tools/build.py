@@ -21,8 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests import gobuild
-from tests.gobuild import GoBuildError
+from tests.support import gobuild
+from tests.support.gobuild import GoBuildError
 
 TOOLS_DIR = Path(__file__).resolve().parent
 

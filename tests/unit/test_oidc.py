@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pxsec import conditions, oidc
 from pxsec.spec import CARef
-from tests.oidc_provider import make_ca
+from tests.support.oidc_provider import make_ca
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUER = "https://idp.example.com/realms/px"

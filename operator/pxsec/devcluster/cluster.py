@@ -115,7 +115,7 @@ class Cluster:
     def install_crds(self, root: Path | None = None) -> None:
         """`kubectl apply -f crds/`, as the README says (server-side: the CRD is too large to carry a
         last-applied annotation comfortably). A checkout from before crds/ lost its kustomization.yaml
-        (tests/measure_coexistence.py runs old versions) is applied with -k, as it was then."""
+        (tests/bench/measure_coexistence.py runs old versions) is applied with -k, as it was then."""
         crds = (root or project_root()) / "crds"
         how = "-k" if (crds / "kustomization.yaml").is_file() else "-f"
         self.kubectl("apply", "--server-side", "--force-conflicts", how, str(crds))

@@ -9,7 +9,7 @@ own process group with PR_SET_PDEATHSIG, so even a SIGKILLed parent leaves no et
 kube-apiserver writes a JSON audit log (`ControlPlane.audit_log`, one event per line): Metadata level
 for the write verbs, nothing else. Blocking mode: the request's own goroutine writes the event as the
 request completes (no background batch), so a write's line is on disk at the latest a moment after the
-client has its response. Tests read it to count who wrote what (tests/audit.py).
+client has its response. Tests read it to count who wrote what (tests/support/audit.py).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ OPERATOR_USER = "system:serviceaccount:pxsec-system:px-security-operator"
 
 # audit.k8s.io/v1 Policy: who wrote what, never a request or response body (Metadata), and only the
 # final stage of each request (RequestReceived omitted): every write, and the operator's get and list
-# (its round trips are counted: tests/e2e/test_requests.py, tests/bench_e2e.py). Watches and everyone
+# (its round trips are counted: tests/e2e/test_requests.py, tests/bench/bench_e2e.py). Watches and everyone
 # else's reads: None, so the log and the API server's extra work stay small.
 AUDIT_POLICY = f"""\
 apiVersion: audit.k8s.io/v1

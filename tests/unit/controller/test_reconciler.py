@@ -19,7 +19,7 @@ from pxsec.controller.kube.gateway import GatewayError, NamespaceTerminating
 from pxsec.controller.reconciler import Reconciler, Result, describe, run_steps
 from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.spec import parse_spec
-from tests.fakegateway import FakeGateway
+from tests.support.fakegateway import FakeGateway
 
 NS = "portworx"
 KEY = (NS, "px")

@@ -96,7 +96,7 @@ class CRRef:
 
 class GatewayPort(Protocol):
     """What the reconcile steps need from the API: the real `Gateway`, or an in-memory fake in the unit
-    tests (tests/fakegateway.py), so that each step's promises — which writes, in which order, none when
+    tests (tests/support/fakegateway.py), so that each step's promises — which writes, in which order, none when
     nothing changed, a conflict retried with a fresh read — are checked in milliseconds, and the e2e
     tests prove the same against the real API server."""
 

@@ -2,7 +2,7 @@
 `pxsec token verify -f`, every call bounded in time and memory.
 
 Each input is written to a file and given to all three commands, run by their entry functions in a
-worker process (tests/cli_sandbox.py) whose address space is capped (RLIMIT_AS: what it holds after
+worker process (tests/support/cli_sandbox.py) whose address space is capped (RLIMIT_AS: what it holds after
 imports plus `ADDRESS_SPACE_HEADROOM`), and each call must answer within `TIME_BOUND` seconds having
 grown its resident memory by at most `MEMORY_BOUND` — past the limit the worker is killed and the test
 fails. Every answer must be what a user may see: exit 0, 1 or 2, one line per problem on stderr, no
@@ -84,7 +84,7 @@ class Sandbox:
 
     def _start(self) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.cli_sandbox", str(ADDRESS_SPACE_HEADROOM)], cwd=ROOT, text=True,
+            [sys.executable, "-m", "tests.support.cli_sandbox", str(ADDRESS_SPACE_HEADROOM)], cwd=ROOT, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert process.stdout is not None
         ready = json.loads(process.stdout.readline())

@@ -16,7 +16,7 @@ can never surface a Secret value.
 
 `requests()` keeps every completed request of any verb and any response code (a 404 GET or a 409 create
 is a round trip too), for counting API traffic: it sees reads only where the audit policy logs them
-(tests/bench_e2e.py runs its control plane with a policy that also logs the operator's get and list).
+(tests/bench/bench_e2e.py runs its control plane with a policy that also logs the operator's get and list).
 """
 
 from __future__ import annotations

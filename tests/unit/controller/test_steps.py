@@ -1,4 +1,4 @@
-"""The reconcile steps against an in-memory API (tests/fakegateway.py), cert-manager style: given these
+"""The reconcile steps against an in-memory API (tests/support/fakegateway.py), cert-manager style: given these
 objects, exactly these writes. The promises of the README — no write when nothing changed, a lost Secret
 is regenerated loudly with a new revision, a conflict is retried with a fresh read and what exists wins,
 a Secret you brought is adopted untouched, a value changed by hand is respected — checked in
@@ -18,7 +18,7 @@ from pxsec.controller.steps.parameters import ParameterSync
 from pxsec.controller.steps.storagecluster import Seen
 from pxsec.controller.steps.tokens import TokenSync
 from pxsec.spec import parse_spec
-from tests.fakegateway import FakeGateway
+from tests.support.fakegateway import FakeGateway
 
 NS = "portworx"
 NOW = dt.datetime(2030, 5, 17, 12, 0, 0, tzinfo=dt.UTC)

@@ -27,8 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pxsec.devcluster import assets
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from pxsec.devcluster.controlplane import free_port
-from tests import audit
-from tests.helpers import get_json, wait_for
+from tests.support import audit
+from tests.support.helpers import get_json, wait_for
 from tests.tools import build as tools
 
 ROOT = project_root()

@@ -12,7 +12,7 @@ comes from (libopenstorage/operator, Apache-2.0, read at commit 303cc37; no code
                    maintainAuthTokenSecret, isTokenSecretRefreshRequired, Delete)
   k8s.go           pkg/util/k8s/k8s.go                          (CreateOrAppendToSecret, DeleteSecret)
 
-    python -m tests.portworx_standin --namespace NS --period SECONDS [--uninstall-passes N]
+    python -m tests.support.portworx_standin --namespace NS --period SECONDS [--uninstall-passes N]
 
 It talks to the cluster in $KUBECONFIG (in the tests: a TokenRequest token of its own ServiceAccount,
 portworx-operator/portworx-operator, bound by tests/fixtures/portworx-standin-rbac.yaml), with user
@@ -480,7 +480,8 @@ def _watch(custom: kubernetes.client.CustomObjectsApi, namespace: str, wake: thr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.portworx_standin", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.support.portworx_standin",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--namespace", required=True, help="the namespace whose StorageClusters it manages")
     parser.add_argument("--period", type=float, default=30.0, help="seconds between passes (real one: ~30)")
     parser.add_argument("--uninstall-passes", type=int, default=5,

@@ -1,7 +1,7 @@
 """`make bench-e2e`: the operator end to end on a fresh local control plane, measured — never asserted.
 
-    .venv/bin/python -m tests.bench_e2e [--objects 200] [--single 10] [--noise 5000] [--idle 30]
-                                        [--json out.json] [--operator-root PATH] [--operator-arg ARG ...]
+    .venv/bin/python -m tests.bench.bench_e2e [--objects 200] [--single 10] [--noise 5000] [--idle 30]
+                                              [--json out.json] [--operator-root PATH] [--operator-arg ARG ...]
 
 Starts its own control plane (etcd, kube-apiserver, kube-controller-manager) whose audit log also records
 the operator's get and list requests (Metadata level: names, never bodies), installs the CRDs and the
@@ -53,8 +53,8 @@ import yaml
 
 from pxsec.devcluster import assets, controlplane
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
-from tests.audit import WRITE_VERBS, AuditWrite, now, requests
-from tests.measure_coexistence import operator_version, stop_cleanly_on_sigterm
+from tests.bench.measure_coexistence import operator_version, stop_cleanly_on_sigterm
+from tests.support.audit import WRITE_VERBS, AuditWrite, now, requests
 
 OPERATOR_USER = controlplane.OPERATOR_USER  # its get and list requests are in the audit log too
 GROUP_VERSION = "pxsec.dev/v1alpha1"
@@ -659,7 +659,7 @@ def markdown(blob: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     doc = __doc__ or ""
-    parser = argparse.ArgumentParser(prog="python -m tests.bench_e2e", description=doc.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_e2e", description=doc.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(doc.splitlines()[5:]))
     parser.add_argument("--objects", type=int, default=200, help="objects created at once in the burst")

@@ -1,4 +1,5 @@
-"""The OIDC probe (pxsec.controller.oidcprobe) against a real HTTPS provider on loopback (tests/oidc_provider.py).
+"""The OIDC probe (pxsec.controller.oidcprobe) against a real HTTPS provider on loopback
+(tests/support/oidc_provider.py).
 
 Real TLS, real redirects, real slow answers: what urllib and OpenSSL actually do, not what a mock
 assumes. Every Prober here connects directly (`proxies={}`), so no test depends on — or leaks through —
@@ -20,7 +21,7 @@ from pxsec import oidc
 from pxsec.controller.oidcprobe import Prober
 from pxsec.spec import parse_spec
 from pxsec.verify import VerifyKeys, verify
-from tests.oidc_provider import ALIAS_PATH, JWKS_PATH, WELL_KNOWN, OIDCProvider, free_port, make_ca
+from tests.support.oidc_provider import ALIAS_PATH, JWKS_PATH, WELL_KNOWN, OIDCProvider, free_port, make_ca
 
 NOW = dt.datetime(2030, 5, 17, 12, 0, 0, tzinfo=dt.UTC)
 

@@ -1,7 +1,7 @@
 """A worker process that runs the command line's entry functions on one input at a time, inside a memory
-limit, and measures each call: for the hostile-input suites (tests/unit/test_cli_hostile.py).
+limit, and measures each call: for the hostile-input suites (tests/hostile/test_cli_hostile.py).
 
-    python -m tests.cli_sandbox MEMORY_BYTES
+    python -m tests.support.cli_sandbox MEMORY_BYTES
 
 It imports everything first, then caps its address space (RLIMIT_AS) at what it uses then plus
 MEMORY_BYTES, and answers one JSON line per request line on stdin:

@@ -1,6 +1,6 @@
 """Measure the steady-state API writes of our operator beside the Portworx Operator stand-in.
 
-    .venv/bin/python -m tests.measure_coexistence --operator-root PATH [--seconds 90] [--period 1]
+    .venv/bin/python -m tests.bench.measure_coexistence --operator-root PATH [--seconds 90] [--period 1]
 
 Starts its own local control plane, installs the StorageCluster CRD (tests/fixtures), the stand-in's
 RBAC, and the CRDs and RBAC of the operator version in PATH (PATH/crds, PATH/manifests/rbac); runs that
@@ -44,10 +44,10 @@ from typing import Any
 
 from pxsec.devcluster import assets
 from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
-from tests import portworx
-from tests.audit import AuditWrite, now, writes
-from tests.helpers import get_json
-from tests.portworx import PortworxOperatorStandIn
+from tests.support import portworx
+from tests.support.audit import AuditWrite, now, writes
+from tests.support.helpers import get_json
+from tests.support.portworx import PortworxOperatorStandIn
 
 STC = "storageclusters.core.libopenstorage.org"
 OURS = "system:serviceaccount:pxsec-system:px-security-operator"
@@ -487,7 +487,8 @@ def operator_version(root: Path) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.measure_coexistence", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.measure_coexistence",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--operator-root", required=True, type=Path,
                         help="checkout of the operator version to run (its crds/, manifests/rbac, operator/)")
     parser.add_argument("--seconds", type=float, default=90.0, help="length of the counting window (A, B)")

@@ -1,4 +1,4 @@
-"""Run the Portworx Operator stand-in (tests/portworx_standin.py) as a real subprocess under its own
+"""Run the Portworx Operator stand-in (tests/support/portworx_standin.py) as a real subprocess under its own
 ServiceAccount, with its output captured to a file — like OperatorProcess does for our operator.
 
     px = PortworxOperatorStandIn(cluster, namespace, tmp_path / "portworx.log").start()
@@ -57,7 +57,7 @@ class PortworxOperatorStandIn:
         started = self.output().count(_STARTED)
         with self.log_path.open("ab") as out:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "tests.portworx_standin", "--namespace", self.namespace,
+                [sys.executable, "-m", "tests.support.portworx_standin", "--namespace", self.namespace,
                  "--period", str(self.period), "--uninstall-passes", str(self.uninstall_passes)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=project_root(),
                 start_new_session=True, preexec_fn=_die_with_parent,
