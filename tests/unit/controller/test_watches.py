@@ -103,14 +103,15 @@ def test_storageclusters_are_kept_whole() -> None:
     assert store.get("StorageCluster", "ns", "px-cluster") == Hit(sc)
 
 
-def test_a_resource_that_is_not_served_is_empty_synced_and_tried_again() -> None:
+def test_a_resource_that_is_not_served_is_empty_synced_and_listed_once_its_crd_is_established() -> None:
     store = Store()
     sc = meta("px-cluster", "3")
-    api = ScriptedApi([404, Response({"metadata": {"resourceVersion": "3"}, "items": [sc]}), Response(lines=[])])
+    crd = {"metadata": {"name": "storageclusters.core.libopenstorage.org"}}
+    established = {**crd, "status": {"conditions": [{"type": "Established", "status": "True"}]}}
+    api = ScriptedApi([404,
+                       Response(lines=[{"type": "ADDED", "object": crd}, {"type": "MODIFIED", "object": established}]),
+                       Response({"metadata": {"resourceVersion": "3"}, "items": [sc]}), Response(lines=[])])
     reflector = Reflector(api, STORAGECLUSTERS, "", store)  # type: ignore[arg-type]
-    with pytest.raises(NotServed):
-        reflector._list()
-    assert reflector.synced.is_set() and store.get("StorageCluster", "ns", "px-cluster") == Hit(None)
     woken = threading.Event()
     store.notify = lambda kind, ns, name: woken.set()
 
@@ -119,5 +120,18 @@ def test_a_resource_that_is_not_served_is_empty_synced_and_tried_again() -> None
         return str(original(version))
 
     reflector._watch = stop_after_watch  # type: ignore[method-assign]
-    reflector._run()  # the CRD is there now: listed, the StorageCluster found and news told
+    reflector._run()  # 404: none exists (synced, empty); the CRD watch; established: listed, watched
+    assert [c[0] for c in api.calls][:2] == ["/apis/core.libopenstorage.org/v1/storageclusters",
+                                              "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"]
+    crd_watch = api.calls[1]
+    assert crd_watch[0] == "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    assert ("fieldSelector", "metadata.name=storageclusters.core.libopenstorage.org") in crd_watch[1]
     assert woken.is_set() and store.get("StorageCluster", "ns", "px-cluster") == Hit(sc)
+
+
+def test_a_listing_answered_404_means_none_exists() -> None:
+    store = Store()
+    reflector = Reflector(ScriptedApi([404]), STORAGECLUSTERS, "ns", store)  # type: ignore[arg-type]
+    with pytest.raises(NotServed):
+        reflector._list()
+    assert reflector.synced.is_set() and store.get("StorageCluster", "ns", "px-cluster") == Hit(None)

@@ -11,7 +11,9 @@ runtime only wakes someone when a PxSecurity depends on the object.
 
 StorageClusters are watched here too, whole (a StorageCluster is read on every reconcile of a PxSecurity
 that targets one, and there are few of them), so that a reconcile with nothing to do asks nothing. Their
-CRD may not be installed (yet): a listing answered 404 means none exists, and is tried again after a pause.
+CRD may not be installed (yet): a listing answered 404 means none exists, and the reflector then watches
+that one CRD until it is established (no polling while Portworx is not installed; the moment it is, the
+StorageClusters are listed).
 
 The protocol is client-go's reflector: list (paginated), then watch from the list's resourceVersion
 with bookmarks; a broken stream resumes from the last version seen; "410 Gone" (too old) lists again,
@@ -32,7 +34,7 @@ from pxsec.controller.kube.gateway import SC_GROUP, SC_PLURAL, SC_VERSION
 from pxsec.controller.kube.rest import HttpError, RestClient, group_path, new_client
 from pxsec.controller.kube.store import ALL_NAMESPACES, Store
 
-logger = logging.getLogger("pxsec.controller.metawatch")
+logger = logging.getLogger("pxsec.controller.kube.watches")
 
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -96,10 +98,14 @@ class Reflector:
                 pause = 0.5
             except Gone:
                 version = ""
-            except NotServed:  # no such resource (its CRD is not installed): none exists; look again later
+            except NotServed:  # no such resource (its CRD is not installed): none exists until it is
                 version = ""
-                self.stopping.wait(pause)
+                self.stopping.wait(pause)  # brief: an established CRD can take a moment to be served
                 pause = min(MAX_PAUSE, pause * 2)
+                try:
+                    self._await_served()
+                except Exception as exc:  # no permission to watch CRDs, a broken stream: the pauses remain
+                    logger.info("watch of the %s CRD: %s", self.resource.plural, " ".join(str(exc).split())[:200])
             except Exception as exc:  # network, API server restarting, RBAC: log, wait, resume
                 if self.stopping.is_set():
                     return
@@ -145,11 +151,25 @@ class Reflector:
         self._synced(len(listed))
         return version
 
+    def _await_served(self) -> None:
+        """Return once the resource's CRD is established (at once if it already is), or when the watch ends."""
+        name = f"{self.resource.plural}.{self.resource.group}"
+        query = [("fieldSelector", f"metadata.name={name}"), ("watch", "true"),
+                 ("timeoutSeconds", str(WATCH_SECONDS))]
+        resp = self.api.open("GET", CRDS, query, timeout=(10, WATCH_SECONDS + 30), stream=True)
+        try:
+            for event in _events(resp):
+                if self.stopping.is_set() or (event.get("type") in ("ADDED", "MODIFIED")
+                                              and _established(event.get("object") or {})):
+                    return
+        finally:
+            resp.release_conn()
+
     def _synced(self, count: int, served: bool = True) -> None:
         if not self.synced.is_set():
             what = "whole" if self.resource.whole else "metadata only"
             logger.info("watching %s in %s (%s): %s", self.resource.plural, self.scope or "all namespaces", what,
-                        f"{count} listed" if served else "not served (no CRD yet), looking again later")
+                        f"{count} listed" if served else "not served (no CRD yet), waiting for its CRD")
         self.synced.set()
 
     def _watch(self, version: str) -> str:
@@ -182,6 +202,14 @@ class Reflector:
         else:
             self.store.observed(self.resource.kind, namespace, name, version, obj if self.resource.whole else None)
         return version
+
+
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Established" and c.get("status") == "True"
+               for c in (crd.get("status") or {}).get("conditions") or [])
 
 
 def _events(response: Any) -> Iterator[dict[str, Any]]:
