@@ -24,6 +24,7 @@ from functools import cache
 from typing import Any, Final
 
 from pxsec.crdschema import (
+    CHANGE_ID,
     CONFIGMAP_KEY,
     DNS1123_SUBDOMAIN,
     HTTPS_URL_NO_QUERY,
@@ -211,6 +212,14 @@ RULES: Final[tuple[Rule, ...]] = (
         "StorageCluster the settings are merged into",
         lambda sc: not sc["apply"] or "name" in sc,
         field_path=".name",
+    ),
+    Rule(
+        "approved-change-id",
+        "spec.storageCluster.approvedChange",
+        _matches(CHANGE_ID)[0],
+        "spec.storageCluster.approvedChange must be the 12 hexadecimal digits of a change id, as "
+        "status.pendingChange.id and pxsec plan show it",
+        _matches(CHANGE_ID)[1],
     ),
     _dns_rule("system-secret-name", "spec.system.secretName", "Secret"),
     Rule(

@@ -191,6 +191,24 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                 "deleting": {"type": "boolean", "description": "Whether it is being deleted."},
             },
         ),
+        "pendingChange": _obj(
+            "A change to a running StorageCluster that waits for approval (spec.storageCluster.changePolicy "
+            "Manual): set spec.storageCluster.approvedChange to its id to apply exactly this change.",
+            {
+                "id": _s("The change id: a hash of the patch, the same in pxsec plan.", 16),
+                "effects": {
+                    "type": "array", "maxItems": 8,
+                    "description": "What it would do: RollingRestart, TokensInvalidated, KeysUnmounted.",
+                    "items": _obj("One effect.", {"type": _s("The kind of effect.", 32),
+                                                  "message": _s("What it would do, in words.", 4096)},
+                                  required=("type",)),
+                },
+                "fields": {"type": "array", "maxItems": 64, "description": "The StorageCluster fields it changes "
+                           "(path: before → after; values shown only where they are not secret).",
+                           "items": _s("One field.", 1024)},
+                "since": _time("When it started waiting."),
+            },
+        ),
         "parameters": _obj(
             "Where the rendered initialization parameters are.",
             {

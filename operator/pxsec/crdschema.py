@@ -27,6 +27,7 @@ from pxsec.spec import (
 GUEST_ACCESS: Final = ("Enabled", "Disabled", "Managed")
 USERNAME_CLAIMS: Final = ("sub", "email", "name")
 DELETION_POLICIES: Final = ("Retain", "Delete")
+CHANGE_POLICIES: Final = ("Manual", "Automatic")
 SIGNING_KEYS: Final = ("SharedSecret", "RSA", "ECDSA")
 RSA_SIZES: Final = (2048, 3072, 4096)
 ECDSA_CURVES: Final = tuple(c.name for c in CURVE_TABLE)
@@ -40,6 +41,7 @@ DNS1123_SUBDOMAIN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 HTTPS_URL_NO_QUERY: Final = (r"^https://(\[[0-9A-Fa-f:.]+\]|[^/?#\t\n\f\r @:\[\]]+)(:[0-9]{1,5})?"
                              r"(/[^?#\t\n\f\r ]*)?$")
 TOKEN_LIFETIME: Final = r"^[1-9][0-9]*(s|m|h|d|y)$"
+CHANGE_ID: Final = r"^[0-9a-f]{12}$"  # pxsec.impact.change_id
 CONFIGMAP_KEY: Final = r"^[-._a-zA-Z0-9]+$"
 QUALIFIED_KEY: Final = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
@@ -114,6 +116,21 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
                     "spec.env, spec.volumes) into the StorageCluster. Default false: the operator only "
                     "renders the parameters, and you (or your GitOps tool) apply them.",
                 },
+                "changePolicy": _string(
+                    "With apply: what happens to a change that would restart Portworx pods or make tokens "
+                    "fail on a StorageCluster that runs (phase Running or Degraded, or StorageNodes exist). "
+                    "Manual: it waits in status.pendingChange (StorageClusterApplied=False, reason "
+                    "AwaitingApproval) until approvedChange names it. Automatic: applied at once. A "
+                    "StorageCluster that runs nothing yet gets every change at once. Default Manual.",
+                    max_length=16,
+                    enum=list(CHANGE_POLICIES),
+                    default=CHANGE_POLICIES[0],
+                ),
+                "approvedChange": _string(
+                    "The id of the pending change (status.pendingChange.id, also printed by pxsec plan) you "
+                    "approve: exactly that change is applied once; a different change needs a new approval.",
+                    max_length=12,
+                ),
             },
         ),
         "guestAccess": _string(

@@ -225,8 +225,8 @@ def assess(existing: Mapping[str, Any], patch: Mapping[str, Any] | None, *, stor
         effects.append(Effect(ROLLING_RESTART, f"would restart {_pods(storage_nodes)}, {_strategy(new_spec)} ({why})"))
     token_causes = [f.path.rsplit(".", 1)[-1] for f in bounce
                     if f.path.endswith(("selfSigned.issuer", "selfSigned.sharedSecret")) and f.before is not None]
-    if _auth_on(old_sec) and (token_causes or not _auth_on(new_sec)):
-        effect = _token_effect(tokens, " and ".join(token_causes) or "configuration")
+    if _auth_on(old_sec) and _auth_on(new_sec) and token_causes:
+        effect = _token_effect(tokens, " and ".join(token_causes))
         if effect is not None:
             effects.append(effect)
     unmounted = [f for f in env if f.path[len("spec.env["):-1] in PUBKEY_ENV and f.before is not None]

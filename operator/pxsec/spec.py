@@ -49,6 +49,8 @@ class StorageClusterRef:
     name: str | None = None
     apply: bool = False
     targeted: bool = False
+    change_policy: str = "Manual"  # Manual | Automatic: changes that disrupt a running cluster wait for approval
+    approved_change: str | None = None  # the id of the pending change a person approved
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ def _parse(raw: Any) -> PxSecuritySpec:
 
     sc = _map(spec.get("storageCluster"), "spec.storageCluster")
     storage_cluster = StorageClusterRef(name=sc.get("name"), apply=bool(sc.get("apply")),
-                                        targeted="storageCluster" in spec)
+                                        targeted="storageCluster" in spec,
+                                        change_policy=str(sc.get("changePolicy", StorageClusterRef.change_policy)),
+                                        approved_change=sc.get("approvedChange"))
 
     oidc: OIDC | None = None
     if "oidc" in spec:

@@ -205,6 +205,15 @@ class FakeGateway:
         obj = self.objects.get(("StorageCluster", namespace, name))
         return copy.deepcopy(obj) if obj else None
 
+    def count_storagenodes(self, namespace: str) -> int:
+        return sum(1 for kind, ns, _ in self.objects if kind == "StorageNode" and ns == namespace)
+
+    def list_token_secrets(self, namespace: str) -> dict[str, str]:
+        self.reads.append(("list", "Secret", ""))
+        return {name: obj["data"]["auth-token"].decode("ascii", "replace")
+                for (kind, ns, name), obj in sorted(self.objects.items())
+                if kind == "Secret" and ns == namespace and obj.get("data", {}).get("auth-token")}
+
     def patch_storagecluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         self._write("patch", "StorageCluster", name)
         current = self.objects.get(("StorageCluster", namespace, name))

@@ -21,6 +21,7 @@ from pxsec.conditions import Condition, rfc3339
 from pxsec.controller.kube.gateway import GatewayError, GatewayPort, NamespaceTerminating
 from pxsec.controller.oidcprobe import Prober
 from pxsec.controller.steps import Context, Outcome, Step
+from pxsec.controller.steps.apply import StorageClusterSync
 from pxsec.controller.steps.keys import KeySync
 from pxsec.controller.steps.metadata import cr_ref
 from pxsec.controller.steps.oidc import OIDCCheck
@@ -152,7 +153,8 @@ class Reconciler:
         self.clock = clock
         # The table, in order (steps/__init__.py has what each needs, reads, writes and keeps).
         self.steps: list[Step] = [StorageClusterCheck(gateway), KeySync(gateway), OIDCCheck(gateway, prober),
-                                  TokenSync(gateway), ParameterSync(gateway), TokensAcceptedCheck(gateway)]
+                                  ParameterSync(gateway), StorageClusterSync(gateway), TokenSync(gateway),
+                                  TokensAcceptedCheck(gateway)]
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
         """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on

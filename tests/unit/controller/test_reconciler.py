@@ -70,8 +70,8 @@ def test_a_new_object_gets_its_secrets_token_configmap_and_status_in_one_pass() 
     result = reconcile(gw)
     assert gw.writes == [
         ("create", "Secret", "px-system-secrets"), ("create", "Secret", "px-shared-secret"),
-        ("create", "Secret", "px-jwt-ecdsa"), ("create", "Secret", "px-ops-token"),
-        ("create", "ConfigMap", "px-px-security"), ("patch", "PxSecurity/status", "px")]
+        ("create", "Secret", "px-jwt-ecdsa"), ("create", "ConfigMap", "px-px-security"),
+        ("create", "Secret", "px-ops-token"), ("patch", "PxSecurity/status", "px")]
     assert condition(gw, conditions.READY) == ("True", "Ready")
     assert [s["origin"] for s in status(gw)["secrets"]] == ["Generated"] * 3
     assert reasons(gw) == ["SecretGenerated", "TokenMinted"]
@@ -183,7 +183,7 @@ def refuse(gw: FakeGateway, method: str, status_code: int = 403) -> None:
     ("create_secret", conditions.KEYS_READY),
     ("read_configmap", conditions.PARAMETERS_RENDERED),
     ("create_configmap", conditions.PARAMETERS_RENDERED),
-    ("patch_storagecluster", conditions.PARAMETERS_RENDERED),  # the parameters step applies it
+    ("patch_storagecluster", conditions.STORAGECLUSTER_APPLIED),
 ])
 def test_a_refused_read_or_write_is_a_condition_never_a_wedge(method: str, failed_type: str) -> None:
     gw = world(TARGETED)
@@ -341,3 +341,121 @@ def test_the_message_is_one_bounded_line() -> None:
     text = describe(ValueError("line one\nline two " + "x" * 1000))
     assert "\n" not in text and text.startswith("ValueError: line one line two") and len(text) < 320
     assert describe(KeyError()) == "KeyError"
+
+
+# -- changes to a running StorageCluster wait for approval ----------------------------------------------
+
+SHARED = b"s" * 64
+RUNNING: dict[str, Any] = {**STORAGECLUSTER, "spec": {"security": {"enabled": True, "auth": {
+    "guestAccess": "Enabled",
+    "selfSigned": {"issuer": "operator.portworx.io", "tokenLifetime": "24h", "sharedSecret": "px-shared-secret"}}}},
+    "status": {"phase": "Running"}}
+NEW_ISSUER: dict[str, Any] = {**SPEC, "selfSigned": {**SPEC["selfSigned"], "issuer": "pxsec.example"},
+                              "storageCluster": {"name": "px-cluster", "apply": True}}
+
+
+def hand_made_token(issuer: str = "operator.portworx.io") -> bytes:
+    import jwt
+
+    iat = int(NOW.timestamp()) - 600
+    claims = {"iss": issuer, "sub": "ci@x", "email": "ci@x", "name": "ci", "roles": ["system.user"],
+              "groups": ["ci"], "iat": iat, "exp": iat + 86400}
+    return jwt.encode(claims, SHARED, algorithm="HS256").encode()
+
+
+def running_world(spec: Mapping[str, Any] = NEW_ISSUER, sc: Mapping[str, Any] = RUNNING) -> FakeGateway:
+    gw = world(spec)
+    gw.put("StorageCluster", NS, "px-cluster", sc)
+    gw.put_secret(NS, "px-shared-secret", {"shared-secret": SHARED},
+                  annotations={"stork.libopenstorage.org/skip-resource": "true"})
+    gw.put_secret(NS, "ci-token", {"auth-token": hand_made_token()})
+    return gw
+
+
+def sc_writes(gw: FakeGateway) -> list[tuple[str, str, str]]:
+    return [w for w in gw.writes if w[1] == "StorageCluster"]
+
+
+def approve(gw: FakeGateway, change: str | None) -> None:
+    gw.objects[("PxSecurity", NS, "px")]["spec"]["storageCluster"]["approvedChange"] = change
+
+
+def test_a_new_issuer_on_a_running_cluster_waits_for_approval_and_says_what_it_would_do() -> None:
+    gw = running_world()
+    reconcile(gw)
+    assert sc_writes(gw) == []
+    assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("False", "AwaitingApproval")
+    pending = status(gw)["pendingChange"]
+    assert [e["type"] for e in pending["effects"]] == ["RollingRestart", "TokensInvalidated"]
+    assert "operator.portworx.io → pxsec.example" in pending["effects"][0]["message"]
+    assert pending["effects"][1]["message"] == (
+        "2 token(s) signed under the old issuer would be rejected: ci-token (made by someone else: it breaks "
+        "until re-made), px-ops-token (minted here: re-minted at once)")
+    # Until approved, ours are minted under the issuer Portworx trusts now, and it accepts them.
+    assert condition(gw, conditions.TOKENS_ACCEPTED) == ("True", "Accepted")
+    assert pending["since"] == "2030-05-17T12:00:00Z"
+    message = next(c["message"] for c in status(gw)["conditions"] if c["type"] == conditions.STORAGECLUSTER_APPLIED)
+    assert message.endswith(f"approve: set spec.storageCluster.approvedChange: {pending['id']}")
+    assert reasons(gw).count("AwaitingApproval") == 1  # the condition's Warning Event, once
+    reconcile(gw)  # still waiting: nothing new to write or say
+    assert gw.writes == [] and gw.events == []
+
+
+def test_approving_applies_exactly_that_change_in_one_write_and_the_next_needs_its_own() -> None:
+    gw = running_world()
+    reconcile(gw)
+    first = status(gw)["pendingChange"]["id"]
+    approve(gw, first)
+    reconcile(gw)
+    assert sc_writes(gw) == [("patch", "StorageCluster", "px-cluster")]
+    assert "ChangeApplied" in reasons(gw) and status(gw).get("pendingChange") is None
+    sc = gw.objects[("StorageCluster", NS, "px-cluster")]
+    assert sc["spec"]["security"]["auth"]["selfSigned"]["issuer"] == "pxsec.example"
+    gw.objects[("StorageCluster", NS, "px-cluster")]["status"] = {"phase": "Running"}
+    reconcile(gw)  # the look after the write: settled
+    gw.objects[("PxSecurity", NS, "px")]["spec"]["selfSigned"]["issuer"] = "pxsec-2.example"
+    reconcile(gw)
+    assert sc_writes(gw) == []
+    assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("False", "AwaitingApproval")
+    second = status(gw)["pendingChange"]["id"]
+    assert second != first
+    assert f"approvedChange {first} approves another change, not this one" in gw.events[-1].message
+
+
+def test_changepolicy_automatic_applies_at_once_and_says_what_it_did() -> None:
+    spec = {**NEW_ISSUER, "storageCluster": {"name": "px-cluster", "apply": True, "changePolicy": "Automatic"}}
+    gw = running_world(spec)
+    reconcile(gw)
+    assert sc_writes(gw) == [("patch", "StorageCluster", "px-cluster")]
+    applied = next(e for e in gw.events if e.reason == "ChangeApplied")
+    assert "changePolicy Automatic" in applied.message and "ci-token" in applied.message
+
+
+def test_a_fresh_install_is_never_gated() -> None:
+    fresh = {**RUNNING, "status": {"phase": "Initializing"}}
+    gw = running_world(sc=fresh)
+    reconcile(gw)
+    assert sc_writes(gw) == [("patch", "StorageCluster", "px-cluster")]
+    assert "ChangeApplied" not in reasons(gw)
+
+
+def test_storage_nodes_mean_portworx_runs_whatever_the_phase() -> None:
+    gw = running_world(sc={**RUNNING, "status": {}})
+    for node in ("node-a", "node-b", "node-c"):
+        gw.put("StorageNode", NS, node, {"metadata": {}})
+    reconcile(gw)
+    assert sc_writes(gw) == []
+    assert "would restart all 3 Portworx pods" in status(gw)["pendingChange"]["effects"][0]["message"]
+
+
+def test_a_change_that_restarts_nothing_is_applied_on_a_running_cluster() -> None:
+    spec = {**SPEC, "storageCluster": {"name": "px-cluster", "apply": True, "changePolicy": "Automatic"}}
+    gw = running_world(spec)
+    reconcile(gw)  # our settings in place (a restart, allowed)
+    cr = gw.objects[("PxSecurity", NS, "px")]
+    cr["spec"]["storageCluster"]["changePolicy"] = "Manual"
+    cr["spec"]["guestAccess"] = "Disabled"  # restarts nothing, rejects no token
+    reconcile(gw)
+    assert sc_writes(gw) == [("patch", "StorageCluster", "px-cluster")]
+    assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("True", "Applied")
+    assert "ChangeApplied" not in reasons(gw) and "ChangeAwaitingApproval" not in reasons(gw)

@@ -13,6 +13,7 @@ import jwt
 
 from pxsec import coexist, keyplan
 from pxsec.controller.steps import Context
+from pxsec.controller.steps.apply import StorageClusterSync
 from pxsec.controller.steps.keys import KeySync
 from pxsec.controller.steps.parameters import ParameterSync
 from pxsec.controller.steps.storagecluster import Seen
@@ -264,15 +265,23 @@ def test_a_storagecluster_race_is_merged_again_from_a_fresh_read() -> None:
         g.put("StorageCluster", NS, "px-cluster", obj)
 
     gw.races[("patch", "StorageCluster", "px-cluster")] = user_edit
-    out = ParameterSync(gw).sync(cr(spec), parse_spec(spec))
-    assert [c.reason for c in out.conditions] == ["Rendered", "Applied"]
+    parsed = parse_spec(spec)
+
+    def apply() -> Any:
+        body = gw.read_storagecluster(NS, "px-cluster")
+        seen = Seen(body, coexist.plan(parsed, "px", body))
+        return StorageClusterSync(gw).run(Context(cr(spec), parsed, NOW, {"storagecluster": seen, "keys": {},
+                                                                          "tokens": {}}))
+
+    out = apply()
+    assert [c.reason for c in out.conditions] == ["Applied"]
     sc = gw.read_storagecluster(NS, "px-cluster")
     assert sc is not None
     names = [e["name"] for e in sc["spec"]["env"]]
     assert names[:2] == ["USER", "LATER"] and "PORTWORX_AUTH_USERNAME_CLAIM" in names
     assert gw.writes.count(("patch", "StorageCluster", "px-cluster")) == 1
     gw.clear_writes()
-    ParameterSync(gw).sync(cr(spec), parse_spec(spec))
+    apply()
     assert gw.writes == []
 
 

@@ -35,7 +35,7 @@ from pxsec.controller.kube.rest import (
 )
 from pxsec.controller.kube.store import PXSECURITY, Store, version_of
 from pxsec.keyplan import Observed
-from pxsec.spec import API_GROUP, API_VERSION, KIND, PLURAL
+from pxsec.spec import API_GROUP, API_VERSION, KEY_AUTH_TOKEN, KIND, PLURAL
 
 T = TypeVar("T")
 
@@ -115,6 +115,8 @@ class GatewayPort(Protocol):
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None: ...
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
     def read_storagecluster(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def count_storagenodes(self, namespace: str) -> int: ...
+    def list_token_secrets(self, namespace: str) -> dict[str, str]: ...
     def patch_storagecluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
     def event(self, cr: CRRef, type_: str, reason: str, message: str) -> None: ...
 
@@ -250,6 +252,24 @@ class Gateway:
         """None when the StorageCluster (or its CRD) does not exist (yet)."""
         return self._read("StorageCluster", namespace, name,
                           group_path(SC_GROUP, SC_VERSION, namespace, SC_PLURAL, name), _trimmed_object)
+
+    def count_storagenodes(self, namespace: str) -> int:
+        """How many StorageNodes the watch knows in the namespace (Portworx runs there if any)."""
+        return self.store.count("StorageNode", namespace)
+
+    def list_token_secrets(self, namespace: str) -> dict[str, str]:
+        """Every token (`auth-token`) in the namespace's Secrets, by Secret name: a live list, made only to
+        say which tokens a pending change would make fail."""
+        try:
+            listed = self.api.request("GET", core_path(namespace, "secrets"))
+        except HttpError as exc:
+            raise _err(exc, "list secrets") from None
+        out = {}
+        for item in listed.get("items") or []:
+            value = (item.get("data") or {}).get(KEY_AUTH_TOKEN)
+            if value:
+                out[str(item["metadata"]["name"])] = base64.b64decode(value).decode("ascii", "replace")
+        return out
 
     def patch_storagecluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """A JSON merge patch (it carries the resourceVersion it was computed from: 409 on a race)."""

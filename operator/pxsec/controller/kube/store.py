@@ -206,6 +206,11 @@ class Store:
                 return Hit(copy.deepcopy(entry.held))
             return None
 
+    def count(self, kind: str, namespace: str) -> int:
+        """How many objects of `kind` the watch knows in `namespace`."""
+        with self._lock:
+            return sum(1 for k in self._entries if k[0] == kind and k[1] == namespace)
+
     def version(self, kind: str, namespace: str, name: str) -> str | None:
         """The version the watch last reported (None: not known to exist)."""
         with self._lock:

@@ -61,6 +61,7 @@ class Resource:
 SECRETS = Resource("Secret", "secrets")
 CONFIGMAPS = Resource("ConfigMap", "configmaps")
 STORAGECLUSTERS = Resource("StorageCluster", SC_PLURAL, SC_GROUP, SC_VERSION, whole=True)
+STORAGENODES = Resource("StorageNode", "storagenodes", SC_GROUP, SC_VERSION)  # whether Portworx runs
 
 
 class Gone(Exception):
@@ -224,13 +225,14 @@ def _events(response: Any) -> Iterator[dict[str, Any]]:
 
 
 class Watches:
-    """Every reflector of the operator: Secrets, ConfigMaps and StorageClusters, cluster-wide or per
-    namespace."""
+    """Every reflector of the operator: Secrets, ConfigMaps, StorageClusters and StorageNodes, cluster-wide or
+    per namespace."""
 
     def __init__(self, namespaces: tuple[str, ...], store: Store, api: RestClient | None = None) -> None:
         api = api or new_client()
         scopes = namespaces or (ALL_NAMESPACES,)
-        self.watches = [Reflector(api, r, s, store) for r in (SECRETS, CONFIGMAPS, STORAGECLUSTERS) for s in scopes]
+        self.watches = [Reflector(api, r, s, store) for r in (SECRETS, CONFIGMAPS, STORAGECLUSTERS, STORAGENODES)
+                        for s in scopes]
 
     def start(self) -> None:
         for w in self.watches:

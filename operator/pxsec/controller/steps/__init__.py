@@ -13,10 +13,15 @@ Names say what a step does: `…Sync` writes, `…Check` only reads and judges.
 |---|---|---|---|---|
 | `StorageClusterCheck` | | StorageCluster | | `storageCluster` |
 | `KeySync` | storagecluster | key Secrets, retained copy | key Secrets, retained copy | `secrets` |
-| `TokenSync` | storagecluster, keys | token Secrets | token Secrets | our `tokens` rows, `nextRenewal` |
-| `ParameterSync` | storagecluster | ConfigMap, StorageCluster | ConfigMap, StorageCluster (apply) | `parameters` |
 | `OIDCCheck` | | CA ConfigMap, the provider | | `oidc` |
+| `ParameterSync` | | ConfigMap | ConfigMap | `parameters` |
+| `StorageClusterSync` | storagecluster, keys | StorageCluster, (1) | StorageCluster (2) | `pendingChange` |
+| `TokenSync` | storagecluster, keys, apply (3) | token Secrets | token Secrets | our `tokens` rows, `nextRenewal` |
 | `TokensAcceptedCheck` | storagecluster, keys, tokens | shared-secret Secret, its token Secrets | | its `tokens` rows |
+
+(1) StorageNodes; every token Secret of the namespace, listed only while a change is pending on a running cluster.
+(2) with `apply: true`; a change that restarts a running Portworx or rejects tokens only once approved.
+(3) optional: while a new issuer waits for approval, tokens are minted under the one Portworx trusts now.
 """
 
 from __future__ import annotations

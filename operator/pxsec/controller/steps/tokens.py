@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pxsec import coexist, conditions, keyplan, tokens
@@ -78,7 +78,11 @@ class TokenSync(BaseStep):
 
     def run(self, ctx: Context) -> Outcome:
         seen: Seen = ctx.product("storagecluster")
-        out = self.sync(ctx.cr, ctx.spec, ctx.product("keys"), ctx.now, seen.coexistence)
+        spec = ctx.spec
+        issuer = ctx.products.get("apply")  # while a new issuer waits for approval: the one Portworx trusts
+        if isinstance(issuer, str) and spec.self_signed is not None and issuer != spec.self_signed.issuer:
+            spec = replace(spec, self_signed=replace(spec.self_signed, issuer=issuer))
+        out = self.sync(ctx.cr, spec, ctx.product("keys"), ctx.now, seen.coexistence)
         return Outcome(conditions=[c for c in (out.condition,) if c is not None],
                        status={"tokens": out.entries,
                                "nextRenewal": rfc3339(out.next_renewal) if out.next_renewal else None},

@@ -5,14 +5,27 @@ keys the targeted StorageCluster names (`pxsec.coexist.judge_tokens`). Reads onl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pxsec import coexist, conditions
 from pxsec.coexist import PORTWORX_OPERATOR, PXSECURITY, TokenCheck
+from pxsec.controller.kube.gateway import GatewayPort
 from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.controller.steps.storagecluster import Seen
 from pxsec.spec import KEY_AUTH_TOKEN
+
+
+def key_secrets(gw: GatewayPort, namespace: str, key_data: Mapping[str, Mapping[str, bytes]],
+                clusters: Iterable[coexist.StorageClusterView]) -> dict[str, Mapping[str, bytes] | None]:
+    """The key Secrets' data Portworx would verify with: ours, and the shared secret each StorageCluster view
+    names when it is not ours (apply: false, or a conflict)."""
+    secrets: dict[str, Mapping[str, bytes] | None] = dict(key_data)
+    for sc in clusters:
+        if sc.shared_secret and sc.shared_secret not in secrets:
+            observed = gw.read_secret(namespace, sc.shared_secret)
+            secrets[sc.shared_secret] = observed.data if observed is not None else None
+    return secrets
 
 
 def theirs(rows: Any) -> list[dict[str, Any]]:
@@ -37,14 +50,9 @@ class TokensAcceptedCheck(BaseStep):
         if not co.checks_tokens or co.cluster is None:
             return Outcome(status={"tokens": []})
         ns, spec = ctx.namespace, ctx.spec
-        key_data: Mapping[str, Mapping[str, bytes]] = ctx.product("keys")
         ours: Mapping[str, str] = ctx.product("tokens")
-        secrets: dict[str, Mapping[str, bytes] | None] = dict(key_data)
         sc = co.cluster
-        if sc.shared_secret and sc.shared_secret not in secrets:
-            # apply: false, or a conflict: the StorageCluster names a shared secret that is not ours.
-            observed = self.gw.read_secret(ns, sc.shared_secret)
-            secrets[sc.shared_secret] = observed.data if observed is not None else None
+        secrets = key_secrets(self.gw, ns, ctx.product("keys"), [sc])
         checks = [TokenCheck(name, PXSECURITY, token) for name, token in sorted(ours.items())]
         for name in sorted(co.operator_tokens):
             observed = self.gw.read_secret(ns, name)
