@@ -56,7 +56,8 @@ SERVED = (CRD_WATCH
           | grants("secrets", "get list watch create patch")
           | grants("configmaps", "get list watch create patch")
           | grants("events", "create")
-          | grants("storageclusters.core.libopenstorage.org", "get list watch patch"))
+          | grants("storageclusters.core.libopenstorage.org", "get list watch patch")
+          | grants("storagenodes.core.libopenstorage.org", "list watch"))
 LEASE = grants("leases.coordination.k8s.io", "create") | grants("leases.coordination.k8s.io", "get update", SA)
 ALLOW: dict[str, dict[str, set[Atom]]] = {
     "cluster-wide": {OPERATOR_NS: SERVED | LEASE, SERVED_NS: SERVED, OTHER_NS: SERVED},

@@ -53,6 +53,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [core.libopenstorage.org]
   resources: [storageclusters]
   verbs: [get, list, watch, patch]
+# Whether Portworx runs for a StorageCluster (a change that would restart it waits for approval).
+- apiGroups: [core.libopenstorage.org]
+  resources: [storagenodes]
+  verbs: [list, watch]
 {{- end -}}
 
 {{- define "pxsec.crdRules" -}}
