@@ -21,8 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pxsec import render
+from pxsec import coexist, render
 from pxsec.scmerge import apply_merge_patch
+from pxsec.spec import PxSecuritySpec
 
 ROLLING_RESTART: Final = "RollingRestart"
 TOKENS_INVALIDATED: Final = "TokensInvalidated"
@@ -38,6 +39,7 @@ SHOWN_ENV: Final = frozenset({render.ENV_JWT_ISSUER, render.ENV_OIDC_ISSUER, ren
                               render.ENV_ECDS_PUBKEY})
 PUBKEY_ENV: Final = (render.ENV_RSA_PUBKEY, render.ENV_ECDS_PUBKEY)
 ID_LENGTH: Final = 12
+MANUAL: Final = "Manual"
 
 
 @dataclass(frozen=True)
@@ -236,3 +238,19 @@ def assess(existing: Mapping[str, Any], patch: Mapping[str, Any] | None, *, stor
                               + " once the pods restart"))
     fields = tuple(restart_fields + _other_security_changes(old_sec, new_sec))
     return Impact(change_id(patch), fields, tuple(effects))
+
+
+def waits(found: Impact, live: bool, policy: str, approved: str | None) -> bool:
+    """Whether the change waits for approval: it disrupts a StorageCluster that runs, under changePolicy
+    Manual, and approvedChange does not name it."""
+    return live and found.disruptive and policy == MANUAL and approved != found.id
+
+
+def our_token_verdicts(spec: PxSecuritySpec, before: coexist.StorageClusterView,
+                       after: coexist.StorageClusterView) -> list[TokenVerdict]:
+    """The tokens this PxSecurity mints: always minted under what Portworx trusts (so accepted now), each is
+    rejected exactly when the issuer or the shared secret moves — and re-minted in the same reconcile. They
+    need not exist yet."""
+    moves = (before.issuer, before.shared_secret) != (after.issuer, after.shared_secret)
+    ours = sorted({t.secret_name for t in spec.tokens} - set(coexist.OPERATOR_TOKENS))
+    return [TokenVerdict(name, coexist.PXSECURITY, True, not moves) for name in ours]

@@ -2,6 +2,7 @@
 non-zero exit — never a traceback.
 
     pxsec validate -f FILE           check PxSecurity documents offline (same rules as the CRD)
+    pxsec plan -f FILE --storagecluster SC.yaml   what the operator would change, and whether it waits
     pxsec operator [--namespace NS]  run the operator (kopf)
     pxsec dev up                     local control plane + operator + a sample, for a first look
 """
@@ -113,10 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("-f", "--file", required=True, help="YAML file with one or more documents, or - for stdin")
     val.set_defaults(func=_validate)
 
+    from pxsec.cli import plan as cli_plan
     from pxsec.cli import render as cli_render
     from pxsec.cli import token as cli_token
 
     cli_render.register(sub)
+    cli_plan.register(sub)
     cli_token.register(sub)
 
     dev = sub.add_parser("dev", help="a local control plane with the operator and a sample resource")

@@ -25,8 +25,6 @@ from pxsec.controller.steps.storagecluster import Seen, storagecluster_name
 from pxsec.controller.steps.tokensaccepted import key_secrets
 from pxsec.events import Event
 
-MANUAL = "Manual"
-
 
 class StorageClusterSync(BaseStep):
     """Writes the StorageCluster (a guarded merge patch), or holds a disruptive change for approval."""
@@ -71,7 +69,7 @@ class StorageClusterSync(BaseStep):
             found = impact.assess(existing, result.patch, storage_nodes=nodes,
                                   tokens=self._verdicts(ctx, existing, result.patch) if live else ())
             policy, approved = ctx.spec.storage_cluster.change_policy, ctx.spec.storage_cluster.approved_change
-            if live and found.disruptive and policy == MANUAL and approved != found.id:
+            if impact.waits(found, live, policy, approved):
                 return self._waiting(ctx, sc_name, existing, found, approved, result.conflicts)
             self.gw.patch_storagecluster(ctx.namespace, sc_name, result.patch)
             # Judged (status.storageCluster, TokensAccepted) from the StorageCluster before the merge, and the
@@ -80,7 +78,7 @@ class StorageClusterSync(BaseStep):
             out.events.append(Event("Normal", "StorageClusterUpdated",
                                     f"merged the security settings into StorageCluster {sc_name}"))
             if live and found.disruptive:
-                how = "approved" if policy == MANUAL else "changePolicy Automatic"
+                how = "approved" if policy == impact.MANUAL else "changePolicy Automatic"
                 out.events.append(Event("Normal", "ChangeApplied",
                                         f"applied change {found.id} to StorageCluster {sc_name} ({how}): "
                                         f"{found.summary()}"))
@@ -118,11 +116,8 @@ class StorageClusterSync(BaseStep):
         after = coexist.view(name, scmerge.apply_merge_patch(copy.deepcopy(dict(existing)), copy.deepcopy(dict(patch))))
         secrets = key_secrets(self.gw, ctx.namespace, ctx.product("keys"), [before, after])
         keys = {v: coexist.verify_keys_for(ctx.spec, v, secrets) for v in (before, after)}
-        # Ours are minted under whatever Portworx trusts (TokenSync), so each is rejected exactly when the issuer
-        # or the shared secret moves, and re-minted in the same reconcile; they may not exist yet.
-        moves = (before.issuer, before.shared_secret) != (after.issuer, after.shared_secret)
-        ours = {t.secret_name for t in ctx.spec.tokens} - set(coexist.OPERATOR_TOKENS)
-        out = [impact.TokenVerdict(name, coexist.PXSECURITY, True, not moves) for name in sorted(ours)]
+        out = impact.our_token_verdicts(ctx.spec, before, after)
+        ours = {v.secret_name for v in out}
         for secret, token in sorted(self.gw.list_token_secrets(ctx.namespace).items()):
             if secret in ours:
                 continue
