@@ -91,6 +91,10 @@ def test_golden(tmp_path: Path, case: str) -> None:
     assert "hunter2" not in out  # a plain env value of the user's is never printed
 
 
+def test_no_stale_golden_files() -> None:
+    assert {p.stem for p in GOLDEN.glob("*.txt")} == set(CASES)
+
+
 def test_the_approved_change_is_applied_and_a_merged_cluster_has_no_change(tmp_path: Path) -> None:
     change = waiting_id(tmp_path)
     approved = with_(PXSECURITY, "spec.storageCluster.approvedChange", change)
