@@ -50,7 +50,9 @@ from pxsec.spec import (
     DEFAULT_SELF_SIGNED_ISSUER,
     DEFAULT_SHARED_SECRET,
     DEFAULT_SYSTEM_SECRET,
+    ECDSAKey,
     PxSecuritySpec,
+    RSAKey,
     SelfSigned,
 )
 
@@ -76,6 +78,8 @@ UNINSTALL_DELETES: Final = (DEFAULT_SHARED_SECRET, DEFAULT_SYSTEM_SECRET)
 
 RETAINED_SUFFIX: Final = "-px-security-retained"
 _ENV_JWT_ISSUER: Final = "PORTWORX_AUTH_JWT_ISSUER"
+_ENV_RSA_PUBKEY: Final = "PORTWORX_AUTH_JWT_RSA_PUBKEY"
+_ENV_ECDS_PUBKEY: Final = "PORTWORX_AUTH_JWT_ECDS_PUBKEY"  # sic: ECDS
 _DEFAULT_LIFETIME: Final = "24h"
 _LAST_SECOND: Final = 253402300800  # 10000-01-01T00:00:00Z
 
@@ -99,6 +103,36 @@ def _text(value: Any) -> str | None:
 
 
 @dataclass(frozen=True)
+class MountedKey:
+    """A public key the StorageCluster gives Portworx: the file its env entry names, and the Secret key
+    a volume projects there (None when no volume mounts that path: Portworx finds no file)."""
+
+    path: str
+    secret: str | None = None
+    key: str | None = None
+
+    def show(self) -> str:
+        return f"Secret {self.secret} key {self.key}" if self.secret else f"{self.path} (no volume mounts it)"
+
+
+def _mounted(spec: Mapping[str, Any], env_name: str) -> MountedKey | None:
+    path = next((_text(e.get("value")) for e in spec.get("env") or []
+                 if isinstance(e, Mapping) and e.get("name") == env_name), None)
+    if not path:
+        return None
+    for volume in spec.get("volumes") or []:
+        mount = _text(_map(volume).get("mountPath")) if isinstance(volume, Mapping) else None
+        secret = _map(_map(volume).get("secret"))
+        if not mount or not path.startswith(mount.rstrip("/") + "/") or not _text(secret.get("secretName")):
+            continue
+        relative = path[len(mount.rstrip("/")) + 1:]
+        items = [i for i in secret.get("items") or [] if isinstance(i, Mapping)]
+        key = next((_text(i.get("key")) for i in items if i.get("path") == relative), None) if items else relative
+        return MountedKey(path, _text(secret.get("secretName")), key) if key else MountedKey(path)
+    return MountedKey(path)
+
+
+@dataclass(frozen=True)
 class StorageClusterView:
     """What matters to us of a StorageCluster, with the Portworx Operator's defaults filled in as it
     fills them (`portworx.go` setSecuritySpecDefaults), so `issuer`/`shared_secret` are what Portworx
@@ -112,6 +146,8 @@ class StorageClusterView:
     token_lifetime: str | None = None
     delete_strategy: str | None = None
     deleting: bool = False
+    rsa_key: MountedKey | None = None  # PORTWORX_AUTH_JWT_RSA_PUBKEY and the volume behind it
+    ecdsa_key: MountedKey | None = None  # PORTWORX_AUTH_JWT_ECDS_PUBKEY and the volume behind it
 
     @property
     def uninstalling(self) -> bool:
@@ -140,6 +176,8 @@ def view(name: str, obj: Mapping[str, Any] | None) -> StorageClusterView:
         token_lifetime=(_text(self_signed.get("tokenLifetime")) or _DEFAULT_LIFETIME) if enabled else None,
         delete_strategy=strategy,
         deleting=bool(_map(obj.get("metadata")).get("deletionTimestamp")),
+        rsa_key=_mounted(spec, _ENV_RSA_PUBKEY) if enabled else None,
+        ecdsa_key=_mounted(spec, _ENV_ECDS_PUBKEY) if enabled else None,
     )
 
 
@@ -265,11 +303,22 @@ class TokensJudged:
 
 
 def portworx_spec(spec: PxSecuritySpec, sc: StorageClusterView) -> PxSecuritySpec:
-    """The spec as Portworx receives it from this StorageCluster: its issuer and shared-secret Secret
-    (after our apply they are ours; with a conflict or `apply: false` they may not be)."""
+    """The spec as Portworx receives it from this StorageCluster: its issuer and shared-secret Secret, and
+    the public keys it mounts (after our apply they are ours; with a conflict or `apply: false` they may not
+    be, and a key our spec has but the StorageCluster does not mount is no key to Portworx)."""
     base = spec.self_signed or SelfSigned(shared_secret=None)
-    return replace(spec, self_signed=replace(base, issuer=sc.issuer or base.issuer,
-                                             shared_secret=sc.shared_secret))
+    rsa = RSAKey(sc.rsa_key.secret, **({"size": base.rsa.size} if base.rsa else {})) \
+        if sc.rsa_key and sc.rsa_key.secret else None
+    ecdsa = ECDSAKey(sc.ecdsa_key.secret, **({"curve": base.ecdsa.curve} if base.ecdsa else {})) \
+        if sc.ecdsa_key and sc.ecdsa_key.secret else None
+    return replace(spec, self_signed=replace(base, issuer=sc.issuer or base.issuer, shared_secret=sc.shared_secret,
+                                             rsa=rsa, ecdsa=ecdsa))
+
+
+def mounted_secrets(sc: StorageClusterView) -> list[str]:
+    """The Secrets whose keys Portworx reads for this StorageCluster (shared secret, mounted public keys)."""
+    names = [sc.shared_secret] + [k.secret for k in (sc.rsa_key, sc.ecdsa_key) if k is not None]
+    return [n for n in names if n]
 
 
 def judge_tokens(spec: PxSecuritySpec, co: Coexistence, checks: Iterable[TokenCheck],
@@ -309,8 +358,9 @@ def judge_tokens(spec: PxSecuritySpec, co: Coexistence, checks: Iterable[TokenCh
         if check.minted_by == PORTWORX_OPERATOR:
             out.entries.append({**row, "accepted": verdict.accepted,
                                 "reason": "accepted" if verdict.accepted else verdict.reason})
+    mounted = [f"{kind} key from {k.show()}" for kind, k in (("RSA", sc.rsa_key), ("ECDSA", sc.ecdsa_key)) if k]
     where = (f"StorageCluster {sc.name} (issuer {verify.show(sc.issuer)}, shared secret "
-             f"{sc.shared_secret})")
+             f"{sc.shared_secret}{''.join('; ' + m for m in mounted)})")
     if rejected:
         out.condition = conditions.false(conditions.TOKENS_ACCEPTED, "WouldBeRejected",
                                          f"as configured by {where}: " + " | ".join(rejected))
@@ -324,5 +374,11 @@ def judge_tokens(spec: PxSecuritySpec, co: Coexistence, checks: Iterable[TokenCh
 
 def verify_keys_for(spec: PxSecuritySpec, sc: StorageClusterView,
                     secrets: Mapping[str, Mapping[str, bytes] | None]) -> verify.VerifyKeys:
-    """Portworx's verification keys: the StorageCluster's shared-secret Secret, our public keys."""
-    return verify.VerifyKeys.from_secrets(portworx_spec(spec, sc), secrets)
+    """Portworx's verification keys, as the StorageCluster gives them: the shared secret of the Secret it
+    names, and exactly the Secret keys it mounts where its public-key env entries point."""
+    base = verify.VerifyKeys.from_secrets(portworx_spec(spec, sc), secrets)
+
+    def pem(key: MountedKey | None) -> bytes | None:
+        return (secrets.get(key.secret) or {}).get(key.key) if key and key.secret and key.key else None
+
+    return replace(base, rsa_public_pem=pem(sc.rsa_key), ecdsa_public_pem=pem(sc.ecdsa_key))

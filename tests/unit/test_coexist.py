@@ -261,3 +261,22 @@ def test_a_token_that_never_expires_or_past_the_calendar_has_no_date(exp: float)
     out = judge(storagecluster(ON), [TokenCheck("px-admin-token", PORTWORX_OPERATOR, token)])
     assert out.condition is not None and out.next_check is None
     assert "expiresAt" not in out.entries[0]
+
+
+def test_the_public_keys_a_storagecluster_mounts_are_read_from_env_and_volumes() -> None:
+    sc = {"spec": {"security": {"enabled": True},
+                   "env": [{"name": "PORTWORX_AUTH_JWT_RSA_PUBKEY", "value": "/etc/k/rsa/public.pem"},
+                           {"name": "PORTWORX_AUTH_JWT_ECDS_PUBKEY", "value": "/nowhere/ec.pem"}],
+                   "volumes": [{"name": "a", "mountPath": "/etc/k/rsa/", "secret": {"secretName": "r"}},
+                               {"name": "b", "mountPath": "/etc/k/rs", "secret": {"secretName": "wrong-prefix"}}]}}
+    view = coexist.view("px", sc)
+    assert view.rsa_key == coexist.MountedKey("/etc/k/rsa/public.pem", "r", "public.pem")
+    assert view.ecdsa_key == coexist.MountedKey("/nowhere/ec.pem")  # no volume: no file for Portworx
+    assert coexist.mounted_secrets(view) == ["px-shared-secret", "r"]
+    projected = {"spec": {"security": {"enabled": True},
+                          "env": [{"name": "PORTWORX_AUTH_JWT_RSA_PUBKEY", "value": "/k/public.pem"}],
+                          "volumes": [{"mountPath": "/k", "secret": {"secretName": "r", "items": [
+                              {"key": "pub", "path": "public.pem"}]}}]}}
+    assert coexist.view("px", projected).rsa_key == coexist.MountedKey("/k/public.pem", "r", "pub")
+    off = {"spec": {"env": sc["spec"]["env"], "volumes": sc["spec"]["volumes"]}}
+    assert coexist.view("px", off).rsa_key is None  # security off: Portworx reads no key

@@ -459,3 +459,39 @@ def test_a_change_that_restarts_nothing_is_applied_on_a_running_cluster() -> Non
     assert sc_writes(gw) == [("patch", "StorageCluster", "px-cluster")]
     assert condition(gw, conditions.STORAGECLUSTER_APPLIED) == ("True", "Applied")
     assert "ChangeApplied" not in reasons(gw) and "ChangeAwaitingApproval" not in reasons(gw)
+
+
+# -- TokensAccepted judges with the keys the StorageCluster actually mounts -----------------------------
+
+def test_tokens_accepted_uses_the_public_key_the_storagecluster_mounts() -> None:
+    from pxsec import keymaterial
+
+    spec = {"selfSigned": {"issuer": "operator.portworx.io", "sharedSecret": {}, "rsa": {"secretName": "px-jwt-rsa"}},
+            "tokens": [{"secretName": "px-ops-token", "roles": ["system.admin"], "groups": ["*"],
+                        "signingKey": "RSA"}],
+            "storageCluster": {"name": "px-cluster"}}  # apply: false, the StorageCluster is someone else's
+    mounts = {"env": [{"name": "PORTWORX_AUTH_JWT_RSA_PUBKEY", "value": "/etc/keys/rsa/public.pem"}],
+              "volumes": [{"name": "k", "mountPath": "/etc/keys/rsa",
+                           "secret": {"secretName": "other-rsa", "items": [{"key": "pub", "path": "public.pem"}]}}]}
+    gw = running_world(spec, sc={**RUNNING, "spec": {**RUNNING["spec"], **mounts}})
+    _, other_public = keymaterial.generate_rsa(2048)
+    gw.put_secret(NS, "other-rsa", {"pub": other_public})
+    reconcile(gw)
+    status_, reason = condition(gw, conditions.TOKENS_ACCEPTED)
+    message = next(c["message"] for c in status(gw)["conditions"] if c["type"] == conditions.TOKENS_ACCEPTED)
+    assert (status_, reason) == ("False", "WouldBeRejected")
+    assert "RSA key from Secret other-rsa key pub" in message and "px-ops-token" in message
+    # The same key mounted: accepted, and the message says where the key came from.
+    gw.put_secret(NS, "other-rsa", {"pub": gw.data(NS, "px-jwt-rsa")["public.pem"]})
+    reconcile(gw)
+    assert condition(gw, conditions.TOKENS_ACCEPTED) == ("True", "Accepted")
+
+
+def test_an_rsa_token_is_rejected_when_the_storagecluster_mounts_no_rsa_key() -> None:
+    spec = {"selfSigned": {"issuer": "operator.portworx.io", "sharedSecret": {}, "rsa": {"secretName": "px-jwt-rsa"}},
+            "tokens": [{"secretName": "px-ops-token", "roles": ["system.admin"], "groups": ["*"],
+                        "signingKey": "RSA"}],
+            "storageCluster": {"name": "px-cluster"}}
+    gw = running_world(spec)
+    reconcile(gw)
+    assert condition(gw, conditions.TOKENS_ACCEPTED) == ("False", "WouldBeRejected")

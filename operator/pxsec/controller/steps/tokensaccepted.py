@@ -18,13 +18,14 @@ from pxsec.spec import KEY_AUTH_TOKEN
 
 def key_secrets(gw: GatewayPort, namespace: str, key_data: Mapping[str, Mapping[str, bytes]],
                 clusters: Iterable[coexist.StorageClusterView]) -> dict[str, Mapping[str, bytes] | None]:
-    """The key Secrets' data Portworx would verify with: ours, and the shared secret each StorageCluster view
-    names when it is not ours (apply: false, or a conflict)."""
+    """The key Secrets' data Portworx would verify with: ours, and those each StorageCluster view names that
+    are not ours (apply: false, or a conflict): its shared secret, the Secrets behind its public keys."""
     secrets: dict[str, Mapping[str, bytes] | None] = dict(key_data)
     for sc in clusters:
-        if sc.shared_secret and sc.shared_secret not in secrets:
-            observed = gw.read_secret(namespace, sc.shared_secret)
-            secrets[sc.shared_secret] = observed.data if observed is not None else None
+        for name in coexist.mounted_secrets(sc):
+            if name not in secrets:
+                observed = gw.read_secret(namespace, name)
+                secrets[name] = observed.data if observed is not None else None
     return secrets
 
 
