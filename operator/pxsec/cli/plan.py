@@ -26,12 +26,23 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any, Final, TextIO
+from typing import IO, Any, Final, TextIO
 
 import yaml
 
 from pxsec import coexist, impact, kubeyaml, render, scmerge
-from pxsec.cli.read import INVALID, ReadError, describe, first_judged, load, printable, read_input, shown_name
+from pxsec.cli.read import (
+    INVALID,
+    ReadError,
+    describe,
+    first_judged,
+    load,
+    print_problems,
+    printable,
+    read_input,
+    shown_name,
+    streams,
+)
 from pxsec.spec import PxSecuritySpec
 
 EXIT_NO_CHANGE: Final = 0
@@ -46,7 +57,7 @@ class PlanError(Exception):
     """One line for the user: the input cannot be planned."""
 
 
-def read_storagecluster(path: str, stdin: TextIO) -> dict[str, Any]:
+def read_storagecluster(path: str, stdin: IO[str]) -> dict[str, Any]:
     """The one StorageCluster of the file, read as kubectl reads YAML."""
     shown = shown_name(path)
     text = read_input(path, stdin)
@@ -138,15 +149,11 @@ def text(report: Mapping[str, Any]) -> str:
 def run_plan(path: str, storagecluster_path: str, *, storage_nodes: int = 0, output: str = "text",
              namespace: str | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None,
              stderr: TextIO | None = None) -> int:
-    err = stderr if stderr is not None else sys.stderr
-    out = stdout if stdout is not None else sys.stdout
-    source = stdin if stdin is not None else sys.stdin
+    source, out, err = streams(stdin, stdout, stderr)
     shown = shown_name(path)
     try:
         judged = first_judged(path, source)
-        if judged.problems:
-            for problem in judged.problems:
-                print(printable(f"{shown}: {judged.where}: {problem}"), file=err)
+        if print_problems(judged, shown, err):
             return EXIT_INVALID
         loaded = load(judged, shown)
         sc = read_storagecluster(storagecluster_path, source)

@@ -22,6 +22,7 @@ import codecs
 import copy
 import os
 import stat
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Final
@@ -66,6 +67,12 @@ def printable(text: str) -> str:
         else:
             out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+def streams(stdin: IO[str] | None, stdout: IO[str] | None, stderr: IO[str] | None) -> tuple[IO[str], IO[str], IO[str]]:
+    """(stdin, stdout, stderr): the ones given (tests), else the process's."""
+    return (stdin if stdin is not None else sys.stdin, stdout if stdout is not None else sys.stdout,
+            stderr if stderr is not None else sys.stderr)
 
 
 def shown_name(path: str) -> str:
@@ -217,6 +224,13 @@ class Loaded:
         metadata = self.doc.get("metadata")
         value = metadata.get("namespace") if isinstance(metadata, Mapping) else None
         return str(value) if value else None
+
+
+def print_problems(judged: Judged, shown: str, err: IO[str]) -> bool:
+    """Print each problem the API server would have with the object, one line each; whether there were any."""
+    for problem in judged.problems or []:
+        print(printable(f"{shown}: {judged.where}: {problem}"), file=err)
+    return bool(judged.problems)
 
 
 def first_judged(path: str, stdin: IO[str]) -> Judged:

@@ -23,6 +23,7 @@ from pxsec.cli.read import (
     first_judged,
     first_pxsecurity,
     load,
+    print_problems,
     printable,
     shown_name,
 )
@@ -56,9 +57,7 @@ def run_render(
     shown = shown_name(path)
     try:
         judged = first_judged(path, stdin if stdin is not None else sys.stdin)
-        if judged.problems:
-            for problem in judged.problems:
-                print(printable(f"{shown}: {judged.where}: {problem}"), file=err)
+        if print_problems(judged, shown, err):
             return EXIT_INVALID
         loaded = load(judged, shown)
     except ReadError as error:

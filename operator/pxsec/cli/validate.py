@@ -13,11 +13,19 @@ nested too deep).
 
 from __future__ import annotations
 
-import sys
 from typing import Final, TextIO
 
 from pxsec import kubeyaml
-from pxsec.cli.read import NO_PXSECURITY, ReadError, describe, judge_stream, printable, read_input, shown_name
+from pxsec.cli.read import (
+    NO_PXSECURITY,
+    ReadError,
+    describe,
+    judge_stream,
+    printable,
+    read_input,
+    shown_name,
+    streams,
+)
 
 EXIT_OK: Final = 0
 EXIT_INVALID: Final = 1
@@ -36,13 +44,11 @@ def run_validate(
     Problems go to stderr as `FILE: document N (NAME): FIELD: MESSAGE` (`document N, item M` inside a
     List); success prints `ok: N documents valid` on stdout. Objects of other kinds are skipped and counted.
     """
-    stdin = stdin if stdin is not None else sys.stdin
-    out = stdout if stdout is not None else sys.stdout
-    err = stderr if stderr is not None else sys.stderr
+    source, out, err = streams(stdin, stdout, stderr)
     shown = shown_name(path)
 
     try:
-        text = read_input(path, stdin)
+        text = read_input(path, source)
     except ReadError as error:
         print(error, file=err)
         return EXIT_UNREADABLE
