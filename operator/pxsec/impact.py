@@ -76,6 +76,7 @@ class Impact:
     id: str
     fields: tuple[FieldChange, ...]
     effects: tuple[Effect, ...]
+    notes: tuple[str, ...] = ()  # what changes later, without a restart (never gates the change)
 
     @property
     def disruptive(self) -> bool:
@@ -236,8 +237,11 @@ def assess(existing: Mapping[str, Any], patch: Mapping[str, Any] | None, *, stor
         effects.append(Effect(KEYS_UNMOUNTED, "would stop trusting tokens signed with "
                               + ", ".join(f"{f.path[len('spec.env['):-1]} ({f.before})" for f in unmounted)
                               + " once the pods restart"))
-    fields = tuple(restart_fields + _other_security_changes(old_sec, new_sec))
-    return Impact(change_id(patch), fields, tuple(effects))
+    others = _other_security_changes(old_sec, new_sec)
+    notes = tuple(f"{f.show()} reaches the Portworx Operator's tokens when they expire (it re-mints within 1 "
+                  "minute of expiry, on its ~30 s pass); ours are re-minted at once"
+                  for f in others if f.path.endswith(".tokenLifetime") and f.before is not None)
+    return Impact(change_id(patch), tuple(restart_fields + others), tuple(effects), notes)
 
 
 def waits(found: Impact, live: bool, policy: str, approved: str | None) -> bool:

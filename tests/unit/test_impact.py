@@ -90,6 +90,9 @@ def test_guest_access_and_lifetime_change_nothing_in_the_running_pods() -> None:
     assert found.effects == ()
     assert [f.path for f in found.fields] == ["spec.security.auth.guestAccess",
                                               "spec.security.auth.selfSigned.tokenLifetime"]
+    assert found.notes == ("spec.security.auth.selfSigned.tokenLifetime: 24h → 12h reaches the Portworx "
+                           "Operator's tokens when they expire (it re-mints within 1 minute of expiry, on its "
+                           "~30 s pass); ours are re-minted at once",)
 
 
 def test_a_public_key_no_longer_mounted_is_said() -> None:

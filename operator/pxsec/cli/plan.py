@@ -112,6 +112,7 @@ def plan(spec: PxSecuritySpec, cr_name: str, namespace: str, storagecluster: Map
         "running": live,
         "effects": [e.as_status() for e in found.effects],
         "fields": [f.show() for f in found.fields],
+        "notes": list(found.notes),
         "patch": _shown_patch(result.patch),
     })
     if waits and approved:
@@ -134,6 +135,7 @@ def text(report: Mapping[str, Any]) -> str:
         lines.append(f"change {report['id']} to {where} ({state}) {how}")
         lines.append("effects:" if report["effects"] else "effects: none (no restart, no token rejected)")
         lines += [f"  {e['type']}: {e['message']}" for e in report["effects"]]
+        lines += [f"note: {n}" for n in report["notes"]]
         lines.append("fields:")
         lines += [f"  {f}" for f in report["fields"]] or ["  (only the list order or our ownership record)"]
         lines.append("patch (values of env entries that may be secret are hidden):")

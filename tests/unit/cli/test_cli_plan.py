@@ -155,3 +155,14 @@ class _no_raise:
 
     def __exit__(self, *exc: Any) -> bool:
         return False
+
+
+def test_a_lifetime_change_applies_at_once_and_says_when_it_reaches_the_tokens(tmp_path: Path) -> None:
+    approved = with_(PXSECURITY, "spec.storageCluster.approvedChange", waiting_id(tmp_path))
+    code, out, _ = plan(tmp_path, approved, STORAGECLUSTER, "json")
+    merged = scmerge.apply_merge_patch(copy.deepcopy(STORAGECLUSTER), json.loads(out)["patch"])
+    merged["spec"]["env"][0]["value"] = "hunter2"
+    shorter = with_(approved, "spec.selfSigned.tokenLifetime", "12h")
+    code, out, _ = plan(tmp_path, shorter, merged)
+    assert code == 4 and "effects: none (no restart, no token rejected)" in out
+    assert "note: spec.security.auth.selfSigned.tokenLifetime: 24h → 12h reaches the Portworx Operator's" in out

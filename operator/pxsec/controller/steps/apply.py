@@ -76,7 +76,8 @@ class StorageClusterSync(BaseStep):
             # echo of our own write wakes nobody: look again at once.
             out.wake = ctx.now
             out.events.append(Event("Normal", "StorageClusterUpdated",
-                                    f"merged the security settings into StorageCluster {sc_name}"))
+                                    f"merged the security settings into StorageCluster {sc_name}"
+                                    + "".join(f"; {n}" for n in found.notes)))
             if live and found.disruptive:
                 how = "approved" if policy == impact.MANUAL else "changePolicy Automatic"
                 out.events.append(Event("Normal", "ChangeApplied",
