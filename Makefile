@@ -63,6 +63,8 @@ check-orphans: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/python -m pxsec.crdgen --output crds/pxsecurity.yaml
 	cp crds/pxsecurity.yaml charts/px-security-operator/crds/pxsecurity.yaml
+	$(BIN)/python -m pxsec.admissionwarnings --output crds/warnings.yaml \
+		--chart-output charts/px-security-operator/templates/admission-warnings.yaml
 
 ## Medians of the pure core (pxsec.bench), then the end-to-end benchmark with modest sizes (about a minute).
 bench: controlplane

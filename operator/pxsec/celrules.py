@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
+from pxsec.caveats import MIN_LIFETIME_TEXT, MIN_LIFETIME_WITH_STORAGECLUSTER, short_lifetime
 from pxsec.crdschema import (
     CHANGE_ID,
     CONFIGMAP_KEY,
@@ -59,12 +60,17 @@ class Rule:
     message: str
     check: Callable[[Any], bool]
     field_path: str | None = None
+    # The CEL may read `oldSelf` (an optional: none on create) to spare objects stored before the rule.
+    # `check` sees no old object: offline, every document is judged as a create.
+    optional_old_self: bool = False
 
-    def to_crd(self) -> dict[str, str]:
+    def to_crd(self) -> dict[str, Any]:
         """The `x-kubernetes-validations` entry for the CRD."""
-        entry = {"rule": self.cel, "message": self.message}
+        entry: dict[str, Any] = {"rule": self.cel, "message": self.message}
         if self.field_path:
             entry["fieldPath"] = self.field_path
+        if self.optional_old_self:
+            entry["optionalOldSelf"] = True
         return entry
 
 
@@ -187,6 +193,14 @@ def _issuer_port_in_range(value: str) -> bool:
     host_end = authority.rfind("]") + 1 if authority.startswith("[") else 0
     _, colon, port = authority[host_end:].rpartition(":")
     return not colon or port == "" or 1 <= int(port) <= 65535
+
+
+def cel_lifetime_seconds(expr: str) -> str:
+    """CEL for the seconds of the tokenLifetime `expr` (a string that matches TOKEN_LIFETIME and has at most
+    11 characters, so the int64 cannot overflow)."""
+    units = " : ".join(f"{expr}.endsWith('{unit}') ? {seconds}" for unit, seconds in LIFETIME_UNITS.items()
+                       if unit != "s")
+    return f"int({expr}.substring(0, {expr}.size() - 1)) * ({units} : 1)"
 
 
 def _lifetime_within_max(value: str) -> bool:
@@ -313,13 +327,29 @@ RULES: Final[tuple[Rule, ...]] = (
         "spec.selfSigned.tokenLifetime",
         # Ten digits at most can stay under the limit, which also keeps CEL's int64 from overflowing.
         f"!self.matches({_cel_str(TOKEN_LIFETIME)}) || (self.size() <= 11 && "
-        "int(self.substring(0, self.size() - 1)) * ("
-        + " : ".join(f"self.endsWith('{unit}') ? {seconds}" for unit, seconds in LIFETIME_UNITS.items()
-                     if unit != "s")
-        + f" : 1) <= {MAX_TOKEN_LIFETIME_SECONDS})",
+        f"{cel_lifetime_seconds('self')} <= {MAX_TOKEN_LIFETIME_SECONDS})",
         f"spec.selfSigned.tokenLifetime must be at most 100 years ({MAX_TOKEN_LIFETIME_SECONDS // 86400}d, "
         "100y): a token's exp must stay a date Portworx and the operator can both represent",
         _lifetime_within_max,
+    ),
+    Rule(
+        "token-lifetime-min-with-storagecluster",
+        "spec",
+        "!has(self.storageCluster) || !has(self.selfSigned) || "
+        f"!self.selfSigned.tokenLifetime.matches({_cel_str(TOKEN_LIFETIME)}) || "
+        "self.selfSigned.tokenLifetime.size() > 11 || "
+        f"{cel_lifetime_seconds('self.selfSigned.tokenLifetime')} >= {MIN_LIFETIME_WITH_STORAGECLUSTER} || "
+        # Stored before this rule, lifetime unchanged: a warning (status, admission), not a refusal.
+        "(oldSelf.hasValue() && has(oldSelf.value().storageCluster) && has(oldSelf.value().selfSigned) && "
+        "oldSelf.value().selfSigned.tokenLifetime == self.selfSigned.tokenLifetime)",
+        f"spec.selfSigned.tokenLifetime must be at least {MIN_LIFETIME_TEXT} when spec.storageCluster is set: "
+        "the Portworx Operator gives its own tokens this lifetime and re-mints them when they expire within "
+        "1 minute, on a pass about every 30 s; below this it rewrites its token Secrets more often than the "
+        "operator renews its own (at 2/3 of the lifetime)",
+        lambda spec: "storageCluster" not in spec or "selfSigned" not in spec
+        or not short_lifetime(spec["selfSigned"]["tokenLifetime"]),
+        field_path=".selfSigned.tokenLifetime",
+        optional_old_self=True,
     ),
     _dns_rule("shared-secret-name", "spec.selfSigned.sharedSecret.secretName", "Secret"),
     _dns_rule("rsa-secret-name", "spec.selfSigned.rsa.secretName", "Secret"),

@@ -191,6 +191,13 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                 "deleting": {"type": "boolean", "description": "Whether it is being deleted."},
             },
         ),
+        "warnings": {
+            "type": "array", "maxItems": 8,
+            "description": "What Portworx will not give exactly as the spec says (e.g. not OIDC-only with a "
+                           "StorageCluster; a tokenLifetime below the minimum, stored before the rule). "
+                           "Nothing is refused for these.",
+            "items": _s("One warning.", 1024),
+        },
         "pendingChange": _obj(
             "A change to a running StorageCluster that waits for approval (spec.storageCluster.changePolicy "
             "Manual): set spec.storageCluster.approvedChange to its id to apply exactly this change.",

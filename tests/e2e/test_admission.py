@@ -274,6 +274,7 @@ def test_field_selector_on_the_storage_cluster(cluster: Cluster, crds_installed:
 STATUS = {
     "observedGeneration": 1,
     "issuers": "oidc,self-signed",
+    "warnings": ["not OIDC-only: with spec.storageCluster set, the Portworx Operator gives the StorageCluster ..."],
     "nextRenewal": "2030-01-02T03:04:05Z",
     "conditions": [
         {

@@ -53,6 +53,7 @@ def test_install_upgrade_uninstall(helm_cluster: tuple[Cluster, Path], tmp_path:
     cluster.wait_established("pxsecurities.pxsec.dev")
     assert "STATUS: deployed" in cluster.helm(helm, "status", RELEASE, "-n", NS).stdout
     assert RELEASE in names(cluster, "clusterroles")
+    assert "pxsecurity-warnings.pxsec.dev" in names(cluster, "validatingadmissionpolicybindings")
 
     # Run it (as the Deployment would) and leave something behind for the uninstall to (not) remove.
     deployed = run_as_deployment(cluster, deployment(cluster, NS, RELEASE), tmp_path, "operator")
@@ -86,6 +87,7 @@ def test_install_upgrade_uninstall(helm_cluster: tuple[Cluster, Path], tmp_path:
     cluster.helm(helm, "uninstall", RELEASE, "--namespace", NS)
     assert not get_json(cluster, "deployment", RELEASE, "-n", NS)
     assert not {n for n in names(cluster, "clusterroles") if n.startswith(RELEASE)}
+    assert not names(cluster, "validatingadmissionpolicies") and not names(cluster, "validatingadmissionpolicybindings")
     assert not names(cluster, "roles", "-n", "portworx") and not names(cluster, "serviceaccounts", "-n", NS) - {
         "default"}
     assert get_json(cluster, "crd", "pxsecurities.pxsec.dev"), "Helm never deletes a CRD from crds/"

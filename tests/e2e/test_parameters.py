@@ -148,3 +148,29 @@ def test_late_storagecluster_is_picked_up(cluster: Cluster, operator: OperatorPr
     wait_condition(cluster, namespace, "px-sec", "StorageClusterApplied", "Applied")
     assert "PORTWORX_AUTH_OIDC_ISSUER" in sc_env(cluster, namespace)
     wait_ready(cluster, namespace, "px-sec")
+
+
+def test_oidc_beside_a_storagecluster_says_which_shared_secret_portworx_also_trusts(
+        cluster: Cluster, operator: OperatorProcess, namespace: str, oidc_provider: OIDCProvider) -> None:
+    # A StorageCluster that already runs with auth on and an issuer of its own (as the Portworx Operator
+    # would have filled it); the PxSecurity asks for OIDC only.
+    sc = yaml.safe_load(storagecluster(namespace))
+    sc["spec"]["security"] = {"enabled": True, "auth": {"selfSigned": {
+        "issuer": "corp.example", "sharedSecret": "corp-shared", "tokenLifetime": "24h"}}}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(sc))
+    both = _apply_spec(cluster, namespace, oidc_provider)
+    doc = copy.deepcopy(both)
+    del doc["spec"]["selfSigned"]
+    apply(cluster, namespace, doc)
+
+    def said() -> list[str]:
+        return list((pxsec(cluster, namespace, "px-sec").get("status") or {}).get("warnings") or [])
+
+    warnings = wait_for(said, 60, what="status.warnings")
+    assert len(warnings) == 1 and warnings[0].startswith("not OIDC-only")
+    assert "self-signed issuer (corp.example) with the shared secret in Secret corp-shared" in warnings[0]
+    events = get_json(cluster, "events", "-n", namespace, "--field-selector", "reason=SpecCaveat")["items"]
+    assert [(e["type"], e["message"]) for e in events] == [("Warning", warnings[0])]
+    # Both token sources: nothing to say any more.
+    apply(cluster, namespace, both)
+    wait_for(lambda: not said(), 60, what="status.warnings gone")

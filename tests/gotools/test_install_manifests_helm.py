@@ -116,3 +116,13 @@ def test_lease_durations_reach_the_operator() -> None:
                                "leaderElection.retryPeriod=4"))["spec"]["template"]["spec"]["containers"][0]["args"]
     assert {"--leader-election-lease-duration=30", "--leader-election-renew-deadline=20",
             "--leader-election-retry-period=4"} <= set(args)
+
+
+def test_the_admission_warnings_are_the_same_objects_as_crds_and_can_be_left_out() -> None:
+    from pxsec import admissionwarnings
+
+    policy_kinds = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    rendered = [d for d in template("commonLabels.team=storage") if d["kind"] in policy_kinds]
+    assert all(d["metadata"].pop("labels")["team"] == "storage" for d in rendered)
+    assert rendered == admissionwarnings.build()
+    assert not [d for d in template("admissionWarnings=false") if d["kind"] in policy_kinds]

@@ -266,3 +266,17 @@ def test_parse_spec_raises_only_spec_error(raw: Any) -> None:
 
     with pytest.raises(SpecError):
         parse_spec(raw)
+
+
+def test_committed_admission_warnings_are_what_the_generator_writes(tmp_path: Path) -> None:
+    from pxsec import admissionwarnings
+
+    root = CRD_FILE.parent.parent
+    assert (root / "crds" / "warnings.yaml").read_text(encoding="utf-8") == admissionwarnings.warnings_yaml(), (
+        "crds/warnings.yaml is stale: run `make crds` and commit it")
+    chart = root / "charts" / "px-security-operator" / "templates" / "admission-warnings.yaml"
+    assert chart.read_text(encoding="utf-8") == admissionwarnings.chart_yaml(), "the chart template is stale: make crds"
+    out, template = tmp_path / "w.yaml", tmp_path / "t.yaml"
+    assert admissionwarnings.main(["--output", str(out), "--chart-output", str(template)]) == 0
+    assert out.read_text(encoding="utf-8") == admissionwarnings.warnings_yaml()
+    assert template.read_text(encoding="utf-8") == admissionwarnings.chart_yaml()

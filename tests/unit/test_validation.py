@@ -263,6 +263,17 @@ def test_cli_reports_success_with_a_count(tmp_path: Path) -> None:
     assert (code, out) == (0, "ok: 2 documents valid (1 other document skipped)\n")
 
 
+def test_cli_warns_that_oidc_with_a_storagecluster_is_not_oidc_only(tmp_path: Path) -> None:
+    code, out, err = _run(str(ROOT / "examples" / "oidc-only.yaml"))
+    assert (code, out) == (0, "ok: 1 document valid\n")
+    assert err.startswith(f"{ROOT / 'examples' / 'oidc-only.yaml'}: document 1 (px-cluster): warning: not OIDC-only")
+    assert "Portworx also trusts HS256 tokens signed with that secret" in err and err.count("\n") == 1
+    alone = tmp_path / "alone.yaml"
+    alone.write_text("apiVersion: pxsec.dev/v1alpha1\nkind: PxSecurity\nmetadata: {name: x}\n"
+                     "spec: {oidc: {issuer: 'https://idp.example.com', clientID: px}}\n")
+    assert _run(str(alone)) == (0, "ok: 1 document valid\n", "")
+
+
 def test_cli_stops_at_the_first_bad_document_and_prints_all_its_problems(tmp_path: Path) -> None:
     header = "apiVersion: pxsec.dev/v1alpha1\nkind: PxSecurity\n"
     first_bad = header + "metadata: {name: bad}\nspec: {selfSigned: {tokenLifetime: 1h30m, issuer: 'https://x'}}\n"

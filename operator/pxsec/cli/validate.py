@@ -5,20 +5,24 @@ Meant for GitOps pipelines and pre-commit hooks, where there is no cluster: the 
 Output is for people and for grep: one line per problem on stderr, prefixed with where it is, never a
 traceback, and never a character from the file that a terminal would act on.
 
-Exit status: 0 every PxSecurity is valid; 1 a PxSecurity is invalid (reading stops at the first bad one,
-after printing all its problems), or the input holds no PxSecurity at all; 2 the input cannot be read
-(no such file, larger than 3 MiB, not YAML as kubectl reads it, a key written twice, too many aliases,
-nested too deep).
+A valid PxSecurity that asks for something Portworx will not give exactly as written (OIDC-only with a
+StorageCluster: see `pxsec.caveats`) gets a `warning:` line on stderr; it stays valid.
+
+Exit status: 0 every PxSecurity is valid (whatever the warnings); 1 a PxSecurity is invalid (reading stops
+at the first bad one, after printing all its problems), or the input holds no PxSecurity at all; 2 the
+input cannot be read (no such file, larger than 3 MiB, not YAML as kubectl reads it, a key written twice,
+too many aliases, nested too deep).
 """
 
 from __future__ import annotations
 
 from typing import Final, TextIO
 
-from pxsec import kubeyaml
+from pxsec import caveats, kubeyaml
 from pxsec.cli.read import (
     NO_PXSECURITY,
     ReadError,
+    defaulted_spec,
     describe,
     judge_stream,
     printable,
@@ -26,6 +30,7 @@ from pxsec.cli.read import (
     shown_name,
     streams,
 )
+from pxsec.spec import parse_spec
 
 EXIT_OK: Final = 0
 EXIT_INVALID: Final = 1
@@ -42,7 +47,8 @@ def run_validate(
     """Validate the PxSecurity objects in `path` (`-` for stdin) and return the exit status.
 
     Problems go to stderr as `FILE: document N (NAME): FIELD: MESSAGE` (`document N, item M` inside a
-    List); success prints `ok: N documents valid` on stdout. Objects of other kinds are skipped and counted.
+    List); warnings as `FILE: document N (NAME): warning: MESSAGE`; success prints `ok: N documents valid` on
+    stdout. Objects of other kinds are skipped and counted.
     """
     source, out, err = streams(stdin, stdout, stderr)
     shown = shown_name(path)
@@ -63,6 +69,8 @@ def run_validate(
                 for problem in judged.problems:
                     print(printable(f"{shown}: {judged.where}: {problem}"), file=err)
                 return EXIT_INVALID
+            for caveat in caveats.caveats(parse_spec(defaulted_spec(judged.doc))):
+                print(printable(f"{shown}: {judged.where}: warning: {caveat}"), file=err)
             valid += 1
     except kubeyaml.KubeYAMLError as error:
         print(describe(shown, error), file=err)

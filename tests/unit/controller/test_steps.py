@@ -333,3 +333,22 @@ def test_the_oidc_step_reports_a_missing_ca_without_touching_the_network() -> No
     out = OIDCCheck(gw, prober=NoNetwork()).check(cr(spec), parse_spec(spec), NOW)  # type: ignore[arg-type]
     assert out.condition is not None and out.condition.status is False and "oidc-ca" in out.condition.message
     assert out.next_probe is None and gw.writes == []
+
+
+def test_oidc_only_beside_a_storagecluster_is_a_warning_said_once() -> None:
+    from pxsec.controller.steps.storagecluster import StorageClusterCheck
+
+    gw = FakeGateway()
+    spec = {"oidc": {"issuer": "https://idp.example.com", "clientID": "px"}, "storageCluster": {"name": "px-cluster"}}
+    gw.objects[("StorageCluster", NS, "px-cluster")] = {
+        "metadata": {"name": "px-cluster"}, "spec": {"security": {"enabled": True, "auth": {"selfSigned": {
+            "issuer": "corp.example", "sharedSecret": "corp-shared"}}}}}
+    first = StorageClusterCheck(gw).run(Context(cr(spec), parse_spec(spec), NOW))
+    warnings = first.status["warnings"]
+    assert len(warnings) == 1 and "issuer (corp.example) with the shared secret in Secret corp-shared" in warnings[0]
+    assert [(e.type, e.reason, e.message) for e in first.events] == [("Warning", "SpecCaveat", warnings[0])]
+    again = StorageClusterCheck(gw).run(Context(cr(spec, status={"warnings": warnings}), parse_spec(spec), NOW))
+    assert again.status["warnings"] == warnings and again.events == []
+    both = {**spec, "selfSigned": {"sharedSecret": {}}}
+    assert StorageClusterCheck(gw).run(Context(cr(both), parse_spec(both), NOW)).status["warnings"] is None
+    assert gw.writes == []

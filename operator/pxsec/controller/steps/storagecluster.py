@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pxsec import coexist, conditions
+from pxsec import caveats, coexist, conditions
 from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.events import Event
 from pxsec.spec import PxSecuritySpec
 
 
@@ -40,11 +41,18 @@ def storagecluster_status(co: coexist.Coexistence) -> dict[str, Any] | None:
 class StorageClusterCheck(BaseStep):
     name = "storagecluster"
     condition = conditions.STORAGECLUSTER_APPLIED
-    fields = ("storageCluster",)
+    fields = ("storageCluster", "warnings")
 
     def run(self, ctx: Context) -> Outcome:
         spec = ctx.spec
         body = (self.gw.read_storagecluster(ctx.namespace, storagecluster_name(spec, ctx.name))
                 if spec.storage_cluster.targeted else None)
         co = coexist.plan(spec, ctx.name, body)
-        return Outcome(status={"storageCluster": storagecluster_status(co)}, product=Seen(body, co))
+        sc = co.cluster
+        said = (caveats.caveats(spec, sc.issuer, sc.shared_secret) if sc is not None and sc.auth_enabled
+                else caveats.caveats(spec))
+        # `status.warnings`: what Portworx will not give as written; a Warning Event when one first appears.
+        before = ctx.old_status.get("warnings") or []
+        events = [Event("Warning", "SpecCaveat", text) for text in said if text not in before]
+        return Outcome(status={"storageCluster": storagecluster_status(co), "warnings": said or None},
+                       events=events, product=Seen(body, co))
