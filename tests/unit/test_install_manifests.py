@@ -116,10 +116,11 @@ def test_the_chart_carries_the_same_crd() -> None:
         "charts/px-security-operator/crds/pxsecurity.yaml is stale: run `make crds`"
 
 
-def test_crds_dir_holds_only_crds() -> None:
-    """`kubectl apply -f crds/` applies every .yaml/.yml/.json file there: each must be a CRD."""
-    files = [p for p in (ROOT / "crds").iterdir() if p.suffix in (".yaml", ".yml", ".json")]
-    assert files
-    for path in files:
-        kinds = {d["kind"] for d in yaml.safe_load_all(path.read_text()) if d}
-        assert kinds == {"CustomResourceDefinition"}, f"{path.name}: {kinds}"
+def test_crds_dir_holds_only_the_crd_and_its_admission_warnings() -> None:
+    """`kubectl apply -f crds/` applies every .yaml/.yml/.json file there, in name order: the CRD, then the
+    cluster-scoped policy that warns about its objects (it names the CRD's resource, so it comes after)."""
+    files = sorted(p.name for p in (ROOT / "crds").iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    assert files == ["pxsecurity.yaml", "warnings.yaml"]
+    kinds = {name: {d["kind"] for d in yaml.safe_load_all((ROOT / "crds" / name).read_text()) if d} for name in files}
+    assert kinds == {"pxsecurity.yaml": {"CustomResourceDefinition"},
+                     "warnings.yaml": {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}}
