@@ -12,10 +12,8 @@ Everything here is pure apart from drawing random bytes; callers run generation 
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from pxsec import gopem
 from pxsec.spec import KEY_PRIVATE_PEM, KEY_PUBLIC_PEM
 
 SHARED_SECRET_LENGTH = 64
@@ -154,22 +153,13 @@ def load_private_key(value: bytes) -> PrivateKey | str:
 
 # What Go's x509 can parse an EC public key on (golang-jwt's loaders go through it).
 _GO_CURVES: dict[str, str] = {"secp224r1": "P-224", **SEC_TO_JOSE}
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([^\r\n]*?)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 
 def _pem_der(pem: bytes) -> bytes | None:
-    """The first PEM block's bytes, whatever its type (Go's pem.Decode), or None."""
-    match = _PEM_BLOCK.search(pem)
-    if match is None:
-        return None
-    body = match.group(2)
-    if b":" in body.split(b"\n\n", 1)[0] and b"\n\n" in body:  # PEM headers (Proc-Type: ...) before a blank line
-        body = body.split(b"\n\n", 1)[1]
-    try:
-        return base64.b64decode(b"".join(body.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
+    """The first PEM block's bytes, whatever its type, as Go's pem.Decode finds it (`pxsec.gopem`), or None."""
+    block = gopem.decode(pem)
+    return None if block is None else block.bytes
 
 
 def load_public_key(pem: bytes) -> PublicKey | str:
