@@ -50,13 +50,19 @@ def _workers(text: str) -> int:
     return value
 
 
-def _namespaces(args: argparse.Namespace) -> tuple[str, ...]:
+class UsageError(Exception):
+    """A command line that cannot work: exit 2, like argparse's own usage errors."""
+
+
+def _namespace(text: str) -> str:
     """Names only: Secrets and ConfigMaps are watched per namespace by name (controller/kube/watches.py)."""
-    names = tuple(args.namespace or ())
-    for ns in names:
-        if not ns or any(c in ns for c in "*?[]!"):
-            raise ValueError(f"--namespace {ns!r}: give namespace names, not patterns")
-    return names
+    if not text or any(c in text for c in "*?[]!"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give namespace names, not patterns")
+    return text
+
+
+def _namespaces(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(args.namespace or ())
 
 
 def _lease_config(args: argparse.Namespace) -> LeaseConfig | None:
@@ -64,7 +70,7 @@ def _lease_config(args: argparse.Namespace) -> LeaseConfig | None:
         return None
     namespace = args.leader_election_namespace or default_namespace()
     if not namespace:
-        raise ValueError("--leader-elect needs --leader-election-namespace (or $POD_NAMESPACE): "
+        raise UsageError("--leader-elect needs --leader-election-namespace (or $POD_NAMESPACE): "
                          "where the Lease lives")
     return LeaseConfig(namespace=namespace, name=args.leader_election_id, identity=default_identity(),
                        lease_duration=args.leader_election_lease_duration,
@@ -89,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     op = sub.add_parser("operator", help="run the operator")
-    op.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable)")
+    op.add_argument("--namespace", "-n", action="append", type=_namespace, help="watch only this namespace (repeatable)")
     op.add_argument("--workers", type=_workers, default=4, metavar="N",
                     help="reconciles run at once (default 4; 1-64): each is a thread waiting on the API server "
                          "most of the time, and RSA key generation runs there, never on the event loop")
@@ -138,8 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # the last line of defence: one line, no traceback
-        print(f"pxsec: error: {exc}".splitlines()[0], file=sys.stderr)
+    except UsageError as exc:
+        print(f"pxsec: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the last line of defence: one line, no traceback, never empty
+        said = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"pxsec: error: {said}", file=sys.stderr)
         return 1
 
 

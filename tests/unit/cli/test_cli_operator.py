@@ -16,9 +16,30 @@ def test_workers_out_of_range_is_a_usage_error(value: str, capsys: pytest.Captur
     assert len(err.splitlines()) == 1 and "--workers" in err, err
 
 
-@pytest.mark.parametrize("pattern", ["team-*", "ns?", "[ab]c", "!kube-system", ""])
-def test_namespace_patterns_are_refused(pattern: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("pattern", ["team-*", "*", "ns?", "[ab]c", "!kube-system", ""])
+def test_namespace_patterns_are_a_usage_error(pattern: str, capsys: pytest.CaptureFixture[str]) -> None:
     # Secrets and ConfigMaps are watched per namespace by name: a pattern would silently watch nothing.
-    assert main(["operator", "--namespace", "ok", "--namespace", pattern]) == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["operator", "--namespace", "ok", "--namespace", pattern])
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "not patterns" in err, err
+    assert len(err.splitlines()) == 1 and "not patterns" in err and "--namespace" in err, err
+
+
+def test_leader_election_without_a_namespace_is_a_usage_error(capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    monkeypatch.setattr("pxsec.cli.default_namespace", lambda: None)
+    assert main(["operator", "--leader-elect"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pxsec: error: --leader-elect needs --leader-election-namespace"), err
+
+
+def test_the_last_line_of_defence_never_prints_an_empty_error(capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(args: object) -> int:
+        raise MemoryError()
+
+    monkeypatch.setattr("pxsec.cli._validate", boom)
+    assert main(["validate", "-f", "x.yaml"]) == 1
+    assert capsys.readouterr().err == "pxsec: error: MemoryError\n"
