@@ -27,6 +27,12 @@ TOKENS_ACCEPTED = "TokensAccepted"
 # Secrets and what the operator does then. Informational: not part of Ready.
 KEYS_RETAINED = "KeysRetained"
 READY = "Ready"
+# kstatus (Flux, Argo CD's kstatus users) reports Failed only for a True `Stalled` condition: set while a
+# component is False for a reason no retry fixes — a person must change the spec, the key material, a
+# value someone else set, or the operator's permissions. Absent otherwise. Not part of Ready's chain.
+STALLED = "Stalled"
+STALLED_REASONS = frozenset({"InvalidSpec", "InvalidKeyMaterial", "SystemSecretIgnored", "CannotSign", "Conflict",
+                             "RejectedByAPIServer", "Forbidden"})
 
 # The order matters: it is the order in which a user should fix things.
 CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED, STORAGECLUSTER_APPLIED, TOKENS_ACCEPTED)
@@ -65,6 +71,16 @@ def ready(components: Sequence[Condition]) -> Condition:
         if cond is not None and cond.status is not True:
             return Condition(READY, False, cond.reason, f"{type_}: {cond.message}")
     return Condition(READY, True, "Ready", "all token sources and key material are in place")
+
+
+def stalled(components: Sequence[Condition]) -> Condition | None:
+    """`Stalled=True` with the first component that needs a person (in the order given), or None. Waiting
+    for an approval, for the Portworx Operator or for the API server is progress, not a stall."""
+    for cond in components:
+        if cond.status is False and cond.reason in STALLED_REASONS:
+            where = "" if cond.type == READY else f"{cond.type}: "
+            return Condition(STALLED, True, cond.reason, f"{where}{cond.message}")
+    return None
 
 
 def merge(previous: Iterable[Mapping[str, Any]], current: Sequence[Condition], generation: int,

@@ -4,11 +4,11 @@
   Lua 5.1): Healthy when Ready is True for the current generation, Progressing while the operator has not
   observed the generation (or there is no status yet), Degraded with Ready's message when Ready is False.
 - Flux: kstatus (sigs.k8s.io/cli-utils, built from the module proxy: tests/tools/kstatus), what
-  kustomize-controller's health checks compute: Current for a Ready object, InProgress for the others.
-  kstatus reports Failed only for a `Stalled` condition, which this operator does not set, so a Ready=False
-  object stays InProgress (Flux waits out its timeout, then shows the Ready message); and an object no
-  operator has looked at yet (no status at all) is Current for kstatus — both are kstatus' documented rules,
-  pinned here so a change in either shows.
+  kustomize-controller's health checks compute: Current for a Ready object, Failed for one the operator
+  marks `Stalled` (a reason no retry fixes: here key material that is not a key), InProgress for the others
+  (a Ready=False object that may still heal: Flux waits out its timeout, then shows the Ready message); and an
+  object no operator has looked at yet (no status at all) is Current for kstatus — kstatus' documented
+  rules, pinned here so a change in either shows.
 
 With PXSEC_UPDATE_GITOPS_FIXTURES=1 the live objects are written (names, spec, status; nothing secret: status
 holds names and fingerprints only) to the health check's testdata/, which tests/unit/test_argocd_health.py
@@ -140,7 +140,10 @@ def test_argo_cd_and_kstatus_read_every_state_of_live_objects(gitops: tuple[Clus
     closed = free_port()  # nothing listens there: the OIDC probe fails, Ready is False
     broken = {"apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "degraded"},
               "spec": {"oidc": {"issuer": f"https://127.0.0.1:{closed}/realms/px", "clientID": "portworx"}}}
-    for doc in (sample("healthy"), sample("lagging"), broken):
+    cluster.kubectl("create", "secret", "generic", "stalled-rsa", "-n", NS, "--from-literal=private.pem=not a key")
+    bad_key = {"apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "stalled"},
+               "spec": {"selfSigned": {"rsa": {"secretName": "stalled-rsa"}}}}
+    for doc in (sample("healthy"), sample("lagging"), broken, bad_key):
         cluster.kubectl("apply", "-n", NS, "-f", "-", input=yaml.safe_dump(doc))
 
     healthy = settled(cluster, "healthy", "True")
@@ -151,6 +154,11 @@ def test_argo_cd_and_kstatus_read_every_state_of_live_objects(gitops: tuple[Clus
     health = judge(cluster, "degraded", degraded, "Degraded", "InProgress")
     assert health["message"] == ready(degraded)["message"] and "OIDCReady" in health["message"]
     assert kstatus(cluster, degraded)["message"] == ready(degraded)["message"]
+
+    stalled = settled(cluster, "stalled", "False")
+    health = judge(cluster, "stalled", stalled, "Degraded", "Failed")
+    assert "InvalidKeyMaterial" in {c["reason"] for c in stalled["status"]["conditions"] if c["type"] == "Stalled"}
+    assert kstatus(cluster, stalled)["message"].startswith("KeysReady: ")
 
     settled(cluster, "lagging", "True")
     operator.stop()  # nobody reconciles: the next spec change is not observed
@@ -167,7 +175,8 @@ def test_argo_cd_and_kstatus_read_every_state_of_live_objects(gitops: tuple[Clus
 
     # All at once, as Flux polls its inventory: one List through kstatus.
     by_name = {v["name"]: v["status"] for v in kstatus_all(get_json(cluster, "pxsecurities", "-n", NS))}
-    assert by_name == {"healthy": "Current", "degraded": "InProgress", "lagging": "InProgress", "new": "Current"}
+    assert by_name == {"healthy": "Current", "degraded": "InProgress", "lagging": "InProgress", "new": "Current",
+                       "stalled": "Failed"}
 
     # The operator comes back: both converge, and both tools say so.
     operator.start()
@@ -187,5 +196,5 @@ def test_fixtures_are_written_only_from_live_objects() -> None:
     """The testdata names the states this module produces, and nothing else."""
     index = yaml.safe_load((HEALTH_DIR / "health_test.yaml").read_text())
     assert sorted(Path(t["inputPath"]).stem for t in index["tests"]) == [
-        "degraded", "healthy", "progressing-generation", "progressing-no-status"]
+        "degraded", "healthy", "progressing-generation", "progressing-no-status", "stalled"]
     assert ROOT in HEALTH_DIR.parents

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     op = sub.add_parser("operator", help="run the operator")
-    op.add_argument("--namespace", "-n", action="append", type=_namespace, help="watch only this namespace (repeatable)")
+    op.add_argument("--namespace", "-n", action="append", type=_namespace,
+                    help="watch only this namespace (repeatable)")
     op.add_argument("--workers", type=_workers, default=4, metavar="N",
                     help="reconciles run at once (default 4; 1-64): each is a thread waiting on the API server "
                          "most of the time, and RSA key generation runs there, never on the event loop")

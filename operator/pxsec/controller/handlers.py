@@ -43,7 +43,7 @@ from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
 logger = logging.getLogger("pxsec.operator")
 
 
-Observer = Callable[[Key, PxSecuritySpec, Mapping[str, Any], Sequence[Condition]], None]
+Observer = Callable[[Key, PxSecuritySpec | None, Mapping[str, Any], Sequence[Condition]], None]
 
 
 class ObservedReconciler(Reconciler):
@@ -51,7 +51,7 @@ class ObservedReconciler(Reconciler):
 
     observer: Observer | None = None
 
-    def observe(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any],
+    def observe(self, key: Key, spec: PxSecuritySpec | None, status: Mapping[str, Any],
                 conds: Sequence[Condition]) -> None:
         if self.observer is not None:
             self.observer(key, spec, status, conds)
@@ -94,7 +94,7 @@ class Runtime:
         self.metrics.leader.set(0)
         await self.queue.stop()
 
-    def observed(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any],
+    def observed(self, key: Key, spec: PxSecuritySpec | None, status: Mapping[str, Any],
                  conds: Sequence[Condition]) -> None:
         with self._lock:
             self._ready[key] = self.metrics.observe(key, spec, status, conds)

@@ -16,8 +16,8 @@ status this reads holds fingerprints and names only, by the core's own rule).
                                                             gauge     1/0: the OIDCReady condition
     pxsec_key_secret_revision{namespace,pxsecurity,secret}  gauge     status.secrets[].revision
 
-`skipped`: no full pass ran — the resource is gone or being deleted, its spec cannot be read (Ready says
-InvalidSpec), or its namespace is being deleted. `error`: the reconcile raised (the work queue retries it
+`skipped`: no pass ran — the resource is gone or being deleted, or its namespace is being deleted. A spec
+that cannot be read is `not_ready` (Ready False, InvalidSpec). `error`: the reconcile raised (the work queue retries it
 with back-off).
 """
 
@@ -84,7 +84,7 @@ class Metrics:
                 self.registry.register(collector)
         r = self.registry
         self.reconciles = Counter("pxsec_reconciles", "Reconciles by result: ready, not_ready, error (raised; "
-                                  "retried with back-off), skipped (gone, being deleted, or an unreadable spec).",
+                                  "retried with back-off), skipped (gone or being deleted).",
                                   ["result"], registry=r)
         for result in RESULTS:
             self.reconciles.labels(result)
@@ -110,7 +110,7 @@ class Metrics:
 
     # -- per resource -----------------------------------------------------------------------------
 
-    def observe(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any],
+    def observe(self, key: Key, spec: PxSecuritySpec | None, status: Mapping[str, Any],
                 conditions: Sequence[Condition]) -> bool:
         """Set the per-resource gauges from one reconcile's status; drop the series it no longer has.
         Returns whether the resource is Ready."""
@@ -127,7 +127,7 @@ class Metrics:
             if secret.get("name") and isinstance(secret.get("revision"), int):
                 values[(self.key_revision, (namespace, name, str(secret["name"])))] = float(secret["revision"])
         oidc = by_type.get(OIDC_READY)
-        if spec.oidc is not None and oidc is not None:
+        if spec is not None and spec.oidc is not None and oidc is not None:
             oidc_labels: tuple[str, ...] = (namespace, name, issuer_label(spec.oidc.issuer), oidc.reason)
             values[(self.oidc, oidc_labels)] = float(oidc.status is True)
         with self._lock:

@@ -170,8 +170,10 @@ class Reconciler:
         except Exception as exc:  # SpecError, or anything a spec the API server let through provokes
             message = str(exc) if isinstance(exc, SpecError) else f"the spec cannot be read: {describe(exc)}"
             cond = conditions.false(conditions.READY, "InvalidSpec", message)
-            self._write_status(cr, {"observedGeneration": generation}, [cond], old_status,
-                               [Event("Warning", "InvalidSpec", message)])
+            stall = conditions.stalled([cond])
+            self._write_status(cr, {"observedGeneration": generation}, [cond, *([stall] if stall else [])],
+                               old_status, [Event("Warning", "InvalidSpec", message)])
+            self.observe(key, None, {}, [cond])
             return Result()
 
         deps = dependencies_of(namespace, name, spec)
@@ -184,15 +186,18 @@ class Reconciler:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
             return Result()
         ready = conditions.ready(report.conditions)
+        stall = conditions.stalled(report.conditions)
         status: dict[str, Any] = {"observedGeneration": generation, "issuers": issuers_summary(spec),
                                   **report.status}
-        self._write_status(cr, status, [ready, *report.conditions, *report.informational], old_status,
-                           report.events)
+        self._write_status(cr, status, [ready, *report.conditions, *([stall] if stall else []),
+                                        *report.informational], old_status, report.events)
         self.observe(key, spec, status, [ready, *report.conditions])
         return Result(Done(requeue_after=conditions.next_wake(now, report.wakes), failed=bool(report.failed)), deps)
 
-    def observe(self, key: Key, spec: PxSecuritySpec, status: Mapping[str, Any], conds: list[Condition]) -> None:
-        """Hook: called at the end of every full reconcile with what it computed (metrics); no-op here."""
+    def observe(self, key: Key, spec: PxSecuritySpec | None, status: Mapping[str, Any],
+                conds: list[Condition]) -> None:
+        """Hook: called at the end of every reconcile that wrote a status, with what it computed (metrics);
+        `spec` is None when it cannot be read (Ready False, InvalidSpec). No-op here."""
 
     def _write_status(self, cr: Mapping[str, Any], fields: dict[str, Any], conds: list[Condition],
                       old: Mapping[str, Any], events: list[Event]) -> None:

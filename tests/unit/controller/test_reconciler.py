@@ -140,6 +140,7 @@ def test_a_storagecluster_conflict_is_reported_never_forced() -> None:
     assert gw.objects[("StorageCluster", NS, "px-cluster")]["spec"]["security"]["auth"]["selfSigned"][
         "issuer"] == "someone.else"
     assert condition(gw, conditions.READY)[0] == "False"
+    assert condition(gw, conditions.STALLED) == ("True", "Conflict")  # kstatus: Failed, a person must act
 
 
 def test_an_uninstall_of_the_storagecluster_is_not_raced() -> None:
@@ -156,7 +157,24 @@ def test_an_invalid_spec_is_a_condition_and_an_event() -> None:
     result = reconcile(gw)
     assert gw.writes == [("patch", "PxSecurity/status", "px")]
     assert condition(gw, conditions.READY) == ("False", "InvalidSpec") and reasons(gw) == ["InvalidSpec"]
+    assert condition(gw, conditions.STALLED) == ("True", "InvalidSpec")
     assert result.outcome.requeue_after is None
+
+
+def test_an_invalid_spec_is_observed_as_not_ready() -> None:
+    gw = world({"tokens": "not a list"})
+    seen: list[tuple[Any, list[str]]] = []
+    rec = Reconciler(gw, clock=lambda: NOW)
+    rec.observe = lambda key, spec, status, conds: seen.append((spec, [f"{c.type}={c.status}" for c in conds]))  # type: ignore[method-assign]
+    rec.reconcile((NS, "px"))
+    assert seen == [(None, ["Ready=False"])]
+
+
+def test_waiting_is_not_stalled() -> None:
+    gw = world(TARGETED)  # the StorageCluster does not exist yet: it may come
+    reconcile(gw)
+    assert condition(gw, conditions.READY)[0] == "False"
+    assert conditions.STALLED not in {c["type"] for c in status(gw)["conditions"]}
 
 
 def test_a_deleted_object_is_left_alone() -> None:
@@ -195,6 +213,7 @@ def test_a_refused_read_or_write_is_a_condition_never_a_wedge(method: str, faile
     assert condition(gw, conditions.READY)[0] == "False"
     assert ("patch", "PxSecurity/status", "px") in gw.writes
     assert "Forbidden" in reasons(gw)
+    assert condition(gw, conditions.STALLED) == ("True", "Forbidden")
 
 
 def template(gw: FakeGateway) -> None:
