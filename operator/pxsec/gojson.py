@@ -486,7 +486,10 @@ def parse_int64(text: str) -> int | None:
     """strconv.ParseInt(text, 10, 64), or None when it fails (syntax or range)."""
     if not re.fullmatch(r"[+-]?[0-9]+", text):
         return None
-    number = int(text)
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 19:  # beyond int64 whatever the digits (and beyond int()'s 4,300-digit limit)
+        return None
+    number = -int(digits) if text.startswith("-") else int(digits)
     return number if _INT64_MIN <= number <= _INT64_MAX else None
 
 

@@ -206,7 +206,10 @@ def to_python(value: JSONValue) -> Any:
     def scalar(item: JSONValue) -> Any:
         if isinstance(item, JSONNumber):
             text = item.text
-            return int(text) if re.fullmatch(r"-?[0-9]+", text) else float(text)
+            # An integer of more digits than int64 has is no int Go would read: as a float (Python's
+            # int() also refuses more than 4,300 digits).
+            whole = re.fullmatch(r"-?[0-9]+", text) is not None and len(text) <= 20
+            return int(text) if whole else float(text)
         return item
 
     if not isinstance(value, JSONObject | list):

@@ -149,7 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pxsec: error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the last line of defence: one line, no traceback, never empty
-        said = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError):  # its str() carries the file name, which may be a misplaced secret
+            said = exc.strerror or type(exc).__name__
+        else:
+            said = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"pxsec: error: {said}", file=sys.stderr)
         return 1
 

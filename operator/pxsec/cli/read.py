@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import errno
 import os
 import stat
 import sys
@@ -99,9 +100,16 @@ def _too_large(shown: str, size: int | None) -> ReadError:
                      UNREADABLE)
 
 
-def read_input(path: str, stdin: IO[str]) -> Text:
+# Errors that mean the path was never opened.
+NOT_OPENED: Final = frozenset({errno.ENOENT, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EINVAL, errno.ELOOP})
+HIDDEN_NAME: Final = "the file given (its name is not shown: it may be a secret given in the place of a file)"
+
+
+def read_input(path: str, stdin: IO[str], *, hide_unopened: bool = False) -> Text:
     """The text of `path` (`-`: stdin). At most MAX_INPUT_BYTES are read: a larger input is refused
-    before anything is parsed. Raises ReadError (UNREADABLE) with `<name>: cannot read: <reason>`."""
+    before anything is parsed. Raises ReadError (UNREADABLE) with `<name>: cannot read: <reason>`.
+    `hide_unopened`: a path that cannot be opened is not shown (commands that take tokens and keys as
+    arguments, where a token given in the place of a file name would be printed)."""
     shown = shown_name(path)
     size: int | None = None
     try:
@@ -120,6 +128,8 @@ def read_input(path: str, stdin: IO[str]) -> Text:
                         raise _too_large(shown, size)
                 data = handle.read(MAX_INPUT_BYTES + 1)
     except OSError as error:
+        if hide_unopened and path != "-" and error.errno in NOT_OPENED:
+            shown = HIDDEN_NAME
         raise ReadError(f"{shown}: cannot read: {error.strerror or type(error).__name__}", UNREADABLE) from None
     if len(data) > MAX_INPUT_BYTES:
         raise _too_large(shown, size if size is not None and size > MAX_INPUT_BYTES else None)
@@ -233,11 +243,11 @@ def print_problems(judged: Judged, shown: str, err: IO[str]) -> bool:
     return bool(judged.problems)
 
 
-def first_judged(path: str, stdin: IO[str]) -> Judged:
+def first_judged(path: str, stdin: IO[str], *, hide_unopened: bool = False) -> Judged:
     """The first PxSecurity of `path` (`-`: stdin) with its problems. Raises ReadError: UNREADABLE for an
     input that cannot be read, INVALID when it holds no PxSecurity."""
     shown = shown_name(path)
-    text = read_input(path, stdin)
+    text = read_input(path, stdin, hide_unopened=hide_unopened)
     try:
         for judged in judge_stream(text):
             if judged.problems is not None:
@@ -257,11 +267,11 @@ def load(judged: Judged, shown: str) -> Loaded:
     return Loaded(judged.found.document, judged.doc, defaulted, spec, judged.where)
 
 
-def read_pxsecurity(path: str, stdin: IO[str]) -> Loaded:
+def read_pxsecurity(path: str, stdin: IO[str], *, hide_unopened: bool = False) -> Loaded:
     """The first PxSecurity in `path` (`-`: stdin), validated and defaulted. Raises ReadError; for an
     invalid one, its first problem and how many more there are."""
     shown = shown_name(path)
-    judged = first_judged(path, stdin)
+    judged = first_judged(path, stdin, hide_unopened=hide_unopened)
     problems = judged.problems or []
     if problems:
         more = f" (and {len(problems) - 1} more; run pxsec validate -f {path})" if len(problems) > 1 else ""

@@ -77,26 +77,53 @@ class CommandError(Exception):
 # -- reading things -----------------------------------------------------------------------------------
 
 
-def _read_text(path: str, what: str, stdin: IO[str]) -> str:
+# What each input may hold, at most. A Secret holds at most 1 MiB, so no key, shared secret or token read
+# from one is larger; an auth config is a handful of claims. Only this much (plus one byte, to know it is
+# more) is ever read: /dev/zero, a FIFO or a 5 GB file given by mistake costs nothing.
+MAX_SECRET_BYTES: Final = 1 << 20
+MAX_AUTH_CONFIG_BYTES: Final = 64 << 10
+# Errors that mean the path was never opened: the argument is then not shown, since a token, a key or a
+# secret given in the place of a file name would be printed with it.
+_NOT_OPENED: Final = cliread.NOT_OPENED
+
+
+def _read_capped(path: str, what: str, cap: int, stdin: IO[str] | None = None) -> bytes:
+    """The bytes of `path` (`-`: stdin's, as they are), at most `cap`: more is refused, and never read."""
     try:
         if path == "-":
-            return stdin.read()
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
-        raise CommandError(f"cannot read {what} {path}: {reason}") from None
-
-
-def _read_stdin_bytes(stdin: IO[str], what: str) -> bytes:
-    """stdin's bytes as they are: a secret is never decoded, so no decoding error can quote it."""
-    try:
-        binary = getattr(stdin, "buffer", None)
-        if binary is not None:
-            data: bytes = binary.read()
-            return data
-        return stdin.read().encode("utf-8", "surrogateescape")
+            if stdin is None:
+                raise CommandError(f"{what} cannot come from stdin here")
+            binary = getattr(stdin, "buffer", None)
+            data: bytes = (binary.read(cap + 1) if binary is not None
+                           else stdin.read(cap + 1).encode("utf-8", "surrogateescape"))
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(cap + 1)
     except OSError as error:
-        raise CommandError(f"cannot read {what} from stdin: {error.strerror or 'error'}") from None
+        reason = error.strerror or type(error).__name__
+        if path == "-":
+            raise CommandError(f"cannot read {what} from stdin: {reason}") from None
+        if error.errno in _NOT_OPENED:
+            raise CommandError(f"cannot read {what}: {reason} (the name given is not shown: it may be a "
+                               "secret given in the place of a file)") from None
+        raise CommandError(f"cannot read {what} {cliread.printable(path)}: {reason}") from None
+    if len(data) > cap:
+        where = "stdin" if path == "-" else "the file"
+        raise CommandError(f"{what}: {where} holds more than {cap} bytes, more than any {what} can be; "
+                           "nothing more was read")
+    return data
+
+
+def _shown(path: str) -> str:
+    return cliread.shown_name(path)
+
+
+def _read_text(path: str, what: str, cap: int, stdin: IO[str] | None = None) -> str:
+    data = _read_capped(path, what, cap, stdin)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {what}: not UTF-8 text") from None
 
 
 def _given_bytes(value: str) -> bytes:
@@ -104,13 +131,6 @@ def _given_bytes(value: str) -> bytes:
     surrogateescape, so a byte that is not UTF-8 comes back as it was (never an encoding error that
     would quote it and its position)."""
     return os.fsencode(value)
-
-
-def _read_bytes(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise CommandError(f"cannot read {what} {path}: {error.strerror or 'error'}") from None
 
 
 def _read_cluster_secret(namespace: str, name: str) -> dict[str, bytes] | None:
@@ -148,15 +168,17 @@ def _read_dir_secret(directory: Path, name: str) -> dict[str, bytes] | None:
     if not folder.is_dir():
         return None
     try:
-        return {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".")}
+        files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
     except OSError as error:
-        raise CommandError(f"cannot read {folder}: {error.strerror or 'error'}") from None
+        raise CommandError(f"cannot read {cliread.printable(str(folder))}: {error.strerror or 'error'}") from None
+    return {f.name: _read_capped(str(f), f"Secret {name} key {cliread.printable(f.name)}", MAX_SECRET_BYTES)
+            for f in files}
 
 
 def _load_pxsecurity(path: str, stdin: IO[str]) -> cliread.Loaded:
     """The PxSecurity in the file, read, validated and defaulted as `pxsec validate` / `render` do."""
     try:
-        return cliread.read_pxsecurity(path, stdin)
+        return cliread.read_pxsecurity(path, stdin, hide_unopened=True)
     except cliread.ReadError as error:
         message = str(error)
         if error.kind == cliread.UNREADABLE and "cannot read" in message:
@@ -177,33 +199,35 @@ def _secret_names(spec: PxSecuritySpec) -> list[str]:
 
 def _auth_config(path: str, stdin: IO[str]) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(_read_text(path, "auth config", stdin))
+        raw = yaml.safe_load(_read_text(path, "auth config", MAX_AUTH_CONFIG_BYTES, stdin))
     except yaml.YAMLError:
-        raise CommandError(f"{path}: not valid YAML") from None
+        raise CommandError(f"{_shown(path)}: not valid YAML") from None
+    except RecursionError:
+        raise CommandError(f"{_shown(path)}: nested too deep") from None
     if not isinstance(raw, Mapping):
-        raise CommandError(f"{path}: expected a mapping with {', '.join(AUTH_CONFIG_KEYS)}")
+        raise CommandError(f"{_shown(path)}: expected a mapping with {', '.join(AUTH_CONFIG_KEYS)}")
     unknown = sorted(str(k) for k in raw if k not in AUTH_CONFIG_KEYS)
     if unknown:
-        raise CommandError(f"{path}: unknown key {', '.join(unknown)} (expected {', '.join(AUTH_CONFIG_KEYS)})")
+        raise CommandError(f"{_shown(path)}: unknown key {', '.join(unknown)} (expected {', '.join(AUTH_CONFIG_KEYS)})")
     config: dict[str, Any] = {}
     for key in ("name", "email"):
         value = raw.get(key)
         if not isinstance(value, str):
-            raise CommandError(f"{path}: {key} is required and must be a string (OpenStorage requires it)")
+            raise CommandError(f"{_shown(path)}: {key} is required and must be a string (OpenStorage requires it)")
         config[key] = value
     sub = raw.get("sub")
     if sub is not None and not isinstance(sub, str):
-        raise CommandError(f"{path}: sub must be a string (or left out, to be derived from name and email)")
+        raise CommandError(f"{_shown(path)}: sub must be a string (or left out, to be derived from name and email)")
     config["sub"] = sub or ""
     for key in ("roles", "groups"):
         value = raw.get(key)
         if value is None:
             value = []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise CommandError(f"{path}: {key} must be a list of strings")
+            raise CommandError(f"{_shown(path)}: {key} must be a list of strings")
         config[key] = value
     if not config["roles"]:
-        raise CommandError(f"{path}: roles is empty: a token without roles is denied everything")
+        raise CommandError(f"{_shown(path)}: roles is empty: a token without roles is denied everything")
     return config
 
 
@@ -289,8 +313,7 @@ def _signing_ring(args: argparse.Namespace, stdin: IO[str], err: IO[str], env: M
     if args.shared_secret is not None:
         return _shared_secret_ring(_given_bytes(args.shared_secret), err), tokens.SHARED_SECRET
     if args.shared_secret_file is not None:
-        raw = (_read_stdin_bytes(stdin, "shared secret") if args.shared_secret_file == "-"
-               else _read_bytes(args.shared_secret_file, "shared secret file"))
+        raw = _read_capped(args.shared_secret_file, "shared secret file", MAX_SECRET_BYTES, stdin)
         secret = _strip_newline(raw)
         if secret != raw and args.shared_secret_file != "-":
             print("pxsec token generate: warning: the shared secret file ends with a newline, which was left out "
@@ -298,9 +321,10 @@ def _signing_ring(args: argparse.Namespace, stdin: IO[str], err: IO[str], env: M
                   "Portworx, which uses the Secret's value as it is, would reject this token", file=err)
         return _shared_secret_ring(secret, err), tokens.SHARED_SECRET
     if args.rsa_private_keyfile is not None:
-        return tokens.KeyRing(rsa_private_pem=_read_bytes(args.rsa_private_keyfile, "RSA key file")), tokens.RSA
+        pem = _read_capped(args.rsa_private_keyfile, "RSA key file", MAX_SECRET_BYTES)
+        return tokens.KeyRing(rsa_private_pem=pem), tokens.RSA
     if args.ecdsa_private_keyfile is not None:
-        pem = _read_bytes(args.ecdsa_private_keyfile, "ECDSA key file")
+        pem = _read_capped(args.ecdsa_private_keyfile, "ECDSA key file", MAX_SECRET_BYTES)
         return tokens.KeyRing(ecdsa_private_pem=pem), tokens.ECDSA
     if args.from_secret is not None:
         return _ring_from_secret(args.from_secret, read_secret)
@@ -352,8 +376,9 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
                                "must not contain http:// or https://")
         try:
             lifetime = tokens.parse_lifetime(args.token_duration)
-        except ValueError as error:
-            raise CommandError(f"--token-duration: {error}") from None
+        except ValueError:  # its words quote the value, which may be a secret typed in the wrong place
+            raise CommandError("--token-duration: use one positive whole number and one unit, s, m, h, d or y "
+                               "(365 days), at most 100 years, e.g. 24h, 7d, 1y") from None
         config = _auth_config(args.auth_config, stdin)
         ring, kind = _signing_ring(args, stdin, err, env if env is not None else os.environ,
                                    read_secret or _read_cluster_secret)
@@ -441,7 +466,7 @@ def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
     try:
         if args.token == "-" and args.file == "-":
             raise CommandError("the token and -f cannot both come from stdin")
-        token = (_read_text("-", "token", stdin) if args.token == "-" else args.token).strip()
+        token = (_read_text("-", "token", MAX_SECRET_BYTES, stdin) if args.token == "-" else args.token).strip()
         if not token:
             raise CommandError("no token given")
         loaded = _load_pxsecurity(args.file, stdin)
@@ -449,8 +474,13 @@ def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         secrets: dict[str, Mapping[str, bytes] | None] = {}
         if args.secrets_dir is not None:
             directory = Path(args.secrets_dir)
-            if not directory.is_dir():
-                raise CommandError(f"--secrets-dir {args.secrets_dir}: not a directory")
+            try:
+                is_dir = directory.is_dir()
+            except OSError:  # a name too long to be a path (is_dir lets ENAMETOOLONG through)
+                is_dir = False
+            if not is_dir:
+                raise CommandError("--secrets-dir: not a directory (the name given is not shown: it may be a "
+                                   "secret given in the place of a directory)")
             secrets = {name: _read_dir_secret(directory, name) for name in _secret_names(spec)}
         elif args.from_cluster:
             namespace = args.namespace or loaded.namespace
@@ -458,7 +488,8 @@ def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
                 raise CommandError(f"{args.file} has no metadata.namespace; pass -n NAMESPACE with --from-cluster")
             spec = _as_portworx_receives_it(loaded, namespace, err)
             secrets = {name: read(namespace, name) for name in _secret_names(spec)}
-        jwks = _read_bytes(args.jwks, "JWKS file") if args.jwks else None  # judged as go-oidc decodes it
+        # judged as go-oidc decodes it
+        jwks = _read_capped(args.jwks, "JWKS file", MAX_SECRET_BYTES) if args.jwks else None
     except CommandError as error:
         print(f"pxsec token verify: error: {error}", file=err)
         return EXIT_ERROR

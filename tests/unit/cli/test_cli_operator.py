@@ -43,3 +43,13 @@ def test_the_last_line_of_defence_never_prints_an_empty_error(capsys: pytest.Cap
     monkeypatch.setattr("pxsec.cli._validate", boom)
     assert main(["validate", "-f", "x.yaml"]) == 1
     assert capsys.readouterr().err == "pxsec: error: MemoryError\n"
+
+
+def test_the_last_line_of_defence_never_prints_a_file_name(capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(args: object) -> int:
+        raise FileNotFoundError(2, "No such file or directory", "eyJhbGciOi.secret.token")
+
+    monkeypatch.setattr("pxsec.cli._validate", boom)
+    assert main(["validate", "-f", "x.yaml"]) == 1
+    assert capsys.readouterr().err == "pxsec: error: No such file or directory\n"

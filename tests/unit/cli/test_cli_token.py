@@ -342,7 +342,7 @@ def test_no_key_at_all(run: Any, material: Material, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize(("flags", "expected"), [
     (["--issuer", "https://operator.portworx.io"], "must not contain http:// or https://"),
-    (["--issuer", ISSUER, "--token-duration", "1h30m"], "invalid lifetime"),
+    (["--issuer", ISSUER, "--token-duration", "1h30m"], "--token-duration: use one positive whole number"),
     ([], "required: --issuer"),
 ])
 def test_bad_generate_flags(flags: list[str], expected: str, run: Any, material: Material) -> None:
@@ -695,3 +695,71 @@ def test_from_secret_never_echoes_a_mistyped_argument(run: Any, material: Materi
     parts = [part for part in (mistyped, *mistyped.split("/")) if len(part) >= 4 and part != "portworx"]
     assert_one_line_error(result, *parts)
     assert "--from-secret expects NAMESPACE/NAME" in result.err
+
+
+# -- issue 24: crashes through the catch-all, unbounded reads, secrets echoed when misplaced ---------------------
+
+
+def test_an_oidc_exp_of_thousands_of_digits_is_a_verdict(run: Any, material: Material) -> None:
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":"k1"}').rstrip(b"=").decode()
+    claims = ('{"iss":"https://login.example.com/realms/storage","aud":"portworx","sub":"bob","name":"Bob",'
+              '"email":"bob@example.com","iat":1700000000,"exp":' + "9" * 5000 + "}").encode()
+    token = f"{header}.{base64.urlsafe_b64encode(claims).rstrip(b'=').decode()}.c2ln"
+    result = run("token", "verify", "-", "-f", str(material.cr), stdin=token)
+    assert result.code == 1 and "cannot judge" not in result.err, (result.out, result.err)
+
+
+def test_an_auth_config_nested_5000_deep_is_one_line(run: Any, material: Material) -> None:
+    deep = material.root / "deep.yaml"
+    deep.write_text("name: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = run("token", "generate", "--auth-config", str(deep), "--issuer", ISSUER,
+                 "--shared-secret-file", str(material.secret_file))
+    assert_one_line_error(result)
+    assert "nested too deep" in result.err or "not valid YAML" in result.err
+
+
+@pytest.mark.parametrize("where", ["--shared-secret-file", "--auth-config", "--jwks", "stdin token"])
+def test_an_endless_input_is_read_no_further_than_its_cap(where: str, run: Any, material: Material) -> None:
+    zero = "/dev/zero"
+    if where == "--shared-secret-file":
+        result = run("token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER, where, zero)
+    elif where == "--auth-config":
+        result = run("token", "generate", "--auth-config", zero, "--issuer", ISSUER,
+                     "--shared-secret-file", str(material.secret_file))
+    elif where == "--jwks":
+        result = run("token", "verify", "x.y.z", "-f", str(material.cr), "--jwks", zero)
+    else:
+        big = "a" * (cli_token.MAX_SECRET_BYTES + 1)
+        result = run("token", "verify", "-", "-f", str(material.cr), stdin=big)
+    assert_one_line_error(result)
+    assert "nothing more was read" in result.err
+
+
+def test_a_large_auth_config_is_refused_before_it_is_parsed(run: Any, material: Material) -> None:
+    big = material.root / "big.yaml"
+    big.write_text(AUTH + "# " + "x" * cli_token.MAX_AUTH_CONFIG_BYTES + "\n")
+    result = run("token", "generate", "--auth-config", str(big), "--issuer", ISSUER,
+                 "--shared-secret-file", str(material.secret_file))
+    assert_one_line_error(result)
+    assert f"more than {cli_token.MAX_AUTH_CONFIG_BYTES} bytes" in result.err
+
+
+def test_secrets_given_in_the_place_of_a_file_are_never_echoed(run: Any, material: Material) -> None:
+    token = generate(run, material, "--shared-secret-file", str(material.secret_file))
+    rsa_pem = material.rsa[0].decode()
+    cases = [
+        ["token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+         "--shared-secret-file", material.secret],
+        ["token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+         "--rsa-private-keyfile", rsa_pem],
+        ["token", "generate", "--auth-config", str(material.auth), "--issuer", ISSUER,
+         "--shared-secret-file", str(material.secret_file), "--token-duration", material.secret],
+        ["token", "verify", "-", "-f", token],
+        ["token", "verify", "-", "-f", str(material.cr), "--jwks", token],
+        ["token", "verify", "-", "-f", str(material.cr), "--secrets-dir", token],
+    ]
+    for argv in cases:
+        result = run(*argv, stdin=token if argv[2] == "-" else "")
+        assert result.code == 2, (argv[:4], result.err)
+        for secret in (material.secret, material.secret[:16], token, token.split(".")[0], rsa_pem.splitlines()[1]):
+            assert secret not in result.err and secret not in result.out, (argv[:4], result.err)
