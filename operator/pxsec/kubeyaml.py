@@ -261,7 +261,7 @@ def resolve(tag: str, text: str) -> tuple[Any, str | None]:
     found_tag, value, go_type = _implicit(tag, text)
     if tag in ("", found_tag, STR):
         return (text if tag == STR else value), go_type
-    if tag == FLOAT and found_tag == INT:
+    if tag == FLOAT and found_tag == INT and go_type != GO_UINT64:  # go-yaml converts int and int64, not uint64
         return float(value), None
     raise KubeYAMLError(f"cannot decode {_short(found_tag)} `{text}` as a {_short(tag)}")
 
@@ -398,7 +398,9 @@ class _Decoder:
         self.decodes = 0
         self.alias_decodes = 0
         self.size = 0
-        self.anchors: dict[str, _Anchor] = {}
+        # An anchor is bound where its node starts, as go-yaml's parser binds it (document order): a
+        # collection still open is bound to its frame, and an alias to it is one that contains itself.
+        self.anchors: dict[str, _Anchor | _Frame] = {}
         self.stack: list[_Frame] = []
         self.root: Any = None
         self.done = False
@@ -449,7 +451,7 @@ class _Decoder:
             self._start(event, kind is events.MappingStartEvent)  # type: ignore[arg-type]
         elif kind is events.MappingEndEvent or kind is events.SequenceEndEvent:
             frame = self.stack.pop()
-            if frame.anchor is not None:
+            if frame.anchor is not None and self.anchors.get(frame.anchor) is frame:  # not bound again inside
                 self.anchors[frame.anchor] = _Anchor(frame.value, self.decodes - frame.decodes,
                                                      self.size - frame.size, frame.depth, frame.is_map)
             self._attach(frame.value, None, frame.depth)
@@ -468,7 +470,10 @@ class _Decoder:
         # go-yaml merges a sequence given to `<<` item by item: the sequence itself is not decoded.
         self._count(0 if not is_map and self._waiting_merge() else 1, 0)
         self._grow(2)
-        self.stack.append(_Frame(is_map, event.anchor, before, self.size - 2))
+        frame = _Frame(is_map, event.anchor, before, self.size - 2)
+        self.stack.append(frame)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = frame
 
     def _scalar(self, event: events.ScalarEvent) -> None:
         frame = self.stack[-1] if self.stack else None
@@ -497,11 +502,11 @@ class _Decoder:
         self._attach(value, go_type, 0)
 
     def _alias(self, name: str) -> None:
-        if any(frame.anchor == name for frame in self.stack):
-            raise self._fail(f"anchor '{name}' value contains itself")
         anchor = self.anchors.get(name)
         if anchor is None:
             raise self._fail(f"unknown anchor '{name}' referenced")
+        if isinstance(anchor, _Frame):
+            raise self._fail(f"anchor '{name}' value contains itself")
         if self._waiting_merge() and not anchor.is_map:
             raise self._fail("map merge requires map or sequence of maps as the value")
         self._count(1 + anchor.decodes, anchor.decodes)

@@ -82,6 +82,18 @@ KEYS = ["k", "y", "n", "1", "1e3", "0x10", "true", "'1'", "<<", "1.5", "~", "on"
 
 @st.composite
 def node(draw: st.DrawFn, depth: int = 0) -> str:
+    """A value; now and then anchored (&a, &b, possibly again inside itself) or an alias (*a, *b, possibly
+    unknown yet or inside the node it names): go-yaml binds anchors in document order, where a node starts."""
+    anchoring = draw(st.integers(0, 11))
+    if anchoring == 0:
+        return draw(st.sampled_from(["*a", "*b"]))
+    if anchoring == 1:
+        return f"&{draw(st.sampled_from(['a', 'b']))} {draw(plain_node(depth))}"
+    return draw(plain_node(depth))
+
+
+@st.composite
+def plain_node(draw: st.DrawFn, depth: int = 0) -> str:
     roll = draw(st.integers(0, 9))
     if depth > 3 or roll < 5:
         return draw(st.sampled_from(WORDS)).replace("\n", "\n" + "  " * (depth + 1))
@@ -133,6 +145,10 @@ def test_pxsec_reads_yaml_as_kubectl_does(kubectl_reader: str, text: str) -> Non
     "a: 1\n---\n---\n# c\n---\nb: 2\r\n--- # x\nc: [1, 2]\n",
     "a: .inf\n", "~: 1\n", "[a]: 1\n", "a: &x [*x]\n", "a: *nope\n", "--- {a: 1}\n", "a: !!int 1.5\n",
     "18446744073709551615: 1\n",
+    # issue 24: anchors bind where their node starts, in document order; !!float of a uint64
+    "x: &r [system.admin, &r system.user]\nroles: *r\n", "a: &a [&a x, *a]\n", "a: &a {b: &a 1, c: *a}\nd: *a\n",
+    "a: &a [1, &b [*a]]\n", "a: &a [1]\nb: &a [2]\nc: *a\n",
+    "k: !!float 9223372036854775808\n", "k: !!float 9223372036854775807\n", "k: !!float 18446744073709551616\n",
 ])
 def test_chosen_streams_read_as_kubectl_reads_them(kubectl_reader: str, text: str) -> None:
     [go] = kubectl_reads(kubectl_reader, [text])
