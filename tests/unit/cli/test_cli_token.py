@@ -424,10 +424,20 @@ def test_bad_verify_input(argv_tail: list[str], expected: str, run: Any, materia
     assert expected in result.err
 
 
-def test_an_empty_token(run: Any, material: Material) -> None:
-    result = run("token", "verify", "-", "-f", str(material.cr), stdin="\n")
-    assert_one_line_error(result)
-    assert "no token given" in result.err
+def test_an_empty_token_is_judged_as_portworx_judges_it(run: Any, material: Material) -> None:
+    result = run("token", "verify", "-", "-f", str(material.cr), stdin="\n \u3000")
+    assert result.code == 1 and "not a JWT" in result.out, (result.out, result.err)
+
+
+def test_a_token_is_trimmed_as_gos_trimspace_trims_it(run: Any, material: Material) -> None:
+    token = generate(run, material, "--shared-secret-file", str(material.secret_file))
+    padded = run("token", "verify", "-", "-f", str(material.cr), "--secrets-dir", str(material.secrets_dir),
+                 stdin="\u00a0\t" + token + "\u2028\n")
+    assert padded.code == 0, padded.out
+    assert cli_token.go_trim_space("\x1c" + token + "\x1f") == "\x1c" + token + "\x1f"  # Go keeps these
+    separated = run("token", "verify", "-", "-f", str(material.cr), "--secrets-dir", str(material.secrets_dir),
+                    stdin="\x1c" + token)
+    assert separated.code == 1, separated.out
 
 
 def test_token_without_subcommand(run: Any) -> None:
