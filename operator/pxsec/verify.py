@@ -656,6 +656,11 @@ def _alg_problem(alg: JSONValue) -> str | None:
 
 
 def _curve_hint(alg: str, key: PublicKey) -> str:
+    """Why an RS or ES signature cannot verify with this key whatever it signs: a curve that does not go
+    with the alg, or an RSA key under Go's minimum."""
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 1024:
+        return (f": the key is RSA {key.key_size} bits, and Go's crypto/rsa (since Go 1.24) refuses keys "
+                "under 1024 bits for every operation")
     if isinstance(key, ec.EllipticCurvePublicKey):
         have, want = curve_name(key), ALGORITHM_CURVE[alg]
         if have != want:

@@ -16,6 +16,17 @@ from typing import Any, NoReturn
 EXIT_USAGE = 2
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def namespace_name(text: str) -> str:
+    """An argparse type: a namespace name (a DNS-1123 label), or a usage error that does not repeat it
+    (escape sequences or a secret typed in its place stay off the terminal)."""
+    if not _DNS_LABEL.fullmatch(text):
+        raise argparse.ArgumentTypeError("not a namespace name (lowercase letters, digits and '-', at most 63)")
+    return text
+
+
 def one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     """argparse's error on one line, with an invalid choice's value left out."""
     line = message.splitlines()[0] if message else "bad arguments"

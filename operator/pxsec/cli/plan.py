@@ -31,6 +31,7 @@ from typing import IO, Any, Final, TextIO
 import yaml
 
 from pxsec import coexist, impact, kubeyaml, render, scmerge
+from pxsec.cli.parse import namespace_name
 from pxsec.cli.read import (
     INVALID,
     ReadError,
@@ -197,7 +198,7 @@ def register(sub: Any) -> None:
                    help="the StorageCluster as `kubectl get storagecluster NAME -o yaml` prints it, or -")
     p.add_argument("--storage-nodes", type=_nodes, default=0, metavar="N",
                    help="how many StorageNodes it has (Portworx runs if any; default 0: judged by its phase)")
-    p.add_argument("-n", "--namespace", default=None,
+    p.add_argument("-n", "--namespace", type=namespace_name, default=None,
                    help="the namespace (default: the PxSecurity's, else the StorageCluster's, else default)")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.set_defaults(func=_plan)

@@ -16,6 +16,7 @@ import argparse
 import sys
 from typing import Any, Final, TextIO
 
+from pxsec.cli.parse import namespace_name
 from pxsec.cli.read import (
     INVALID,
     ReadError,
@@ -89,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--target", required=True, choices=TARGETS, help="what to render")
     parser.add_argument("-o", "--output", choices=FORMATS, default="yaml", help="output format (default yaml)")
     parser.add_argument(
-        "-n", "--namespace", default=None,
+        "-n", "--namespace", type=namespace_name, default=None,
         help="namespace of the PxSecurity and its Secrets (default: the document's, else default)",
     )
     parser.set_defaults(func=_render)

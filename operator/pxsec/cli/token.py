@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import errno
 import json
 import os
 import re
@@ -49,14 +50,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, Final
 
-import yaml
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pxsec import coexist, keymaterial, tokens
+from pxsec import coexist, keymaterial, kubeyaml, tokens
 from pxsec.cli import read as cliread
-from pxsec.cli.parse import OneLineParser
+from pxsec.cli.parse import OneLineParser, namespace_name
 from pxsec.spec import KEY_PRIVATE_PEM, KEY_SHARED_SECRET, PxSecuritySpec
 from pxsec.verify import Verdict, VerifyKeys, verify
 
@@ -208,12 +208,14 @@ def _secret_names(spec: PxSecuritySpec) -> list[str]:
 
 
 def _auth_config(path: str, stdin: IO[str]) -> dict[str, Any]:
+    # Read as Go's YAML reads it (pxsec.kubeyaml: a key written twice, deep nesting and alias bombs refused;
+    # `y` is true), never PyYAML's: a second `roles:` must not silently win.
+    text = _read_text(path, "auth config", MAX_AUTH_CONFIG_BYTES, stdin)
     try:
-        raw = yaml.safe_load(_read_text(path, "auth config", MAX_AUTH_CONFIG_BYTES, stdin))
-    except yaml.YAMLError:
-        raise CommandError(f"{_shown(path)}: not valid YAML") from None
-    except RecursionError:
-        raise CommandError(f"{_shown(path)}: nested too deep") from None
+        first = next(iter(kubeyaml.documents(text)), None)
+    except kubeyaml.KubeYAMLError as error:
+        raise CommandError(cliread.describe(_shown(path), error)) from None
+    raw = first.value if first is not None else None
     if not isinstance(raw, Mapping):
         raise CommandError(f"{_shown(path)}: expected a mapping with {', '.join(AUTH_CONFIG_KEYS)}")
     unknown = sorted(str(k) for k in raw if k not in AUTH_CONFIG_KEYS)
@@ -259,9 +261,11 @@ def _key_warnings(ring: tokens.KeyRing, kind: str) -> list[str]:
 
 
 def _shared_secret_ring(secret: bytes, err: IO[str]) -> tokens.KeyRing:
+    if not secret.strip():  # empty or whitespace only: no key anyone should sign with (the operator refuses it)
+        raise CommandError("the shared secret is empty or only whitespace")
     for problem in (keymaterial.check_shared_secret(secret, "the shared secret")
                     + keymaterial.shared_secret_warnings(secret, "the shared secret")):
-        print(f"pxsec token generate: warning: {problem}", file=err)
+        print(cliread.printable(f"pxsec token generate: warning: {problem}"), file=err)
     return tokens.KeyRing(shared_secret=secret)
 
 
@@ -347,24 +351,28 @@ def _signing_ring(args: argparse.Namespace, stdin: IO[str], err: IO[str], env: M
 def _write_private(path: str, text: str) -> None:
     """Write the token to `path` with mode 0600, also when the file exists with another mode: a regular
     file is made private before it is emptied and written (and nothing is written if it cannot be);
-    a FIFO or a terminal (`--output /dev/stdout`) is written as it is."""
+    a FIFO or a terminal (`--output /dev/stdout`) is written as it is. A symbolic link is not followed
+    (a link planted where the token goes would send it elsewhere)."""
+    shown = cliread.printable(path)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOCTTY, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOCTTY | os.O_NOFOLLOW, 0o600)
     except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror or 'error'}") from None
+        if error.errno == errno.ELOOP:
+            raise CommandError(f"--output {shown} is a symbolic link; give the file itself") from None
+        raise CommandError(f"cannot write {shown}: {error.strerror or 'error'}") from None
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):
             try:
                 os.fchmod(fd, 0o600)
             except OSError as error:
-                raise CommandError(f"cannot make {path} private (mode 0600): {error.strerror or 'error'}; the "
+                raise CommandError(f"cannot make {shown} private (mode 0600): {error.strerror or 'error'}; the "
                                    "token was not written") from None
             os.ftruncate(fd, 0)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
             fd = -1
             handle.write(text)  # no trailing newline: `kubectl create secret --from-file` keeps it
     except OSError as error:
-        raise CommandError(f"cannot write {path}: {error.strerror or 'error'}") from None
+        raise CommandError(f"cannot write {shown}: {error.strerror or 'error'}") from None
     finally:
         if fd >= 0:
             os.close(fd)
@@ -378,6 +386,8 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     try:
+        if args.output is not None and not args.output:
+            raise CommandError("--output needs a file name (leave it out to print the token)")
         if args.shared_secret_file == "-" and args.auth_config == "-":
             raise CommandError("--auth-config and --shared-secret-file cannot both read stdin")
         issuer: str = args.issuer
@@ -393,7 +403,7 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
         ring, kind = _signing_ring(args, stdin, err, env if env is not None else os.environ,
                                    read_secret or _read_cluster_secret)
         for warning in _key_warnings(ring, kind):
-            print(f"pxsec token generate: warning: {warning}", file=err)
+            print(cliread.printable(f"pxsec token generate: warning: {warning}"), file=err)
         if not config["sub"]:
             config["sub"] = derived_subject(config["name"], config["email"])
             print("pxsec token generate: note: no sub in the auth config, so it is derived as OpenStorage's token "
@@ -411,16 +421,17 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
         except (tokens.SigningError, tokens.NoSigningKey) as error:
             raise CommandError(str(error)) from None
     except CommandError as error:
-        print(f"pxsec token generate: error: {error}", file=err)
+        print(cliread.printable(f"pxsec token generate: error: {error}"), file=err)
         return EXIT_ERROR
-    if args.output:
+    if args.output is not None:
         try:
             _write_private(args.output, token)
         except CommandError as error:
-            print(f"pxsec token generate: error: {error}", file=err)
+            print(cliread.printable(f"pxsec token generate: error: {error}"), file=err)
             return EXIT_ERROR
         expires = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(f"wrote a {algorithm} token for {config['sub']} (issuer {issuer}, expires {expires}) to {args.output}",
+        print(cliread.printable(f"wrote a {algorithm} token for {config['sub']} (issuer {issuer}, expires {expires}) "
+                                f"to {args.output}"),
               file=err)
     else:
         print(token, file=out)
@@ -437,9 +448,10 @@ def _printable(value: str) -> str:
 
 def _print_verdict(verdict: Verdict, spec: PxSecuritySpec, out: IO[str]) -> None:
     if not verdict.accepted:
-        print(f"rejected: {verdict.reason}", file=out)
+        print(cliread.printable(f"rejected: {verdict.reason}"), file=out)
         return
-    print(verdict.reason, file=out)  # "accepted by Portworx: the ... issuer ... verified the ALG signature ..."
+    # "accepted by Portworx: the ... issuer ... verified the ALG signature ..."
+    print(cliread.printable(verdict.reason), file=out)
     print(f"source: {verdict.source}", file=out)
     print(f"issuer: {_printable(verdict.issuer or '')}", file=out)
     print(f"username ({spec.username_claim}): {_printable(verdict.username or '')}", file=out)
@@ -447,7 +459,7 @@ def _print_verdict(verdict: Verdict, spec: PxSecuritySpec, out: IO[str]) -> None
     groups = ", ".join(_printable(g) for g in verdict.groups) or "(none)"
     print(f"groups: {groups}{' (all groups)' if '*' in verdict.groups else ''}", file=out)
     for warning in verdict.warnings:
-        print(f"warning: {warning}", file=out)
+        print(cliread.printable(f"warning: {warning}"), file=out)
 
 
 def _as_portworx_receives_it(loaded: cliread.Loaded, namespace: str, err: IO[str]) -> PxSecuritySpec:
@@ -460,8 +472,8 @@ def _as_portworx_receives_it(loaded: cliread.Loaded, namespace: str, err: IO[str
     view = coexist.view(name, _read_cluster_storagecluster(namespace, name))
     if not view.auth_enabled:
         return spec
-    print(f"pxsec token verify: note: judged as StorageCluster {namespace}/{name} configures Portworx "
-          f"(issuer {view.issuer}, shared secret in Secret {view.shared_secret})", file=err)
+    print(cliread.printable(f"pxsec token verify: note: judged as StorageCluster {namespace}/{name} configures "
+                            f"Portworx (issuer {view.issuer}, shared secret in Secret {view.shared_secret})"), file=err)
     return coexist.portworx_spec(spec, view)
 
 
@@ -501,7 +513,7 @@ def run_verify(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdout
         # judged as go-oidc decodes it
         jwks = _read_capped(args.jwks, "JWKS file", MAX_SECRET_BYTES) if args.jwks else None
     except CommandError as error:
-        print(f"pxsec token verify: error: {error}", file=err)
+        print(cliread.printable(f"pxsec token verify: error: {error}"), file=err)
         return EXIT_ERROR
 
     try:
@@ -568,6 +580,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     source.add_argument("--secrets-dir", metavar="DIR", help="key material as DIR/<secretName>/<key>")
     source.add_argument("--from-cluster", action="store_true",
                         help="read the key Secrets from the cluster ($KUBECONFIG), in the CR's namespace")
-    ver.add_argument("-n", "--namespace", help="namespace for --from-cluster (default: the CR's metadata.namespace)")
+    ver.add_argument("-n", "--namespace", type=namespace_name,
+                     help="namespace for --from-cluster (default: the CR's metadata.namespace)")
     ver.add_argument("--jwks", metavar="FILE", help="the OIDC provider's JWKS (JSON), to check OIDC signatures")
     ver.set_defaults(func=run_verify)
