@@ -62,11 +62,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from pxsec import gojson
+from pxsec import gojson, gopem, gorsa
 from pxsec.gojson import JSONNumber, JSONObject, JSONValue
 from pxsec.keymaterial import ALGORITHM_CURVE as _ALGORITHM_CURVE
 from pxsec.keymaterial import CURVE_ALGORITHM, SEC_TO_JOSE, PublicKey, load_public_key
 from pxsec.spec import KEY_APPS_SECRET, KEY_PRIVATE_PEM, KEY_PUBLIC_PEM, KEY_SHARED_SECRET, PxSecuritySpec
+
+# What verification takes: what cryptography loads, or the numbers of an RSA key only Go reads.
+AnyPublicKey = PublicKey | gorsa.GoRSAKey
 
 SELF_SIGNED: Final = "self-signed"
 OIDC: Final = "oidc"
@@ -288,9 +291,19 @@ def curve_name(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> s
     return _JOSE_CURVES.get(key.curve.name, key.curve.name)
 
 
-def _check_signature(signing_input: bytes, signature: bytes, alg: str, key: bytes | PublicKey) -> bool:
-    """Go's verification of `alg` over `signing_input`: HMAC compare; RSA PKCS#1 v1.5 / PSS (salt length
-    auto) with a signature of exactly the modulus size and a key of at least 1024 bits (Go >= 1.24);
+def _rsa_numbers(key: object) -> gorsa.GoRSAKey | None:
+    if isinstance(key, gorsa.GoRSAKey):
+        return key
+    if isinstance(key, rsa.RSAPublicKey):
+        numbers = key.public_numbers()
+        return gorsa.GoRSAKey(numbers.n, numbers.e)
+    return None
+
+
+def _check_signature(signing_input: bytes, signature: bytes, alg: str, key: bytes | AnyPublicKey) -> bool:
+    """Go's verification of `alg` over `signing_input`: HMAC compare; RSA PKCS#1 v1.5 exactly as Go's
+    crypto/rsa checks and computes it (`pxsec.gorsa`: not OpenSSL, which differs on exponents and sizes);
+    PSS (salt length auto) with a signature of exactly the modulus size and a key of at least 1024 bits;
     ECDSA with r||s of exactly twice the alg's size."""
     digest = _HASHES.get(alg[2:])
     if digest is None:
@@ -301,15 +314,16 @@ def _check_signature(signing_input: bytes, signature: bytes, alg: str, key: byte
                 return False
             expected = hmac.new(key, signing_input, getattr(hashlib, f"sha{alg[2:]}")).digest()
             return hmac.compare_digest(expected, signature)
-        if alg in RS_ALGORITHMS or alg in PS_ALGORITHMS:
+        if alg in RS_ALGORITHMS:
+            numbers = _rsa_numbers(key)
+            return numbers is not None and gorsa.verify_pkcs1v15(numbers, alg[2:], signing_input, signature)
+        if alg in PS_ALGORITHMS:
             if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 1024:
                 return False
             if len(signature) != (key.key_size + 7) // 8:
                 return False
-            pad: padding.AsymmetricPadding = (
-                padding.PKCS1v15() if alg in RS_ALGORITHMS
-                else padding.PSS(mgf=padding.MGF1(digest()), salt_length=padding.PSS.AUTO))
-            key.verify(signature, signing_input, pad, digest())
+            key.verify(signature, signing_input, padding.PSS(mgf=padding.MGF1(digest()), salt_length=padding.PSS.AUTO),
+                       digest())
             return True
         if alg in ES_ALGORITHMS:
             size = _ES_SIZE[alg]
@@ -325,7 +339,7 @@ def _check_signature(signing_input: bytes, signature: bytes, alg: str, key: byte
     return False
 
 
-def signature_verifies(token: str, algorithm: str, key: bytes | PublicKey) -> bool:
+def signature_verifies(token: str, algorithm: str, key: bytes | AnyPublicKey) -> bool:
     """Whether the JWS signature of `token` verifies under `key` with exactly `algorithm` (golang-jwt's
     way: over the token's own first two segments)."""
     parts = token.split(".")
@@ -558,7 +572,7 @@ def _json_hint(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class _Key:
-    material: bytes | PublicKey
+    material: bytes | AnyPublicKey
     described: str  # "the shared secret (Secret px-shared-secret)"
 
 
@@ -598,8 +612,11 @@ def _self_signed_auth(spec: PxSecuritySpec, keys: VerifyKeys) -> _SelfSigned | N
             absent[prefix] = (f"issuer {iss} uses the {kind} key in Secret {configured.secret_name}, "
                               "but its public key was not provided")
             continue
-        key = load_public_key(pem)
-        wrong_type = (kind == "RSA" and not isinstance(key, rsa.RSAPublicKey)) or (
+        key: AnyPublicKey | str = load_public_key(pem)
+        if isinstance(key, str) and kind == "RSA":  # a key Go's x509 parses and OpenSSL will not load
+            der = gopem.decode(pem)
+            key = (gorsa.parse_pkix(der.bytes) if der is not None else None) or key
+        wrong_type = (kind == "RSA" and not isinstance(key, rsa.RSAPublicKey | gorsa.GoRSAKey)) or (
             kind == "ECDSA" and not isinstance(key, ec.EllipticCurvePublicKey))
         if isinstance(key, str) or wrong_type:
             why = key if isinstance(key, str) else f"is not an {kind} key"
@@ -655,12 +672,12 @@ def _alg_problem(alg: JSONValue) -> str | None:
     return None
 
 
-def _curve_hint(alg: str, key: PublicKey) -> str:
+def _curve_hint(alg: str, key: AnyPublicKey) -> str:
     """Why an RS or ES signature cannot verify with this key whatever it signs: a curve that does not go
     with the alg, or an RSA key under Go's minimum."""
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 1024:
-        return (f": the key is RSA {key.key_size} bits, and Go's crypto/rsa (since Go 1.24) refuses keys "
-                "under 1024 bits for every operation")
+    numbers = _rsa_numbers(key)
+    if numbers is not None and gorsa.check(numbers) is not None:
+        return f": the key cannot verify anything in Portworx: {gorsa.check(numbers)}"
     if isinstance(key, ec.EllipticCurvePublicKey):
         have, want = curve_name(key), ALGORITHM_CURVE[alg]
         if have != want:

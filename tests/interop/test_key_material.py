@@ -12,7 +12,12 @@ reads in linear time and so must we (it used to take minutes here, holding the G
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
+import json
+import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ from pxsec.spec import parse_spec
 from pxsec.verify import VerifyKeys, verify
 from tests.interop import checker
 from tests.interop.test_differential import go_equal
-from tests.interop.tokens import forge, public_pem
+from tests.interop.tokens import forge, public_pem, seg
 
 pytestmark = pytest.mark.go
 
@@ -123,3 +128,118 @@ def test_the_block_found_is_gos_block() -> None:
     assert gopem.decode(b"-----BEGIN X-----\nA: b\n-----END X-----\n") is None  # a header needs a newline before END
     with_header = gopem.Block("X", {"A": "b"}, b"\0\0\0")
     assert gopem.decode(b"-----BEGIN X-----\nA: b\n\nAAAA\n-----END X-----\n") == with_header
+
+
+# -- RSA exponents and sizes: Go's x509 and crypto/rsa, not OpenSSL ----------------------------------------------
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    length = bytes([size]) if size < 0x80 else bytes([0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes(
+        (size.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + length + body
+
+
+def _der_int(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
+def rsa_pem(n: int, e: int) -> bytes:
+    """A PKIX PEM of (n, e), whatever OpenSSL thinks of the numbers."""
+    algorithm = _der(0x30, bytes.fromhex("06092a864886f70d010101") + b"\x05\x00")
+    spki = _der(0x30, algorithm + _der(0x03, b"\x00" + _der(0x30, _der_int(n) + _der_int(e))))
+    body = base64.encodebytes(spki).decode().replace("\n", "")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return ("-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n").encode()
+
+
+def rs256(n: int, d_sign: Any, claims: dict[str, Any] | None = None) -> str:
+    """An RS256 token whose signature is d_sign(EM) for the PKCS#1 v1.5 encoding EM of its signing input."""
+    head = seg(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    body = seg(json.dumps(claims or CLAIMS).encode())
+    k = (n.bit_length() + 7) // 8
+    t = bytes.fromhex("3031300d060960864801650304020105000420") + hashlib.sha256(f"{head}.{body}".encode()).digest()
+    em = int.from_bytes(b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t, "big")
+    return f"{head}.{body}.{seg(d_sign(em).to_bytes(k, 'big'))}"
+
+
+def _prime(rng: random.Random, bits: int) -> int:
+    while True:
+        candidate = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+        if all(pow(a, candidate - 1, candidate) == 1 for a in (2, 3, 5, 7, 11, 13, 17, 19, 23)):
+            return candidate
+
+
+def multiprime(bits: int, e: int, rng: random.Random) -> tuple[int, Any]:
+    """A modulus of exactly `bits` bits from 512-bit primes, and a signer for exponent e (CRT: fast even for
+    a modulus far beyond OpenSSL's 16,384-bit limit)."""
+    primes = []
+    while len(primes) < bits // 512 - 1:
+        candidate = _prime(rng, 512)
+        if math.gcd(e, candidate - 1) == 1 and candidate not in primes:
+            primes.append(candidate)
+    head = math.prod(primes)
+    low, high = -(-(1 << (bits - 1)) // head), ((1 << bits) - 1) // head  # the last prime puts n at `bits`
+    while True:
+        last = rng.randrange(low, high) | 1
+        if (last not in primes and math.gcd(e, last - 1) == 1
+                and all(pow(a, last - 1, last) == 1 for a in (2, 3, 5, 7, 11, 13, 17, 19, 23))):
+            break
+    primes.append(last)
+    n = head * last
+    assert n.bit_length() == bits
+
+    def sign(m: int) -> int:
+        result, modulus = 0, 1
+        for p in primes:  # Chinese remainder: s = m^d mod n from s mod p = m^(d mod p-1) mod p
+            part = pow(m % p, pow(e, -1, p - 1), p)
+            result += modulus * ((part - result) * pow(modulus, -1, p) % p)
+            modulus *= p
+        return result % n
+
+    return n, sign
+
+
+def exponent_cases() -> list[tuple[str, bytes, str, bool]]:
+    """(name, public PEM, token, whether Go accepts)."""
+    rng = random.Random(24)
+    while True:  # a key whose p - 1 and q - 1 let 3 and 2^31 - 1 be exponents too
+        numbers = rsa.generate_private_key(65537, 2048).private_numbers()
+        p, q, n = numbers.p, numbers.q, numbers.public_numbers.n
+        if all(math.gcd(e, math.lcm(p - 1, q - 1)) == 1 for e in (3, (1 << 31) - 1)):
+            break
+
+    def with_exponent(e: int) -> Any:
+        d = pow(e, -1, math.lcm(p - 1, q - 1))
+        return lambda m: pow(m, d, n)
+
+    big_n, big_sign = multiprime(18_428, 65537, rng)
+    small_n, small_sign = multiprime(1023, 65537, rng)
+    return [
+        ("e = 3", rsa_pem(n, 3), rs256(n, with_exponent(3)), True),
+        ("e = 2^31 - 1", rsa_pem(n, (1 << 31) - 1), rs256(n, with_exponent((1 << 31) - 1)), True),
+        ("e = 1 (the signature is the encoding itself)", rsa_pem(n, 1), rs256(n, lambda m: m), False),
+        ("e = 4", rsa_pem(n, 4), rs256(n, lambda m: m), False),
+        ("e = 2^31 + 1", rsa_pem(n, (1 << 31) + 1), rs256(n, lambda m: m), False),
+        ("e = 2^40 + 1", rsa_pem(n, (1 << 40) + 1), rs256(n, lambda m: m), False),
+        ("an 18,428-bit modulus", rsa_pem(big_n, 65537), rs256(big_n, big_sign), True),
+        ("a 1,023-bit modulus", rsa_pem(small_n, 65537), rs256(small_n, small_sign), False),
+        ("an even modulus", rsa_pem(n * 2, 65537), rs256(n * 2, lambda m: m), False),
+    ]
+
+
+def test_rsa_exponents_and_sizes_get_portworxs_verdict(binary: Path) -> None:
+    spec = parse_spec({"selfSigned": {"issuer": ISSUER, "rsa": {"secretName": "k"}}})
+    cases = exponent_cases()
+    go_cases = [checker.case_for(name, token, spec, VerifyKeys(rsa_public_pem=pem), NOW)
+                for name, pem, token, _ in cases]
+    verdicts = checker.judge(binary, go_cases)
+    problems = []
+    for (name, pem, token, accepted), go in zip(cases, verdicts, strict=True):
+        mine = verify(token, spec, VerifyKeys(rsa_public_pem=pem), NOW)
+        diffs = go_equal(mine, go)
+        if diffs:
+            problems.append(f"{name}: {'; '.join(diffs)} (pxsec: {mine.reason}; Go: {go.get('error')})")
+        if go["accepted"] is not accepted:
+            problems.append(f"{name}: expected Go to {'accept' if accepted else 'refuse'} ({go.get('error')})")
+    assert not problems, "\n".join(problems)
