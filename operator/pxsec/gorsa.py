@@ -78,7 +78,7 @@ def verify_pkcs1v15(key: GoRSAKey, bits: str, signing_input: bytes, signature: b
 # -- DER, strictly (definite, minimal lengths) ------------------------------------------------------------
 
 
-def _read(data: bytes, pos: int, tag: int) -> tuple[bytes, int] | None:
+def der_read(data: bytes, pos: int, tag: int) -> tuple[bytes, int] | None:
     """The contents of the element with `tag` at `pos`, and the position after it; None if not DER."""
     if pos + 2 > len(data) or data[pos] != tag:
         return None
@@ -100,8 +100,8 @@ def _read(data: bytes, pos: int, tag: int) -> tuple[bytes, int] | None:
     return data[pos:pos + length], pos + length
 
 
-def _integer(data: bytes, pos: int) -> tuple[int, int] | None:
-    read = _read(data, pos, 0x02)
+def der_integer(data: bytes, pos: int) -> tuple[int, int] | None:
+    read = der_read(data, pos, 0x02)
     if read is None or not read[0]:
         return None
     body, after = read
@@ -112,24 +112,24 @@ def _integer(data: bytes, pos: int) -> tuple[int, int] | None:
 
 def parse_pkix(der: bytes) -> GoRSAKey | None:
     """x509.ParsePKIXPublicKey for an rsaEncryption key, or None (not RSA, or a parse Go refuses)."""
-    outer = _read(der, 0, 0x30)
+    outer = der_read(der, 0, 0x30)
     if outer is None or outer[1] != len(der):  # trailing data after the public key
         return None
     spki = outer[0]
-    algorithm = _read(spki, 0, 0x30)
+    algorithm = der_read(spki, 0, 0x30)
     if algorithm is None or algorithm[0] != _RSA_ENCRYPTION + _NULL:
         return None
-    bits = _read(spki, algorithm[1], 0x03)
+    bits = der_read(spki, algorithm[1], 0x03)
     if bits is None or bits[1] != len(spki) or not bits[0] or bits[0][0] != 0:
         return None
     key = bits[0][1:]
-    inner = _read(key, 0, 0x30)  # what follows this SEQUENCE inside the BIT STRING is not read by Go
+    inner = der_read(key, 0, 0x30)  # what follows this SEQUENCE inside the BIT STRING is not read by Go
     if inner is None:
         return None
-    modulus = _integer(inner[0], 0)
+    modulus = der_integer(inner[0], 0)
     if modulus is None:
         return None
-    exponent = _integer(inner[0], modulus[1])
+    exponent = der_integer(inner[0], modulus[1])
     if exponent is None or not -(1 << 63) <= exponent[0] < (1 << 63):  # E is a Go int
         return None
     n, e = modulus[0], exponent[0]

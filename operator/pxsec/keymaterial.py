@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pxsec import gopem
+from pxsec import gocert, gopem
 from pxsec.spec import KEY_PRIVATE_PEM, KEY_PUBLIC_PEM
 
 SHARED_SECRET_LENGTH = 64
@@ -162,27 +161,39 @@ def _pem_der(pem: bytes) -> bytes | None:
     return None if block is None else block.bytes
 
 
+def _pkix_key(der: bytes) -> object | None:
+    """ParsePKIXPublicKey, strictly: what cryptography loads and writes back byte for byte (it also reads
+    PKCS#1 and BER, and a compressed EC point, which Go does not)."""
+    try:
+        candidate = serialization.load_der_public_key(der)
+        spki = candidate.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    return candidate if spki == der else None
+
+
 def load_public_key(pem: bytes) -> PublicKey | str:
     """What golang-jwt's ParseRSAPublicKeyFromPEM / ParseECPublicKeyFromPEM read: the first PEM block as a
     PKIX public key (strict DER), else as an X.509 certificate's key; or why not."""
     der = _pem_der(pem)
     if der is None:
         return "is not PEM (golang-jwt: key must be a PEM encoded PKCS1 or PKCS8 key)"
-    key: object = None
-    try:
-        candidate = serialization.load_der_public_key(der)
-        spki = candidate.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        key = candidate if spki == der else None  # cryptography also reads PKCS#1; Go's PKIX parser does not
-    except (ValueError, UnsupportedAlgorithm):
-        key = None
+    key: object = _pkix_key(der)
     if key is None:
+        # golang-jwt's fallback: x509.ParseCertificate, as Go reads it (pxsec.gocert: not OpenSSL, which is
+        # stricter in places — an encoded DEFAULT — and laxer in others), then its SPKI as strict as a bare key.
         try:
-            key = x509.load_der_x509_certificate(der).public_key()
-        except ValueError:
+            spki = gocert.parse(der)
+        except gocert.CertificateError as error:
             if b"BEGIN RSA PUBLIC KEY" in pem:
                 return ("is a PKCS#1 'RSA PUBLIC KEY'; OpenStorage accepts only PKIX ('BEGIN PUBLIC KEY') or a "
                         "certificate")
-            return "is not a PKIX public key or an X.509 certificate"
+            if error.args[0] in ("x509: malformed certificate", "x509: malformed tbs certificate"):
+                return "is not a PKIX public key or an X.509 certificate"
+            return f"is an X.509 certificate Go's x509 refuses ({error.args[0]})"
+        key = _pkix_key(spki)
+        if key is None:
+            return "is an X.509 certificate whose public key Go's x509 refuses"
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _GO_CURVES:
         return f"is on {key.curve.name}, a curve Go's x509 does not support"
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):

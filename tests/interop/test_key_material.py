@@ -243,3 +243,100 @@ def test_rsa_exponents_and_sizes_get_portworxs_verdict(binary: Path) -> None:
         if go["accepted"] is not accepted:
             problems.append(f"{name}: expected Go to {'accept' if accepted else 'refuse'} ({go.get('error')})")
     assert not problems, "\n".join(problems)
+
+
+# -- certificates: golang-jwt falls back to x509.ParseCertificate, which is far stricter than OpenSSL ------------
+
+SHA256_RSA = _der(0x30, bytes.fromhex("06092a864886f70d01010b") + b"\x05\x00")
+SHA384_RSA = _der(0x30, bytes.fromhex("06092a864886f70d01010c") + b"\x05\x00")
+
+
+def _name(value: bytes, tag: int = 0x0C) -> bytes:
+    return _der(0x30, _der(0x31, _der(0x30, bytes.fromhex("0603550403") + _der(tag, value))))
+
+
+def _extension(oid: bytes, value: bytes, critical: bytes | None = None) -> bytes:
+    return _der(0x30, _der(0x06, oid) + (_der(0x01, critical) if critical is not None else b"") + _der(0x04, value))
+
+
+def san(*names: tuple[int, bytes]) -> bytes:
+    return _extension(bytes.fromhex("551d11"), _der(0x30, b"".join(_der(0x80 | tag, value) for tag, value in names)))
+
+
+BASIC = _extension(bytes.fromhex("551d13"), _der(0x30, _der(0x01, b"\x00")), b"\xff")
+
+
+def certificate(spki: bytes, *, version: int | None = 2, serial: int = 7, inner: bytes = SHA256_RSA,
+                outer: bytes = SHA256_RSA, subject: bytes = _name(b"px"), extensions: tuple[bytes, ...] = (BASIC,),
+                trailing: bytes = b"") -> bytes:
+    """A certificate assembled field by field (Go does not check its signature when parsing: junk here)."""
+    tbs = (_der(0xA0, _der_int(version)) if version is not None else b"") + _der_int(serial) + inner
+    tbs += _name(b"issuer") + _der(0x30, _der(0x17, b"250101000000Z") + _der(0x17, b"350101000000Z"))
+    tbs += subject + spki
+    if extensions:
+        tbs += _der(0xA3, _der(0x30, b"".join(extensions)))
+    return _der(0x30, _der(0x30, tbs) + outer + _der(0x03, b"\x00" + b"\x5a" * 64)) + trailing
+
+
+def cert_pem(der: bytes) -> bytes:
+    body = base64.encodebytes(der).decode().replace("\n", "")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode()
+
+
+def certificate_cases() -> list[tuple[str, str, bytes, str, bool]]:
+    """(name, kind, PEM, token, whether Go reads the key)."""
+    from cryptography.hazmat.primitives import serialization
+
+    rsa_key = rsa.generate_private_key(65537, 2048)
+    spki = rsa_key.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    token = forge({"alg": "RS256", "typ": "JWT"}, CLAIMS, rsa_key, "RS256")
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    point = ec_key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    compressed = _der(0x30, _der(0x30, bytes.fromhex("06072a8648ce3d0201") + bytes.fromhex("06082a8648ce3d030107"))
+                      + _der(0x03, b"\x00" + point))
+    ec_spki = ec_key.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    ec_token = forge({"alg": "ES256", "typ": "JWT"}, CLAIMS, ec_key, "ES256")
+    rows = [
+        ("a v3 certificate", certificate(spki, extensions=(BASIC, san((2, b"px.example.com")))), True),
+        ("a v1 certificate", certificate(spki, version=None, extensions=()), True),
+        ("a T61String name with Latin-1 bytes", certificate(spki, subject=_name(b"caf\xe9", 0x14)), True),
+        ("version 4", certificate(spki, version=3), False),
+        ("a negative serial", certificate(spki, serial=-7), False),
+        ("inner and outer algorithms differ", certificate(spki, outer=SHA384_RSA), False),
+        ("a non-ASCII dNSName", certificate(spki, extensions=(san((2, "pxé.example".encode())),)), False),
+        ("an IP of 5 bytes", certificate(spki, extensions=(san((7, b"\x0a\x00\x00\x01\x00")),)), False),
+        ("the same extension twice", certificate(spki, extensions=(san((2, b"a")), san((2, b"b")))), False),
+        ("invalid UTF-8 in a UTF8String name", certificate(spki, subject=_name(b"\xff\xfe")), False),
+        ("an @ in a PrintableString name", certificate(spki, subject=_name(b"a@b", 0x13)), False),
+        ("basicConstraints with a BOOLEAN of 0x01",
+         certificate(spki, extensions=(_extension(bytes.fromhex("551d13"), _der(0x30, _der(0x01, b"\x01"))),)), False),
+        ("trailing data after the certificate", certificate(spki, trailing=b"\x00"), False),
+    ]
+    out = [(name, "rsa", cert_pem(der), token, ok) for name, der, ok in rows]
+    out.append(("an ECDSA certificate", "ecdsa", cert_pem(certificate(ec_spki)), ec_token, True))
+    out.append(("a compressed EC point", "ecdsa", cert_pem(certificate(compressed)), ec_token, False))
+    return out
+
+
+def test_certificates_get_portworxs_verdict(binary: Path) -> None:
+    spec = {"rsa": parse_spec({"selfSigned": {"issuer": ISSUER, "rsa": {"secretName": "k"}}}),
+            "ecdsa": parse_spec({"selfSigned": {"issuer": ISSUER, "ecdsa": {"secretName": "k"}}})}
+    cases = certificate_cases()
+
+    def keys(kind: str, pem: bytes) -> VerifyKeys:
+        return VerifyKeys(rsa_public_pem=pem) if kind == "rsa" else VerifyKeys(ecdsa_public_pem=pem)
+
+    verdicts = checker.judge(binary, [checker.case_for(name, token, spec[kind], keys(kind, pem), NOW)
+                                      for name, kind, pem, token, _ in cases])
+    problems = []
+    for (name, kind, pem, token, readable), go in zip(cases, verdicts, strict=True):
+        mine = verify(token, spec[kind], keys(kind, pem), NOW)
+        diffs = go_equal(mine, go)
+        if diffs:
+            problems.append(f"{name}: {'; '.join(diffs)} (pxsec: {mine.reason}; Go: {go.get('error')})")
+        if go["accepted"] is not readable:
+            problems.append(f"{name}: expected Go to {'read' if readable else 'refuse'} it ({go.get('error')})")
+    assert not problems, "\n".join(problems)
