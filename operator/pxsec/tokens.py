@@ -23,8 +23,11 @@ Nothing here logs, and no message or `repr` holds a token or a key.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
+import hmac
+import json
 import math
 import re
 import warnings
@@ -230,9 +233,26 @@ def algorithm_for(kind: str, ring: KeyRing) -> str:
     return _signer(kind, ring)[1]
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _hs256(claims: Mapping[str, Any], key: bytes) -> str:
+    """HS256 over any bytes, as golang-jwt signs with a shared secret. PyJWT refuses a key that looks like a
+    PEM or an SSH key ("should not be used as an HMAC secret"); Portworx takes a Secret's bytes as they are,
+    so a shared secret that happens to start with `-----BEGIN` must sign, not crash. Same bytes as PyJWT
+    writes otherwise (compact JSON, header keys sorted)."""
+    signing_input = (_b64url(b'{"alg":"HS256","typ":"JWT"}') + "."
+                     + _b64url(json.dumps(dict(claims), separators=(",", ":")).encode()))
+    signature = hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(signature)}"
+
+
 def sign_claims(claims: Mapping[str, Any], kind: str, ring: KeyRing) -> tuple[str, str]:
     """(token, algorithm): `claims` signed with the `kind` key of `ring`. Shared by `mint` and the CLI."""
     key, algorithm = _signer(kind, ring)
+    if isinstance(key, bytes):
+        return _hs256(claims, key), algorithm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyjwt's short-HMAC-key warning; Portworx accepts any length
         token = jwt.encode(dict(claims), key, algorithm=algorithm, headers={"typ": "JWT"})

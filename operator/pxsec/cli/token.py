@@ -41,6 +41,7 @@ import argparse
 import base64
 import datetime
 import errno
+import io
 import json
 import os
 import re
@@ -385,6 +386,8 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
     stdin = stdin if stdin is not None else sys.stdin
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    # Warnings and notes are said only once the token is made: a refusal is one line, nothing before it.
+    notes = io.StringIO()
     try:
         if args.output is not None and not args.output:
             raise CommandError("--output needs a file name (leave it out to print the token)")
@@ -400,15 +403,15 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
             raise CommandError("--token-duration: use one positive whole number and one unit, s, m, h, d or y "
                                "(365 days), at most 100 years, e.g. 24h, 7d, 1y") from None
         config = _auth_config(args.auth_config, stdin)
-        ring, kind = _signing_ring(args, stdin, err, env if env is not None else os.environ,
+        ring, kind = _signing_ring(args, stdin, notes, env if env is not None else os.environ,
                                    read_secret or _read_cluster_secret)
         for warning in _key_warnings(ring, kind):
-            print(cliread.printable(f"pxsec token generate: warning: {warning}"), file=err)
+            print(cliread.printable(f"pxsec token generate: warning: {warning}"), file=notes)
         if not config["sub"]:
             config["sub"] = derived_subject(config["name"], config["email"])
             print("pxsec token generate: note: no sub in the auth config, so it is derived as OpenStorage's token "
                   "generator derives it (cmd/osd-token-generator): base64 of \"openstorage.io/<name>/<email>\"",
-                  file=err)
+                  file=notes)
         issued = now or datetime.datetime.now(datetime.UTC)
         seconds = int(issued.timestamp())
         claims = {
@@ -429,6 +432,8 @@ def run_generate(args: argparse.Namespace, *, stdin: IO[str] | None = None, stdo
         except CommandError as error:
             print(cliread.printable(f"pxsec token generate: error: {error}"), file=err)
             return EXIT_ERROR
+    err.write(notes.getvalue())
+    if args.output is not None:
         expires = datetime.datetime.fromtimestamp(claims["exp"], datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         print(cliread.printable(f"wrote a {algorithm} token for {config['sub']} (issuer {issuer}, expires {expires}) "
                                 f"to {args.output}"),
