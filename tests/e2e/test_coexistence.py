@@ -261,8 +261,6 @@ def test_pxsecurity_first_then_storagecluster_then_the_portworx_operator(
 
 def test_uninstall_keeps_the_values_and_restores_them_once(
         cluster: Cluster, operator: OperatorProcess, namespace: str, standin: PortworxOperatorStandIn) -> None:
-    # One Portworx node for its node wiper to wipe: with none its uninstall would never complete.
-    create_storage_nodes(cluster, namespace, 1)
     cluster.kubectl("apply", "-f", "-", input=storagecluster(namespace, deleteStrategy={"type": "Uninstall"}))
     apply(cluster, namespace, pxsecurity())  # deletionPolicy Retain (the default)
     standin.start()
@@ -274,6 +272,9 @@ def test_uninstall_keeps_the_values_and_restores_them_once(
     before = key_values(cluster, namespace)
     revisions = {s["name"]: s["revision"] for s in obj["status"]["secrets"]}
     assert_quiet(cluster, namespace, standin)
+    # One Portworx node for its node wiper to wipe (with none its uninstall would never complete). Made now:
+    # on a cluster that runs, our first apply would have waited for approval.
+    create_storage_nodes(cluster, namespace, 1)
 
     start = now()
     cluster.kubectl("delete", STC, "px-cluster", "-n", namespace, "--wait=false")
@@ -308,6 +309,9 @@ def test_uninstall_keeps_the_values_and_restores_them_once(
     assert all(told.count(f"Secret {n} ") == 1 for n in KEY_SECRETS), told
 
     # A reinstall finds the same keys: the stand-in adopts them, mints under our issuer, and all is quiet.
+    # Upstream's StorageNodes are owned by their StorageCluster: the garbage collector takes them with it
+    # (here done at once: the collector can take ~30 s to start watching a CRD installed this session).
+    cluster.kubectl("delete", portworx.STORAGENODES, "--all", "-n", namespace)
     cluster.kubectl("apply", "-f", "-", input=storagecluster(namespace))
     wait_converged(cluster, namespace, standin, "pxsec.example", {"px-admin-token", "px-user-token", "px-ci-token"})
     assert_quiet(cluster, namespace, standin)

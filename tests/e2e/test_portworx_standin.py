@@ -332,7 +332,7 @@ def test_uninstall_deletes_on_every_pass_and_waits_for_the_node_wiper_to_wipe_ev
     # No StorageNode: the wiper has nothing to complete (total 0), so the uninstall never does. (The old
     # stand-in released the finalizer after 5 passes in deletion.)
     portworx_operator.wait_for_passes(8)
-    assert get_sc(cluster, namespace)["metadata"].get("deletionTimestamp")
+    assert get_sc(cluster, namespace).get("metadata", {}).get("deletionTimestamp"), "released with no StorageNode"
     assert f"StorageCluster {namespace}/px-cluster: node wiper: completed 0, total 0" in portworx_operator.output()
 
     nodes = create_storage_nodes(cluster, namespace, 3)
@@ -377,7 +377,9 @@ def test_uninstall_deletes_key_secrets_that_have_no_owner_whether_or_not_auth_is
     cluster.kubectl("delete", STC, "px-cluster", "-n", namespace, "--wait=false")
     wait_for(lambda: not get_sc(cluster, namespace), 30, what="the StorageCluster gone")
     assert not secret(cluster, namespace, "px-shared-secret")
-    assert secret(cluster, namespace, "px-system-secrets")["metadata"]["ownerReferences"] == [theirs]
+    kept = secret(cluster, namespace, "px-system-secrets")
+    assert kept, "px-system-secrets has an owner: DeleteSecret with no owner must refuse it"
+    assert kept["metadata"]["ownerReferences"] == [theirs]
     assert f"cannot delete Secret {namespace}/px-system-secrets: not owned" in portworx_operator.output()
     tokens = {(USERNAME, "secrets", n): 1 for n in TOKENS} if auth_on else {}
     assert per_object(px_writes(cluster, namespace, since=start), verb="delete") == {
