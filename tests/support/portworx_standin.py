@@ -322,7 +322,9 @@ class StandIn:
         object to write (computed from this pass's earlier read), and PUT it unless it equals the current
         one. So it does not fail on a conflict: the last writer wins, and whatever changed between the
         pass's read and this write is reverted. (A write landing between that GET and the PUT still gets
-        a 409: the next pass tries again, None.) --write-delay sleeps before the GET."""
+        a 409: the next pass tries again, None.) --write-delay sleeps before the GET. Upstream's GET goes
+        through the controller's client, which may answer from its informer cache; the stand-in's GET
+        asks the API server, so its update is never based on a lagging copy."""
         name = desired["metadata"]["name"]
         if self.write_delay > 0:
             log(f"StorageCluster {self._ref(name)}: read; update in {self.write_delay:g}s ({why})")
