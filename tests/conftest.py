@@ -44,10 +44,11 @@ def rbac_installed(cluster: Cluster) -> None:
 
 @pytest.fixture(scope="session")
 def storagecluster_crd(cluster: Cluster) -> None:
-    """The real StorageCluster CRD (tests/fixtures, from the Portworx Operator, Apache-2.0)."""
-    crd = ROOT / "tests" / "fixtures" / "storagecluster-crd.yaml"
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    cluster.wait_established("storageclusters.core.libopenstorage.org")
+    """The real StorageCluster and StorageNode CRDs (tests/fixtures, from the Portworx Operator, Apache-2.0):
+    StorageNodes are what the Portworx stand-in restarts and wipes, and what tells our operator Portworx runs."""
+    for crd, name in (("storagecluster-crd.yaml", "storageclusters"), ("storagenode-crd.yaml", "storagenodes")):
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "tests" / "fixtures" / crd))
+        cluster.wait_established(f"{name}.core.libopenstorage.org")
 
 
 @pytest.fixture()

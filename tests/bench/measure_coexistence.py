@@ -2,7 +2,7 @@
 
     .venv/bin/python -m tests.bench.measure_coexistence --operator-root PATH [--seconds 90] [--period 1]
 
-Starts its own local control plane, installs the StorageCluster CRD (tests/fixtures), the stand-in's
+Starts its own local control plane, installs the StorageCluster and StorageNode CRDs (tests/fixtures), the stand-in's
 RBAC, and the CRDs and RBAC of the operator version in PATH (PATH/crds, PATH/manifests/rbac); runs that
 version's operator (PYTHONPATH=PATH/operator) as its ServiceAccount, then runs each scenario in its own
 namespace with its own stand-in:
@@ -11,7 +11,8 @@ namespace with its own stand-in:
   B  PxSecurity first (deletionPolicy Delete, secretTemplate labels), then a StorageCluster without
      security, then the stand-in.
   C  Uninstall: a StorageCluster with deleteStrategy Uninstall, our PxSecurity (Retain), the stand-in;
-     after 30 s the StorageCluster is deleted and the key Secrets' delete/create pairs are counted.
+     after 30 s --storage-nodes StorageNodes appear (its node wiper's nodes: one wiped per pass) and the
+     StorageCluster is deleted; the key Secrets' delete/create pairs are counted.
 
 For A and B it waits 30 s after the last setup step, then counts the writes of kube-apiserver's audit
 log in a window of --seconds, per (operator, resource, name, subresource, verb), per minute and per
@@ -47,7 +48,7 @@ from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from tests.support import portworx
 from tests.support.audit import AuditWrite, now, writes
 from tests.support.helpers import get_json
-from tests.support.portworx import PortworxOperatorStandIn
+from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes
 
 STC = "storageclusters.core.libopenstorage.org"
 OURS = "system:serviceaccount:pxsec-system:px-security-operator"
@@ -229,13 +230,13 @@ class Scenario:
 
 class Run:
     def __init__(self, cluster: Cluster, root: Path, workdir: Path, period: float, seconds: float,
-                 uninstall_passes: int) -> None:
+                 storage_nodes: int) -> None:
         self.cluster = cluster
         self.root = root
         self.workdir = workdir
         self.period = period
         self.seconds = seconds
-        self.uninstall_passes = uninstall_passes
+        self.storage_nodes = storage_nodes
         assert cluster.audit_log is not None
         self.audit = cluster.audit_log
 
@@ -250,8 +251,7 @@ class Run:
         """The namespace and its stand-in (not started); afterwards the stand-in stops, its finalizer is
         removed from every StorageCluster, and the namespace is deleted."""
         self.cluster.kubectl("create", "namespace", name)
-        px = PortworxOperatorStandIn(self.cluster, name, self.workdir / f"portworx-{name}.log", period=period,
-                                     uninstall_passes=self.uninstall_passes)
+        px = PortworxOperatorStandIn(self.cluster, name, self.workdir / f"portworx-{name}.log", period=period)
         try:
             yield name, px
         finally:
@@ -341,6 +341,9 @@ class Run:
             sc.state["before"] = {"revisions": revisions(obj), "conditions": conditions(obj),
                                   "maxRevision": max(revisions(obj).values(), default=0),
                                   "fingerprints": before, "storageCluster": sc_auth(self.cluster, ns)}
+            # Its node wiper's nodes (one wiped per pass); made only now, as a cluster that runs would have held
+            # our first apply for approval.
+            create_storage_nodes(self.cluster, ns, self.storage_nodes)
             start = now()
             self.cluster.kubectl("delete", STC, "px-cluster", "-n", ns, "--wait=false")
             log("  StorageCluster deleted; waiting for the uninstall")
@@ -494,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=90.0, help="length of the counting window (A, B)")
     parser.add_argument("--period", type=float, default=1.0,
                         help="the stand-in's period in A and B (the real Portworx Operator: about 30 s); C uses 1 s")
-    parser.add_argument("--uninstall-passes", type=int, default=10, help="the stand-in's passes in deletion (C)")
+    parser.add_argument("--storage-nodes", type=int, default=10,
+                        help="StorageNodes for the stand-in's node wiper in C (one wiped per pass; at least 1)")
     parser.add_argument("--scenarios", default="ABC", help="which scenarios to run, e.g. AB")
     parser.add_argument("--label", default="", help="a name for this run in the output (e.g. BEFORE)")
     parser.add_argument("--workdir", type=Path, default=None, help="logs and a copy of the audit log go here")
@@ -517,16 +521,17 @@ def main(argv: list[str] | None = None) -> int:
     operator: OperatorProcess | None = None
     results: list[Scenario] = []
     try:
-        crd = project_root() / "tests" / "fixtures" / "storagecluster-crd.yaml"
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-        cluster.wait_established("storageclusters.core.libopenstorage.org")
+        for crd, name in (("storagecluster-crd.yaml", "storageclusters"), ("storagenode-crd.yaml", "storagenodes")):
+            cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f",
+                            str(project_root() / "tests" / "fixtures" / crd))
+            cluster.wait_established(f"{name}.core.libopenstorage.org")
         portworx.install_rbac(cluster)
         cluster.install_crds(root)
         cluster.install_rbac(root)
         operator = OperatorProcess(kubeconfig=cluster.service_account_kubeconfig(), log=workdir / "operator.log",
                                    extra_env={"PYTHONPATH": str(root / "operator")}).start()
         operator.wait_for_log("px-security-operator started")
-        run = Run(cluster, root, workdir, args.period, args.seconds, args.uninstall_passes)
+        run = Run(cluster, root, workdir, args.period, args.seconds, args.storage_nodes)
         steps = {"A": run.scenario_a, "B": run.scenario_b, "C": run.scenario_c}
         for key in args.scenarios.upper():
             results.append(steps[key]())
@@ -547,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     for sc in results:
         print(markdown(sc, label))
     blob = {"label": label, "operator": version, "seconds": args.seconds, "period": args.period,
-            "uninstallPasses": args.uninstall_passes, "workdir": str(workdir),
+            "storageNodes": args.storage_nodes, "workdir": str(workdir),
             "scenarios": [sc.as_json() for sc in results]}
     print("```json")
     print(json.dumps(blob, indent=1, default=str))

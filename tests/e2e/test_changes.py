@@ -2,7 +2,9 @@
 Warning Event), held (no write to the StorageCluster, counted in the audit log), applied in one write once
 approved, approved again for a second change; changePolicy Automatic applies at once; a fresh install is
 never gated. The StorageCluster's phase is set through its status subresource, as the Portworx Operator
-sets it."""
+sets it. The Portworx Operator's stand-in runs beside ours, with StorageNodes as its Portworx pods: what a
+change costs is counted in the pods it restarts (none while a change waits; one per StorageNode once it is
+applied)."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.e2e.conftest import apply, condition, pxsec
 from tests.support.audit import audit_log, now, writes
 from tests.support.helpers import get_json, wait_for
+from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd", "leak_check")]
 
 OURS = "system:serviceaccount:pxsec-system:px-security-operator"
+NODES = 3
 
 
 def storagecluster(cluster: Cluster, namespace: str, phase: str | None) -> None:
@@ -32,6 +36,14 @@ def storagecluster(cluster: Cluster, namespace: str, phase: str | None) -> None:
     if phase:
         cluster.kubectl("patch", "storagecluster", "px-cluster", "-n", namespace, "--subresource=status",
                         "--type=merge", "-p", json.dumps({"status": {"phase": phase}}))
+
+
+def its_secrets_made(cluster: Cluster, namespace: str) -> None:
+    """The stand-in has saved its finalizer and made its four Secrets: ours comes second, as with an
+    existing cluster (no race of two creators for the same Secret)."""
+    names = {"px-shared-secret", "px-system-secrets", "px-admin-token", "px-user-token"}
+    wait_for(lambda: names <= {i["metadata"]["name"] for i in get_json(cluster, "secrets", "-n", namespace)["items"]},
+             30, what="the Portworx Operator's Secrets")
 
 
 def pxsecurity(issuer: str, **storage_cluster: Any) -> dict[str, Any]:
@@ -69,8 +81,11 @@ def reasons(cluster: Cluster, namespace: str) -> list[str]:
 
 
 def test_a_change_to_a_running_cluster_waits_is_approved_once_and_the_next_waits_again(
-        cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
+        cluster: Cluster, operator: OperatorProcess, namespace: str,
+        portworx_operator: PortworxOperatorStandIn) -> None:
+    create_storage_nodes(cluster, namespace, NODES)
     storagecluster(cluster, namespace, "Running")
+    its_secrets_made(cluster, namespace)
     start = now()
     apply(cluster, namespace, pxsecurity("pxsec.example"))
     obj = waiting(cluster, namespace)
@@ -83,6 +98,8 @@ def test_a_change_to_a_running_cluster_waits_is_approved_once_and_the_next_waits
     assert issuer(cluster, namespace) == "operator.portworx.io"
     assert sc_writes(cluster, namespace, start) == []
     wait_for(lambda: "AwaitingApproval" in reasons(cluster, namespace), 30, what="the Warning Event")
+    portworx_operator.wait_for_passes(2)
+    assert portworx_operator.restarts() == 0  # waiting costs nothing
 
     approved = now()
     apply(cluster, namespace, pxsecurity("pxsec.example", approvedChange=first["id"]))
@@ -90,6 +107,7 @@ def test_a_change_to_a_running_cluster_waits_is_approved_once_and_the_next_waits
     wait_for(lambda: condition(pxsec(cluster, namespace, "px"), "StorageClusterApplied")["reason"] == "Applied", 30,
              what="StorageClusterApplied=Applied")
     assert [w.verb for w in sc_writes(cluster, namespace, approved)] == ["patch"]  # one write
+    wait_for(lambda: portworx_operator.restarts() == NODES, 30, what="every Portworx pod restarted")
     assert "ChangeApplied" in reasons(cluster, namespace)
     assert (pxsec(cluster, namespace, "px").get("status") or {}).get("pendingChange") is None
 
@@ -98,17 +116,27 @@ def test_a_change_to_a_running_cluster_waits_is_approved_once_and_the_next_waits
     second = waiting(cluster, namespace, other_than=first["id"])
     assert "approves another change, not this one" in condition(second, "StorageClusterApplied")["message"]
     assert issuer(cluster, namespace) == "pxsec.example" and sc_writes(cluster, namespace, again) == []
+    portworx_operator.wait_for_passes(2)
+    assert portworx_operator.restarts() == NODES  # once, for the approved change only
 
 
 def test_automatic_applies_at_once_and_a_fresh_install_is_never_gated(
-        cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
+        cluster: Cluster, operator: OperatorProcess, namespace: str,
+        portworx_operator: PortworxOperatorStandIn) -> None:
     storagecluster(cluster, namespace, None)  # Portworx does not run yet
+    its_secrets_made(cluster, namespace)
     apply(cluster, namespace, pxsecurity("pxsec.example"))
     wait_for(lambda: issuer(cluster, namespace) == "pxsec.example", 60, what="the fresh install applied")
     assert "ChangeApplied" not in reasons(cluster, namespace)
+    portworx_operator.wait_for_passes(1)  # it has seen the fresh install: no pod to restart
+    assert portworx_operator.restarts() == 0
     cluster.kubectl("patch", "storagecluster", "px-cluster", "-n", namespace, "--subresource=status",
                     "--type=merge", "-p", json.dumps({"status": {"phase": "Running"}}))
+    create_storage_nodes(cluster, namespace, NODES)
     apply(cluster, namespace, pxsecurity("pxsec-2.example", changePolicy="Automatic"))
     wait_for(lambda: issuer(cluster, namespace) == "pxsec-2.example", 60, what="the automatic change applied")
     wait_for(lambda: "ChangeApplied" in reasons(cluster, namespace), 30, what="the ChangeApplied Event")
     assert (pxsec(cluster, namespace, "px").get("status") or {}).get("pendingChange") is None
+    wait_for(lambda: portworx_operator.restarts() == NODES, 30, what="every Portworx pod restarted")
+    portworx_operator.wait_for_passes(2)
+    assert portworx_operator.restarts() == NODES

@@ -6,7 +6,9 @@ from kube-apiserver's audit log:
 * every token in the namespace (ours and its own) verifies — with PyJWT, independently of pxsec —
   under the issuer and the keys the StorageCluster names;
 * after convergence, neither operator writes anything for ten of its reconcile periods;
-* no key Secret value ever changes unless the spec asked for it (an uninstall included).
+* no key Secret value ever changes unless the spec asked for it (an uninstall included);
+* its last-writer-wins update of the StorageCluster, landing after our merge, reverts our issuer; we see
+  that and apply it again, once, and then both are quiet.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from tests.e2e.conftest import apply, condition, pxsec, secret_data, wait_ready
 from tests.support import portworx
 from tests.support.audit import AuditWrite, audit_log, now, writes
 from tests.support.helpers import get_json, wait_for
-from tests.support.portworx import PortworxOperatorStandIn
+from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd", "portworx_rbac", "leak_check")]
 
@@ -120,10 +123,10 @@ def wait_converged(cluster: Cluster, namespace: str, px: PortworxOperatorStandIn
     return wait_ready(cluster, namespace, "px-sec")
 
 
-def assert_quiet(cluster: Cluster, namespace: str, px: PortworxOperatorStandIn) -> None:
-    """No write at all in the namespace by either operator for QUIET_PERIODS of the stand-in's passes."""
+def assert_quiet(cluster: Cluster, namespace: str, px: PortworxOperatorStandIn, periods: int = QUIET_PERIODS) -> None:
+    """No write at all in the namespace by either operator for `periods` of the stand-in's passes."""
     start = now()
-    px.wait_for_passes(QUIET_PERIODS)
+    px.wait_for_passes(periods)
     found = writes(audit_log(cluster), namespace=namespace, since=start, users=BOTH)
     assert found == [], "writes after convergence:\n" + "\n".join(_show(w) for w in found)
 
@@ -269,6 +272,9 @@ def test_uninstall_keeps_the_values_and_restores_them_once(
     before = key_values(cluster, namespace)
     revisions = {s["name"]: s["revision"] for s in obj["status"]["secrets"]}
     assert_quiet(cluster, namespace, standin)
+    # One Portworx node for its node wiper to wipe (with none its uninstall would never complete). Made now:
+    # on a cluster that runs, our first apply would have waited for approval.
+    create_storage_nodes(cluster, namespace, 1)
 
     start = now()
     cluster.kubectl("delete", STC, "px-cluster", "-n", namespace, "--wait=false")
@@ -303,7 +309,75 @@ def test_uninstall_keeps_the_values_and_restores_them_once(
     assert all(told.count(f"Secret {n} ") == 1 for n in KEY_SECRETS), told
 
     # A reinstall finds the same keys: the stand-in adopts them, mints under our issuer, and all is quiet.
+    # Upstream's StorageNodes are owned by their StorageCluster: the garbage collector takes them with it
+    # (here done at once: the collector can take ~30 s to start watching a CRD installed this session).
+    cluster.kubectl("delete", portworx.STORAGENODES, "--all", "-n", namespace)
     cluster.kubectl("apply", "-f", "-", input=storagecluster(namespace))
     wait_converged(cluster, namespace, standin, "pxsec.example", {"px-admin-token", "px-user-token", "px-ci-token"})
     assert_quiet(cluster, namespace, standin)
     assert key_values(cluster, namespace) == before
+
+
+def sc_versions(path: Path) -> list[dict[str, Any]]:
+    """Every version of the StorageCluster a `kubectl get --watch -o json` wrote to `path`, in order."""
+    text, decoder, at = path.read_text(errors="replace"), json.JSONDecoder(), 0
+    out: list[dict[str, Any]] = []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return out
+        try:
+            obj, at = decoder.raw_decode(text, at)
+        except ValueError:
+            return out  # a document still being written
+        out.append(obj)
+
+
+def test_its_update_from_a_stale_read_reverts_our_issuer_and_we_apply_it_again_once(
+        cluster: Cluster, operator: OperatorProcess, namespace: str, standin: PortworxOperatorStandIn,
+        tmp_path: Path) -> None:
+    """Its update of the StorageCluster takes the latest resourceVersion (k8s.go UpdateStorageCluster): computed
+    from a read made before our merge, it lands after it, and puts its default issuer back where ours was.
+    Our watch sees the StorageCluster change (not an echo of our write), our merge finds its default there
+    and replaces it: our issuer again. Then its next pass has nothing to default, and nobody writes more.
+    --write-delay holds its read-to-update window open, so that our merge lands inside it every time."""
+    delay = 4  # seconds: our merge (keys first, then the StorageCluster) lands well within (~0.5 s measured)
+    standin.write_delay = delay
+    standin.start()
+    versions = tmp_path / "storagecluster-versions.json"
+    with versions.open("w") as out:
+        watch = subprocess.Popen([str(cluster.kubectl_bin), f"--kubeconfig={cluster.kubeconfig}", "get", STC,
+                                  "-n", namespace, "--watch", "-o", "json"], stdout=out, stderr=subprocess.DEVNULL)
+    try:
+        start = now()
+        cluster.kubectl("apply", "-f", "-", input=storagecluster(namespace, security={"enabled": True}))
+        wait_for(lambda: sc_versions(versions), 30, what="the watch to see the StorageCluster")
+        standin.wait_for_log(f"StorageCluster {namespace}/px-cluster: read; update in {delay}s (defaults)")
+        apply(cluster, namespace, pxsecurity())  # apply: true, issuer pxsec.example
+        wait_for(lambda: self_signed(cluster, namespace).get("issuer") == "pxsec.example", 30, what="our merge")
+        assert "update StorageCluster" not in standin.output(), "our merge missed its read-to-update window"
+        standin.wait_for_log(f"update StorageCluster {namespace}/px-cluster (defaults)", timeout=30)
+        wait_converged(cluster, namespace, standin, "pxsec.example", {"px-admin-token", "px-user-token",
+                                                                       "px-ci-token"})
+        assert_quiet(cluster, namespace, standin, periods=4)  # a few of its passes: the race is over
+    finally:
+        watch.terminate()
+        watch.wait()
+
+    # The issuer in every version of the StorageCluster, repeats folded: ours, its revert, ours again.
+    issuers: list[Any] = []
+    for obj in sc_versions(versions):
+        found = ((obj["spec"].get("security") or {}).get("auth") or {}).get("selfSigned", {}).get("issuer")
+        if not issuers or issuers[-1] != found:
+            issuers.append(found)
+    assert issuers == [None, "pxsec.example", "operator.portworx.io", "pxsec.example"], issuers
+    assert self_signed(cluster, namespace) == {"guestAccess": "Disabled", "issuer": "pxsec.example",
+                                               "tokenLifetime": "12h", "sharedSecret": "px-shared-secret"}
+    ws = [w for w in writes(audit_log(cluster), namespace=namespace, since=start, users=BOTH)
+          if w.resource == "storageclusters"]
+    # Ours: the merge and the one re-merge after its revert (a 409 on our guarded patch is not a write);
+    # its: the one update with its defaults and finalizer, between the two.
+    assert [(w.username, w.verb, w.subresource) for w in ws] == [
+        (OURS, "patch", ""), (portworx.USERNAME, "update", ""), (OURS, "patch", "")], "\n".join(map(_show, ws))
+    assert "conflict" not in standin.output()

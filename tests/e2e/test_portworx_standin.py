@@ -18,7 +18,7 @@ import pytest
 from pxsec.devcluster.cluster import Cluster
 from tests.support.audit import AuditWrite, audit_log, count, now, per_object, writes
 from tests.support.helpers import get_json, wait_for
-from tests.support.portworx import FINALIZER, USER_AGENT, USERNAME, PortworxOperatorStandIn
+from tests.support.portworx import FINALIZER, USER_AGENT, USERNAME, PortworxOperatorStandIn, create_storage_nodes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd")]
 
@@ -311,12 +311,12 @@ def test_key_values_come_from_spec_env_first(cluster: Cluster, namespace: str,
 # -- (e) ---------------------------------------------------------------------------------------------
 
 
-def test_uninstall_deletes_tokens_and_key_secrets_on_every_pass_then_releases_the_finalizer(
+def test_uninstall_deletes_on_every_pass_and_waits_for_the_node_wiper_to_wipe_every_storage_node(
         cluster: Cluster, namespace: str, portworx_operator: PortworxOperatorStandIn) -> None:
+    """Fix 6: with a deleteStrategy the finalizer waits for the node wiper (portworx.go DeleteStorage,
+    uninstall.go GetNodeWiperStatus): never with no StorageNode (total 0), and with some only once each is
+    wiped (one per pass here). Meanwhile every pass repeats the deletions."""
     audit_log(cluster)
-    portworx_operator.stop()
-    portworx_operator.uninstall_passes = 10  # about 10 s in deletion at a 1 s period
-    portworx_operator.start()
     create(cluster, namespace, storagecluster(security={"enabled": True}, deleteStrategy={"type": "Uninstall"}))
     wait_all_secrets(cluster, namespace)
     portworx_operator.wait_for_passes(1)
@@ -324,23 +324,66 @@ def test_uninstall_deletes_tokens_and_key_secrets_on_every_pass_then_releases_th
     start = now()
     cluster.kubectl("delete", STC, "px-cluster", "-n", namespace, "--wait=false")
     wait_for(lambda: not any(secret(cluster, namespace, n) for n in ALL), 30, what="all four Secrets deleted")
-    assert get_sc(cluster, namespace)["metadata"].get("deletionTimestamp")  # its finalizer still holds it
 
     # Still in deletion: a key Secret made again (by anyone) is deleted again on the next pass.
     cluster.kubectl("create", "secret", "generic", "px-system-secrets", "-n", namespace,
                     "--from-literal=system-secret=made-again-by-someone-else")
     wait_for(lambda: not secret(cluster, namespace, "px-system-secrets"), 30, what="px-system-secrets deleted again")
-    assert get_sc(cluster, namespace)["metadata"].get("deletionTimestamp")
+    # No StorageNode: the wiper has nothing to complete (total 0), so the uninstall never does. (The old
+    # stand-in released the finalizer after 5 passes in deletion.)
+    portworx_operator.wait_for_passes(4)  # 7 or more passes in deletion by now
+    assert get_sc(cluster, namespace).get("metadata", {}).get("deletionTimestamp"), "released with no StorageNode"
+    assert f"StorageCluster {namespace}/px-cluster: node wiper: completed 0, total 0" in portworx_operator.output()
 
+    nodes = create_storage_nodes(cluster, namespace, 3)
     wait_for(lambda: not get_sc(cluster, namespace), 60, what="the StorageCluster gone")
+    lines = [line for line in portworx_operator.output().splitlines()
+             if line.startswith(("wipe Portworx node", "update StorageCluster"))]
+    assert lines == [f"update StorageCluster {namespace}/px-cluster (defaults)",
+                     *(f"wipe Portworx node {namespace}/{node}" for node in nodes),
+                     f"update StorageCluster {namespace}/px-cluster (finalizer removed)"]
     ws = px_writes(cluster, namespace, since=start)
     assert per_object(ws, verb="delete") == {
         (USERNAME, "secrets", "px-admin-token"): 1, (USERNAME, "secrets", "px-user-token"): 1,
         (USERNAME, "secrets", "px-shared-secret"): 1, (USERNAME, "secrets", "px-system-secrets"): 2}
     [release] = [w for w in ws if w.resource == "storageclusters"]
-    assert release.verb == "update"  # the finalizer removed, after the uninstall's passes
-    first_delete = min(w.stage_timestamp for w in ws if w.verb == "delete")
-    assert (release.stage_timestamp - first_delete).total_seconds() >= 5
+    assert release.verb == "update"  # the finalizer removed, once the last node was wiped
+
+
+@pytest.mark.parametrize("auth_on", [True, False], ids=["auth-on", "auth-off"])
+def test_uninstall_deletes_key_secrets_that_have_no_owner_whether_or_not_auth_is_on(
+        cluster: Cluster, namespace: str, auth_on: bool, portworx_operator: PortworxOperatorStandIn) -> None:
+    """Fix 2: deleteComponents runs auth.go Delete on uninstall whatever the auth setting; with a
+    deleteStrategy it deletes px-shared-secret and px-system-secrets through k8s.go DeleteSecret with no
+    owner, which refuses a Secret that has any ownerReference."""
+    audit_log(cluster)
+    create_storage_nodes(cluster, namespace, 1)
+    owner = create(cluster, namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}})
+    theirs = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    create(cluster, namespace, storagecluster(security={"enabled": auth_on}, deleteStrategy={"type": "Uninstall"}))
+    if auth_on:
+        wait_all_secrets(cluster, namespace)
+    else:  # made by someone else, with no owner (its token Secrets go every pass with auth off: fix 1's test)
+        for name in KEY_SECRETS:
+            create(cluster, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+                                        "stringData": {"k": "made-by-someone-else"}})
+    # px-system-secrets gets an owner of its own (no annotation or data change: the stand-in leaves it).
+    cluster.kubectl("patch", "secret", "px-system-secrets", "-n", namespace, "--type=merge", "-p", json.dumps(
+        {"metadata": {"ownerReferences": [theirs]}}))
+    portworx_operator.wait_for_passes(2)
+    assert secret(cluster, namespace, "px-system-secrets")["metadata"]["ownerReferences"] == [theirs]
+
+    start = now()
+    cluster.kubectl("delete", STC, "px-cluster", "-n", namespace, "--wait=false")
+    wait_for(lambda: not get_sc(cluster, namespace), 30, what="the StorageCluster gone")
+    assert not secret(cluster, namespace, "px-shared-secret")
+    kept = secret(cluster, namespace, "px-system-secrets")
+    assert kept, "px-system-secrets has an owner: DeleteSecret with no owner must refuse it"
+    assert kept["metadata"]["ownerReferences"] == [theirs]
+    assert f"cannot delete Secret {namespace}/px-system-secrets: not owned" in portworx_operator.output()
+    tokens = {(USERNAME, "secrets", n): 1 for n in TOKENS} if auth_on else {}
+    assert per_object(px_writes(cluster, namespace, since=start), verb="delete") == {
+        (USERNAME, "secrets", "px-shared-secret"): 1, **tokens}
 
 
 def test_deletion_without_strategy_keeps_key_secrets_and_only_disowns_a_shared_token(
@@ -366,3 +409,146 @@ def test_deletion_without_strategy_keeps_key_secrets_and_only_disowns_a_shared_t
         (USERNAME, "secrets", "px-admin-token"): 1,  # update: its owner reference dropped
         (USERNAME, "storageclusters", "px-cluster"): 1,  # update: the finalizer removed at once
     }
+
+
+# -- (f) auth off, token Secrets without their key, "" kept --------------------------------------------
+
+
+def test_auth_turned_off_deletes_its_token_secrets_every_pass_and_keeps_the_key_secrets(
+        cluster: Cluster, namespace: str, portworx_operator: PortworxOperatorStandIn) -> None:
+    """Fix 1: with auth off, portworx.go PreInstall runs auth.go Delete every pass: token Secrets it solely
+    owns are deleted, a shared owner reference is dropped, the key Secrets are not touched (not in
+    deletion)."""
+    audit_log(cluster)
+    sc = create(cluster, namespace, storagecluster(security={"enabled": True}))
+    wait_all_secrets(cluster, namespace)
+    owner = create(cluster, namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner"}})
+    ours = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    cluster.kubectl("patch", "secret", "px-admin-token", "-n", namespace, "--type=json", "-p", json.dumps(
+        [{"op": "add", "path": "/metadata/ownerReferences/-", "value": ours}]))
+    portworx_operator.wait_for_passes(1)
+    keys_before = {n: secret(cluster, namespace, n)["metadata"]["resourceVersion"] for n in KEY_SECRETS}
+
+    start = now()
+    cluster.kubectl("patch", STC, "px-cluster", "-n", namespace, "--type=merge", "-p", json.dumps(
+        {"spec": {"security": {"auth": {"enabled": False}}}}))
+    wait_for(lambda: not secret(cluster, namespace, "px-user-token"), 30, what="px-user-token deleted")
+    wait_equal(lambda: secret(cluster, namespace, "px-admin-token")["metadata"]["ownerReferences"], [ours], 30,
+               "the StorageCluster's reference dropped from px-admin-token")
+    # Every pass: a token Secret it owns, made again, is deleted again.
+    create(cluster, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": "px-user-token", "ownerReferences": [{
+            "apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster", "name": "px-cluster",
+            "uid": sc["metadata"]["uid"], "controller": True}]}, "stringData": {"auth-token": "x"}})
+    wait_for(lambda: not secret(cluster, namespace, "px-user-token"), 30, what="px-user-token deleted again")
+    portworx_operator.wait_for_passes(2)
+    assert {n: secret(cluster, namespace, n)["metadata"]["resourceVersion"] for n in KEY_SECRETS} == keys_before
+    assert per_object(px_writes(cluster, namespace, since=start)) == {
+        (USERNAME, "secrets", "px-user-token"): 2,  # delete, delete again
+        (USERNAME, "secrets", "px-admin-token"): 1,  # update: its owner reference dropped
+    }
+
+
+def test_a_token_secret_without_its_key_is_an_error_every_pass_not_a_re_mint(
+        cluster: Cluster, namespace: str, portworx_operator: PortworxOperatorStandIn) -> None:
+    """Fix 3: isTokenSecretRefreshRequired gets util.go GetSecretKeyValue's error (not a NotFound) for a
+    token Secret with the auth-token key empty, or without it: it returns the error, every pass, and does
+    not re-mint. A token Secret that is gone is re-minted."""
+    audit_log(cluster)
+    create(cluster, namespace, storagecluster(security={"enabled": True}))
+    wait_all_secrets(cluster, namespace)
+    portworx_operator.wait_for_passes(1)
+    error = (f"StorageCluster {namespace}/px-cluster: failed to check token secret expiration px-user-token: "
+             f"failed to get key auth-token inside secret {namespace}/px-user-token")
+    emptied, removed = ({"op": "replace", "path": "/data/auth-token", "value": ""},
+                        {"op": "remove", "path": "/data/auth-token"})
+    for op in (emptied, removed):
+        cluster.kubectl("patch", "secret", "px-user-token", "-n", namespace, "--type=json", "-p", json.dumps([op]))
+        start, seen = now(), portworx_operator.output().count(error)
+        portworx_operator.wait_for_passes(2)
+        assert portworx_operator.output().count(error) >= seen + 2, op  # the error, on every pass
+        assert not (secret(cluster, namespace, "px-user-token").get("data") or {}).get("auth-token"), op
+        assert px_writes(cluster, namespace, since=start) == [], op
+
+    # Gone altogether (NotFound): treated as expired, minted again.
+    cluster.kubectl("delete", "secret", "px-user-token", "-n", namespace)
+    wait_for(lambda: (secret(cluster, namespace, "px-user-token").get("data") or {}).get("auth-token"), 30,
+             what="px-user-token minted again")
+
+
+def test_an_empty_shared_secret_name_is_kept_and_fails_every_pass(
+        cluster: Cluster, namespace: str, portworx_operator: PortworxOperatorStandIn) -> None:
+    """Fix 4, through the API: setSecuritySpecDefaults fills sharedSecret only where it is nil, so a ""
+    stays, and every pass then fails on the Get of Secret "" (no Secret is written)."""
+    audit_log(cluster)
+    create(cluster, namespace, storagecluster(security={"enabled": True, "auth": {
+        "selfSigned": {"issuer": "", "sharedSecret": ""}}}))
+    error = f'StorageCluster {namespace}/px-cluster: Secret "": resource name may not be empty'
+    wait_for(lambda: error in portworx_operator.output(), 30, what="the error")
+    seen = portworx_operator.output().count(error)
+    portworx_operator.wait_for_passes(2)
+    assert portworx_operator.output().count(error) >= seen + 2
+    assert get_sc(cluster, namespace)["spec"]["security"]["auth"] == {
+        "guestAccess": "Enabled",
+        "selfSigned": {"issuer": "operator.portworx.io", "tokenLifetime": "24h", "sharedSecret": ""}}
+    assert get_json(cluster, "secrets", "-n", namespace)["items"] == []
+
+
+# -- (g) its update of a StorageCluster: on the latest copy, last writer wins ------------------------------
+
+
+def test_its_update_takes_the_latest_resource_version_and_reverts_a_change_made_since_its_read(
+        cluster: Cluster, namespace: str, portworx_operator: PortworxOperatorStandIn) -> None:
+    """Fix 5: k8s.go UpdateStorageCluster copies the resourceVersion of a fresh GET onto the object it
+    computed from its earlier read: no 409, and a change landed in between is reverted. (--write-delay
+    holds the window open; the old stand-in got a 409 there and kept the change.)"""
+    audit_log(cluster)
+    portworx_operator.stop()
+    portworx_operator.write_delay = 3
+    portworx_operator.start()
+    start = now()
+    create(cluster, namespace, storagecluster(image="portworx/oci-monitor:3.2.0", security={"enabled": True}))
+    portworx_operator.wait_for_log(f"StorageCluster {namespace}/px-cluster: read; update in 3s (defaults)")
+    cluster.kubectl("patch", STC, "px-cluster", "-n", namespace, "--type=merge", "-p",
+                    json.dumps({"spec": {"image": "portworx/oci-monitor:3.3.0"}}))
+    assert "update StorageCluster" not in portworx_operator.output(), "the patch missed the window"
+    assert get_sc(cluster, namespace)["spec"]["image"] == "portworx/oci-monitor:3.3.0"
+    portworx_operator.wait_for_log(f"update StorageCluster {namespace}/px-cluster (defaults)")
+    portworx_operator.wait_for_passes(2)
+    obj = get_sc(cluster, namespace)
+    assert obj["spec"]["image"] == "portworx/oci-monitor:3.2.0"  # the patch, reverted
+    assert obj["spec"]["security"]["auth"]["selfSigned"]["issuer"] == "operator.portworx.io"
+    assert "conflict" not in portworx_operator.output()
+    assert count(px_writes(cluster, namespace, since=start), resource="storageclusters", verb="update") == 1
+
+
+# -- (h) the Portworx pods: restarted on a new revision --------------------------------------------------
+
+
+def test_a_new_revision_restarts_every_portworx_pod_once_and_other_changes_none(
+        cluster: Cluster, namespace: str, portworx_operator: PortworxOperatorStandIn) -> None:
+    """update.go: an issuer change restarts every Portworx pod (one per StorageNode); a tokenLifetime
+    change, an env reorder and a restart of the Portworx Operator restart none."""
+    nodes = create_storage_nodes(cluster, namespace, 3)
+    env = [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    create(cluster, namespace, storagecluster(security={"enabled": True}, env=env))
+    wait_all_secrets(cluster, namespace)
+    portworx_operator.wait_for_passes(1)
+    assert portworx_operator.restarts() == 0  # the pods start with the spec the defaults made
+
+    def patch(spec: dict[str, Any]) -> None:
+        cluster.kubectl("patch", STC, "px-cluster", "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+    patch({"security": {"auth": {"selfSigned": {"issuer": "new.example"}}}})
+    wait_equal(portworx_operator.restarts, 3, 30, "three pods restarted")
+    restarted = [line for line in portworx_operator.output().splitlines() if line.startswith("restart Portworx pod")]
+    assert restarted == [f"restart Portworx pod {namespace}/{node} (security.auth.selfSigned.issuer)"
+                         for node in nodes]
+    assert "3 Portworx pods restarted; 3 pod restarts in total since start" in portworx_operator.output()
+
+    patch({"security": {"auth": {"selfSigned": {"tokenLifetime": "1h"}}}})
+    patch({"env": list(reversed(env))})
+    portworx_operator.restart()
+    portworx_operator.wait_for_passes(3)
+    assert get_sc(cluster, namespace)["spec"]["env"] == list(reversed(env))
+    assert portworx_operator.restarts() == 3

@@ -3,13 +3,17 @@ ServiceAccount, with its output captured to a file — like OperatorProcess does
 
     px = PortworxOperatorStandIn(cluster, namespace, tmp_path / "portworx.log").start()
     px.wait_for_passes(2)             # two more complete passes (observed in its log)
+    px.restarts()                     # Portworx pods it restarted (every process of this log)
     px.restart()                      # a new process: its token cache starts empty, so it re-mints
     px.stop()
+
+    create_storage_nodes(cluster, namespace, 3)   # its model of the Portworx pods (and of the wiper's nodes)
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -32,11 +36,24 @@ FINALIZER = "operator.libopenstorage.org/delete"  # the stand-in's finalizer on 
 
 _STARTED = "portworx-operator stand-in started"
 _PASS = re.compile(r"^pass (\d+) done", re.MULTILINE)
+_RESTART = re.compile(r"^restart Portworx pod ", re.MULTILINE)
+STORAGENODES = "storagenodes.core.libopenstorage.org"
 
 
 def install_rbac(cluster: Cluster) -> None:
     """The stand-in's Namespace, ServiceAccount, ClusterRole and ClusterRoleBinding."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(RBAC))
+
+
+def create_storage_nodes(cluster: Cluster, namespace: str, count: int, prefix: str = "node") -> list[str]:
+    """`count` StorageNodes in the namespace (names prefix-1 …): to the stand-in, the Portworx pods it
+    restarts on a new revision and the nodes its uninstall's node wiper must wipe; to our operator, a
+    sign that Portworx runs. Made by the test (upstream Portworx makes them), with no status."""
+    names = [f"{prefix}-{i}" for i in range(1, count + 1)]
+    docs = [{"apiVersion": "core.libopenstorage.org/v1", "kind": "StorageNode",
+             "metadata": {"name": name, "namespace": namespace}} for name in names]
+    cluster.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    return names
 
 
 @dataclass
@@ -45,7 +62,7 @@ class PortworxOperatorStandIn:
     namespace: str
     log_path: Path
     period: float = 1.0
-    uninstall_passes: int = 5
+    write_delay: float = 0.0  # seconds between its read of a StorageCluster and its update (--write-delay)
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60) -> PortworxOperatorStandIn:
@@ -58,7 +75,7 @@ class PortworxOperatorStandIn:
         with self.log_path.open("ab") as out:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "tests.support.portworx_standin", "--namespace", self.namespace,
-                 "--period", str(self.period), "--uninstall-passes", str(self.uninstall_passes)],
+                 "--period", str(self.period), "--write-delay", str(self.write_delay)],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=project_root(),
                 start_new_session=True, preexec_fn=_die_with_parent,
             )
@@ -93,6 +110,12 @@ class PortworxOperatorStandIn:
         current = text[text.rfind(_STARTED):] if _STARTED in text else ""
         found = _PASS.findall(current)
         return int(found[-1]) if found else 0
+
+    def restarts(self) -> int:
+        """Portworx pods it restarted (one log line each), over every process of this log file: its
+        running revision lives in memory, so a restart of the stand-in does not restart pods by itself,
+        and counting across processes keeps a test's count meaningful over a restart."""
+        return len(_RESTART.findall(self.output()))
 
     def wait_for_passes(self, count: int = 1, timeout: float = 60) -> None:
         """Wait until `count` more passes have completed (each one read the world after this call)."""

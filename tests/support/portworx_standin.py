@@ -2,24 +2,38 @@
 
 The real Portworx Operator cannot be built here, and our operator has to live beside it. This program
 does what the Portworx Operator does to the security objects of one namespace's StorageClusters, and
-nothing else, so e2e tests can run the two side by side. Every behaviour below names the upstream file it
-comes from (libopenstorage/operator, Apache-2.0, read at commit 303cc37; no code of theirs is copied):
+nothing else, so e2e tests can run the two side by side. Every behaviour below names the upstream file and
+function it comes from (libopenstorage/operator, Apache-2.0, read at commit 303cc37; line numbers at that
+commit; no code of theirs is copied):
 
-  util.go          drivers/storage/portworx/util/util.go        (AuthEnabled, GenerateToken)
-  portworx.go      drivers/storage/portworx/portworx.go         (setSecuritySpecDefaults)
-  storagecluster.go pkg/controller/storagecluster/storagecluster.go (the reconcile loop, the full update)
-  auth.go          drivers/storage/portworx/component/auth.go   (createPrivateKeysSecret,
-                   maintainAuthTokenSecret, isTokenSecretRefreshRequired, Delete)
-  k8s.go           pkg/util/k8s/k8s.go                          (CreateOrAppendToSecret, DeleteSecret)
+  util.go           drivers/storage/portworx/util/util.go   AuthEnabled (1151), IsTLSEnabledOnCluster (941),
+                    GenerateToken (1088), GetSecretKeyValue (1112)
+  portworx.go       drivers/storage/portworx/portworx.go    PreInstall (828: a component not enabled is
+                    deleted), DeleteStorage (1017), deleteComponents (1116), setSecuritySpecDefaults (1480)
+  storagecluster.go pkg/controller/storagecluster/storagecluster.go  deleteStorageCluster (871),
+                    setStorageClusterDefaults (1494: the full update of the StorageCluster)
+  update.go         pkg/controller/storagecluster/update.go  matchSelectedFields (912), isBounceRequired (996),
+                    isSecurityBounceRequired (1030); sc util.go elementsMatch (74)
+  uninstall.go      drivers/storage/portworx/uninstall.go   GetNodeWiperStatus (101)
+  auth.go           drivers/storage/portworx/component/auth.go  Delete (138), createPrivateKeysSecret (215),
+                    maintainAuthTokenSecret (337), isTokenSecretRefreshRequired (402)
+  k8s.go            pkg/util/k8s/k8s.go                     UpdateStorageCluster (1231), removeOwners (1894),
+                    CreateOrAppendToSecret (1947), DeleteSecret (1992)
 
-    python -m tests.support.portworx_standin --namespace NS --period SECONDS [--uninstall-passes N]
+    python -m tests.support.portworx_standin --namespace NS --period SECONDS [--write-delay SECONDS]
+
+Models, where the real thing needs more than an API server:
+- Portworx pods: one per StorageNode (core.libopenstorage.org/v1 storagenodes) of the namespace; every
+  StorageNode there is taken to belong to the namespace's StorageCluster (upstream allows one StorageCluster).
+- The node wiper of an uninstall (a DaemonSet upstream): it "wipes" one StorageNode per pass.
+- The running revision of the pods (ControllerRevisions upstream): kept in memory, per StorageCluster.
 
 It talks to the cluster in $KUBECONFIG (in the tests: a TokenRequest token of its own ServiceAccount,
 portworx-operator/portworx-operator, bound by tests/fixtures/portworx-standin-rbac.yaml), with user
 agent and field manager "portworx-operator". It prints one line per write (verb, kind, name — never a
-value), one line per pass, and stops cleanly on SIGTERM. It is independent of the project's code on
-purpose (its own token minting with PyJWT, its own client): it must behave like the other controller,
-not like ours.
+value), one line per restarted pod and per wiped node, one line per pass, and stops cleanly on SIGTERM.
+It is independent of the project's code on purpose (its own token minting with PyJWT, its own client): it
+must behave like the other controller, not like ours.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import argparse
 import base64
 import copy
 import datetime as dt
+import json
 import os
 import re
 import secrets
@@ -45,6 +60,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from kubernetes.client.exceptions import ApiException
 
 GROUP, VERSION, PLURAL, KIND = "core.libopenstorage.org", "v1", "storageclusters", "StorageCluster"
+NODES = "storagenodes"  # StorageNodes: one per Portworx pod (the stand-in's model of the pods)
 AGENT = "portworx-operator"  # user agent and field manager of every request
 
 # auth.go / k8s.go: the key Secrets carry exactly this annotation, and nothing else.
@@ -97,8 +113,9 @@ class Skip(Exception):
 # -- pure rules ----------------------------------------------------------------------------------
 
 
-def _unset(value: Any) -> bool:
-    """nil or "" (the behaviour document: defaults go only where a value is nil or empty)."""
+def _nil_or_empty(value: Any) -> bool:
+    """portworx.go setSecuritySpecDefaults tests guestAccess and issuer for nil *or* "" (a Go pointer to an
+    empty string); tokenLifetime and sharedSecret only for nil (a JSON null or an absent key)."""
     return value is None or value == ""
 
 
@@ -116,6 +133,45 @@ def auth_enabled(spec: dict[str, Any]) -> bool:
     return enabled is None or enabled is True
 
 
+def tls_enabled(spec: dict[str, Any]) -> bool:
+    """util.go IsTLSEnabledOnCluster: security.enabled and security.tls.enabled both true."""
+    security = spec.get("security") or {}
+    enabled = (security.get("tls") or {}).get("enabled")
+    return security.get("enabled") is True and enabled is True
+
+
+def _as_set(items: Any) -> list[str]:
+    """sc util.go elementsMatch: the same elements in any order (a multiset), so a reorder is no change."""
+    return sorted(json.dumps(item, sort_keys=True) for item in items or [])
+
+
+# The fields of a revision, as named in the restart log lines.
+REVISION_FIELDS = ("image", "env", "volumes", "security.enabled (auth)", "security.tls.enabled",
+                   "security.tls", "security.auth.selfSigned.issuer", "security.auth.selfSigned.sharedSecret")
+
+
+def revision(spec: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a spec whose change restarts the Portworx pods, and only the security-relevant ones
+    of update.go matchSelectedFields (912): image; env and volumes as sets; isSecurityBounceRequired (1030):
+    auth toggled, TLS toggled, with auth on the selfSigned issuer or sharedSecret (the Secret's name), with
+    TLS on the tls block. (Upstream also compares kvdb, storage, network, resources, CSI and more: the
+    stand-in leaves those out, as it leaves out everything but security.) tokenLifetime, guestAccess and
+    any Secret's content are not there: changing them restarts nothing."""
+    security = spec.get("security") or {}
+    self_signed = ((security.get("auth") or {}).get("selfSigned") or {}) if auth_enabled(spec) else {}
+    return dict(zip(REVISION_FIELDS, (
+        spec.get("image"), _as_set(spec.get("env")), _as_set(spec.get("volumes")), auth_enabled(spec),
+        tls_enabled(spec), security.get("tls") if tls_enabled(spec) else None,
+        self_signed.get("issuer"), self_signed.get("sharedSecret"),
+    ), strict=True))
+
+
+def bounce_fields(running: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """update.go: the revision fields in which the spec differs from the running pods' (empty: no restart)."""
+    current = revision(spec)
+    return [name for name in REVISION_FIELDS if running.get(name) != current[name]]
+
+
 def env_entry(spec: dict[str, Any], name: str) -> dict[str, Any] | None:
     for entry in spec.get("env") or []:
         if isinstance(entry, dict) and entry.get("name") == name:
@@ -127,9 +183,12 @@ def set_security_defaults(spec: dict[str, Any]) -> None:
     """portworx.go setSecuritySpecDefaults, with auth on; never overwrites a set value.
 
     - no (or an empty) auth: guestAccess Enabled and the default selfSigned block;
-    - auth present: an empty guestAccess becomes Enabled; an empty selfSigned becomes the default block;
-      a non-empty selfSigned gets, only where unset: issuer = spec.env PORTWORX_AUTH_JWT_ISSUER if set,
-      else operator.portworx.io; tokenLifetime 24h; sharedSecret px-shared-secret.
+    - auth present: guestAccess nil or "" becomes Enabled; an empty selfSigned becomes the default block;
+      a non-empty selfSigned gets: issuer, where nil or "", = spec.env PORTWORX_AUTH_JWT_ISSUER if set,
+      else operator.portworx.io; tokenLifetime 24h and sharedSecret px-shared-secret only where nil.
+      A "" tokenLifetime or sharedSecret is kept, and the later steps fail on it every pass, as upstream
+      (a Get of Secret "" errors; ParseExtendedDuration("") errors): see create_private_keys_secrets and
+      maintain_tokens.
     """
     if not auth_enabled(spec):
         return
@@ -142,19 +201,19 @@ def set_security_defaults(spec: dict[str, Any]) -> None:
     if _empty(auth):
         security["auth"] = {"guestAccess": GUEST_ACCESS_DEFAULT, "selfSigned": default_self_signed()}
         return
-    if _unset(auth.get("guestAccess")):
+    if _nil_or_empty(auth.get("guestAccess")):
         auth["guestAccess"] = GUEST_ACCESS_DEFAULT
     self_signed = auth.get("selfSigned")
     if _empty(self_signed):
         auth["selfSigned"] = default_self_signed()
         return
-    if _unset(self_signed.get("issuer")):
+    if _nil_or_empty(self_signed.get("issuer")):
         entry = env_entry(spec, ENV_ISSUER)
         from_env = entry.get("value") if entry else None
         self_signed["issuer"] = from_env if isinstance(from_env, str) and from_env else DEFAULT_ISSUER
-    if _unset(self_signed.get("tokenLifetime")):
+    if self_signed.get("tokenLifetime") is None:
         self_signed["tokenLifetime"] = DEFAULT_LIFETIME
-    if _unset(self_signed.get("sharedSecret")):
+    if self_signed.get("sharedSecret") is None:
         self_signed["sharedSecret"] = SHARED_SECRET_NAME
 
 
@@ -189,22 +248,47 @@ def _b64(value: bytes) -> str:
 
 
 class StandIn:
-    def __init__(self, client: kubernetes.client.ApiClient, namespace: str, uninstall_passes: int) -> None:
+    def __init__(self, client: kubernetes.client.ApiClient, namespace: str, write_delay: float = 0.0,
+                 stopping: threading.Event | None = None) -> None:
         self.client = client
         self.core = kubernetes.client.CoreV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
         self.namespace = namespace
-        self.uninstall_passes = uninstall_passes
+        # Seconds between a pass's read of a StorageCluster and its update of it: a test lands a write
+        # of its own in that window, deterministically (k8s.go UpdateStorageCluster then reverts it).
+        self.write_delay = write_delay
+        self.stopping = stopping or threading.Event()
         # auth.go resourceVersionCache: per token Secret, the shared-secret Secret's resourceVersion it
         # was minted with. In memory only, so every start re-mints both tokens.
         self.minted_with: dict[str, str] = {}
-        # The uninstall's progress: passes seen in deletion, per StorageCluster uid.
-        self.deletion_passes: dict[str, int] = {}
+        # The node wiper of an uninstall (uninstall.go): per StorageCluster uid, the StorageNodes wiped so
+        # far; present once the wiper has started. In memory: a restart of the stand-in starts it over
+        # (upstream the wiper DaemonSet and its pods' readiness outlive a restart of the operator).
+        self.wiped: dict[str, set[str]] = {}
+        # The running revision of the Portworx pods (update.go: upstream a ControllerRevision per spec
+        # hash, the pods labelled with theirs), per StorageCluster uid: revision() of the spec the pods
+        # run. In memory, and a start takes each StorageCluster's current spec as running: a change made
+        # while the stand-in is down restarts nothing. (A ConfigMap would survive restarts, but it would
+        # be a write of the stand-in's own that no upstream object matches, in the namespace whose writes
+        # the tests count.)
+        self.running: dict[str, dict[str, Any]] = {}
+        self.restarts = 0  # Portworx pods restarted by this process
 
     # -- API calls (dicts in, dicts out) ---------------------------------------------------------
 
     def _ref(self, name: str) -> str:
         return f"{self.namespace}/{name}"
+
+    def storage_nodes(self) -> list[str]:
+        """The names of the namespace's StorageNodes (none when their CRD is not installed)."""
+        try:
+            listed = cast(dict[str, Any],
+                          self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, NODES))
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return sorted(str(item["metadata"]["name"]) for item in listed.get("items") or [])
 
     def get_secret(self, name: str) -> dict[str, Any] | None:
         try:
@@ -233,10 +317,29 @@ class StandIn:
             raise
         log(f"delete Secret {self._ref(name)}")
 
-    def replace_storagecluster(self, body: dict[str, Any], why: str) -> dict[str, Any] | None:
-        """storagecluster.go: a PUT of the whole object as read (its resourceVersion included). On 409 it
-        simply tries again on a later pass (None)."""
-        name = body["metadata"]["name"]
+    def update_storagecluster(self, desired: dict[str, Any], why: str) -> dict[str, Any] | None:
+        """k8s.go UpdateStorageCluster (1231): GET the current object, copy *its* resourceVersion onto the
+        object to write (computed from this pass's earlier read), and PUT it unless it equals the current
+        one. So it does not fail on a conflict: the last writer wins, and whatever changed between the
+        pass's read and this write is reverted. (A write landing between that GET and the PUT still gets
+        a 409: the next pass tries again, None.) --write-delay sleeps before the GET. Upstream's GET goes
+        through the controller's client, which may answer from its informer cache; the stand-in's GET
+        asks the API server, so its update is never based on a lagging copy."""
+        name = desired["metadata"]["name"]
+        if self.write_delay > 0:
+            log(f"StorageCluster {self._ref(name)}: read; update in {self.write_delay:g}s ({why})")
+            self.stopping.wait(self.write_delay)
+        try:
+            existing = cast(dict[str, Any], self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        body = copy.deepcopy(desired)
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        if body == existing:
+            return existing
         try:
             result = cast(dict[str, Any], self.custom.replace_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, name, body, field_manager=AGENT))
@@ -257,20 +360,26 @@ class StandIn:
         except ApiException as exc:
             log(f"error: list StorageClusters: {exc.status} {exc.reason}")
             return
+        try:
+            nodes = self.storage_nodes()
+        except ApiException as exc:
+            log(f"error: list StorageNodes: {exc.status} {exc.reason}")
+            return
         for cluster in listed.get("items") or []:
             name = cluster["metadata"]["name"]
             try:
-                self.reconcile(cluster)
+                self.reconcile(cluster, nodes)
             except Skip as exc:
                 log(f"StorageCluster {self._ref(name)}: {exc}")
             except ApiException as exc:  # status and reason only: a body could echo an object
                 log(f"error: StorageCluster {self._ref(name)}: {exc.status} {exc.reason}")
 
-    def reconcile(self, cluster: dict[str, Any]) -> None:
+    def reconcile(self, cluster: dict[str, Any], nodes: list[str]) -> None:
         if cluster["metadata"].get("deletionTimestamp"):
-            self.uninstall(cluster)
+            self.uninstall(cluster, nodes)
             return
-        # storagecluster.go: set defaults on a copy; if anything changed, update the whole object.
+        # storagecluster.go setStorageClusterDefaults: set defaults on a copy; if anything changed,
+        # update the whole object (k8s.go UpdateStorageCluster).
         desired = copy.deepcopy(cluster)
         spec = desired.get("spec")
         if isinstance(spec, dict):
@@ -279,13 +388,16 @@ class StandIn:
         if FINALIZER not in finalizers:
             desired["metadata"]["finalizers"] = [*finalizers, FINALIZER]
         if desired != cluster:
-            updated = self.replace_storagecluster(desired, "defaults")
+            updated = self.update_storagecluster(desired, "defaults")
             if updated is None:
                 return
             cluster = updated
         spec = cluster.get("spec") or {}
+        self.roll_pods(cluster, nodes)
         if not auth_enabled(spec):
-            return  # auth.go: with auth off it does nothing to Secrets
+            # portworx.go PreInstall: a component that is not enabled is deleted, every pass.
+            self.delete_auth(cluster)
+            return
         self.create_private_keys_secrets(cluster)
         self.maintain_tokens(cluster)
         # auth.go then sets the system.guest role over the Portworx SDK: that needs a running Portworx,
@@ -341,8 +453,8 @@ class StandIn:
     def create_private_keys_secrets(self, cluster: dict[str, Any]) -> None:
         spec = cluster["spec"]
         shared_name = ((spec["security"].get("auth") or {}).get("selfSigned") or {}).get("sharedSecret")
-        if not shared_name:
-            raise Skip("no spec.security.auth.selfSigned.sharedSecret")
+        if not shared_name:  # kept "" by the defaults: upstream's Get of Secret "" fails, every pass
+            raise Skip('Secret "": resource name may not be empty (spec.security.auth.selfSigned.sharedSecret)')
         shared = self.key_value(spec, ENV_SHARED_SECRET, shared_name, SHARED_SECRET_KEY)
         system = self.key_value(spec, ENV_SYSTEM_KEY, SYSTEM_SECRETS_NAME, SYSTEM_SECRET_KEY)
         apps = self.key_value(spec, ENV_APPS_KEY, SYSTEM_SECRETS_NAME, APPS_SECRET_KEY)
@@ -354,11 +466,12 @@ class StandIn:
     def maintain_tokens(self, cluster: dict[str, Any]) -> None:
         self_signed = cluster["spec"]["security"]["auth"]["selfSigned"]
         issuer = str(self_signed.get("issuer") or "")
-        lifetime = parse_lifetime(str(self_signed.get("tokenLifetime") or ""))
         shared_name = str(self_signed["sharedSecret"])
         for name, roles, groups in TOKENS:
             if not self.refresh_required(name, shared_name, issuer):
                 continue
+            # auth.go createToken: the lifetime is parsed only to mint (a "" one fails here, every pass).
+            lifetime = parse_lifetime(str(self_signed.get("tokenLifetime") or ""))
             shared = self.get_secret(shared_name)  # read again for minting, as upstream does
             data = (shared or {}).get("data") or {}
             if shared is None or SHARED_SECRET_KEY not in data:
@@ -374,9 +487,14 @@ class StandIn:
         if self.minted_with.get(name) != shared["metadata"]["resourceVersion"]:
             return True  # not minted since start, or any write to the shared-secret Secret
         existing = self.get_secret(name)
-        token = ((existing or {}).get("data") or {}).get(TOKEN_KEY)
+        if existing is None:
+            return True  # the token Secret is missing (NotFound): treated as expired
+        token = (existing.get("data") or {}).get(TOKEN_KEY)
         if not token:
-            return True  # the token Secret or its key is missing
+            # util.go GetSecretKeyValue: a missing or empty key is an error that is not a NotFound, so
+            # isTokenSecretRefreshRequired returns it: no re-mint, the same error every pass.
+            raise Skip(f"failed to check token secret expiration {name}: failed to get key {TOKEN_KEY} "
+                       f"inside secret {self._ref(name)}")
         try:
             claims = jwt.decode(base64.b64decode(token), options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -406,19 +524,47 @@ class StandIn:
         elif fresh["data"] != (existing.get("data") or {}):
             self.replace_secret(fresh)  # unconditional PUT of the fresh object
 
+    # -- the Portworx pods (update.go: the rolling update) ---------------------------------------
+
+    def roll_pods(self, cluster: dict[str, Any], nodes: list[str]) -> None:
+        """update.go: when the spec differs from the running pods' revision in a bounce-relevant field
+        (revision()), every Portworx pod is restarted (upstream rolling, maxUnavailable at a time; here
+        one log line per pod, at once) and the spec becomes the running revision. A pod is a StorageNode:
+        with none there is nothing to restart, whatever status.phase says (a phase Running without
+        StorageNodes has no pod here to restart). The first time it sees a StorageCluster (and after its
+        own start) it only records the revision: the pods run what the spec says."""
+        uid = str(cluster["metadata"]["uid"])
+        spec = cluster.get("spec") or {}
+        running = self.running.get(uid)
+        self.running[uid] = revision(spec)
+        if running is None:
+            return
+        fields = bounce_fields(running, spec)
+        if not fields:
+            return
+        name = cluster["metadata"]["name"]
+        for node in nodes:
+            self.restarts += 1
+            log(f"restart Portworx pod {self._ref(node)} ({', '.join(fields)})")
+        log(f"StorageCluster {self._ref(name)}: new revision ({', '.join(fields)}): {len(nodes)} Portworx pods "
+            f"restarted; {self.restarts} pod restarts in total since start")
+
     # -- deletion (auth.go Delete; k8s.go DeleteSecret) -------------------------------------------
 
-    def delete_owned_secret(self, name: str, owner_uid: str) -> None:
-        """k8s.go DeleteSecret with an owner: delete it if this StorageCluster is its only owner; if it has
-        other owners too, only drop this reference (an update of the object as read); if this
-        StorageCluster does not own it, leave it alone. (The behaviour document's observation: on
-        deletion it deletes px-user-token and drops its owner reference from px-admin-token.)"""
+    def delete_secret_of(self, name: str, owner_uid: str | None) -> None:
+        """k8s.go DeleteSecret (1992), with this StorageCluster as the owner (owner_uid) or with no owner:
+        - owner given: delete the Secret if this StorageCluster is its only owner; if it has others too,
+          only drop this reference (an update of the object as read); if the Secret has no owners or not
+          this one, leave it ("Cannot delete secret … as it is not owned");
+        - no owner given: delete it if it has no ownerReferences at all; if it has any, leave it (the same
+          refusal: removeOwners removes nothing, so every reference "remains")."""
         secret = self.get_secret(name)
         if secret is None:
             return
         refs = secret["metadata"].get("ownerReferences") or []
-        rest = [r for r in refs if r.get("uid") != owner_uid]
-        if not refs or len(rest) == len(refs):
+        rest = [r for r in refs if owner_uid is None or r.get("uid") != owner_uid]
+        if (not refs and owner_uid is not None) or (refs and len(rest) == len(refs)):
+            log(f"cannot delete Secret {self._ref(name)}: not owned")
             return
         if not rest:
             self.delete_secret(name)
@@ -426,35 +572,57 @@ class StandIn:
         secret["metadata"]["ownerReferences"] = rest
         self.replace_secret(secret, " (owner reference removed)")
 
-    def uninstall(self, cluster: dict[str, Any]) -> None:
+    def delete_auth(self, cluster: dict[str, Any]) -> None:
+        """auth.go Delete (138): run by PreInstall for auth off, every pass, and by deleteComponents on
+        uninstall whether auth is on or not. The token Secrets, owned by this StorageCluster; then, only
+        in deletion with a non-empty spec.deleteStrategy.type, the key Secrets by their fixed names with
+        no owner (so a key Secret with any ownerReference is kept)."""
+        meta = cluster["metadata"]
+        uid = str(meta["uid"])
+        for token_name, _, _ in TOKENS:
+            self.delete_secret_of(token_name, uid)
+        strategy = str(((cluster.get("spec") or {}).get("deleteStrategy") or {}).get("type") or "")
+        if not meta.get("deletionTimestamp") or not strategy:
+            return
+        self.delete_secret_of(SHARED_SECRET_NAME, None)
+        self.delete_secret_of(SYSTEM_SECRETS_NAME, None)
+
+    def uninstall(self, cluster: dict[str, Any], nodes: list[str]) -> None:
+        """storagecluster.go deleteStorageCluster (871): while its finalizer is on, every pass runs
+        portworx.go DeleteStorage (1017): every component's Delete, then the uninstall's state; the
+        finalizer goes (a full update) once that is complete."""
         meta = cluster["metadata"]
         if FINALIZER not in (meta.get("finalizers") or []):
             return  # nothing of ours is holding it
-        uid = str(meta["uid"])
-        passes = self.deletion_passes[uid] = self.deletion_passes.get(uid, 0) + 1
-        spec = cluster.get("spec") or {}
-        strategy = str((spec.get("deleteStrategy") or {}).get("type") or "")
-        if auth_enabled(spec):
-            # auth.go Delete, on every pass while the StorageCluster is in deletion: the token Secrets
-            # always; with a delete strategy also the key Secrets, by these fixed names, whoever made them.
-            for token_name, _, _ in TOKENS:
-                self.delete_owned_secret(token_name, uid)
-            if strategy:
-                self.delete_secret_if_present(SHARED_SECRET_NAME)
-                self.delete_secret_if_present(SYSTEM_SECRETS_NAME)
-        # Its finalizer waits for the uninstall: with a delete strategy the stand-in calls it done after
-        # --uninstall-passes passes in deletion; without one there is nothing to wait for.
-        if strategy and passes < self.uninstall_passes:
+        self.delete_auth(cluster)
+        if not self.uninstall_complete(cluster, nodes):
             return
         body = copy.deepcopy(cluster)
         body["metadata"]["finalizers"] = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-        if self.replace_storagecluster(body, "finalizer removed") is not None:
-            self.deletion_passes.pop(uid, None)
+        if self.update_storagecluster(body, "finalizer removed") is not None:
+            self.wiped.pop(str(meta["uid"]), None)
 
-    def delete_secret_if_present(self, name: str) -> None:
-        """k8s.go DeleteSecret: read, then delete what is there (a 404 is nothing to do)."""
-        if self.get_secret(name) is not None:
-            self.delete_secret(name)
+    def uninstall_complete(self, cluster: dict[str, Any], nodes: list[str]) -> bool:
+        """portworx.go DeleteStorage: without a deleteStrategy it is complete at once. With one, the node
+        wiper is started on the first pass; uninstall.go GetNodeWiperStatus (101) counts its pods: total =
+        the nodes it runs on (the StorageNodes), completed = the pods done (the nodes wiped; here one more
+        per pass). Complete only when completed != 0, total != 0 and completed == total: with no
+        StorageNode, never."""
+        if (cluster.get("spec") or {}).get("deleteStrategy") is None:
+            return True
+        name, uid = cluster["metadata"]["name"], str(cluster["metadata"]["uid"])
+        wiped = self.wiped.get(uid)
+        if wiped is None:
+            self.wiped[uid] = set()
+            log(f"StorageCluster {self._ref(name)}: node wiper started")
+            return False
+        todo = [node for node in nodes if node not in wiped]
+        if todo:
+            wiped.add(todo[0])
+            log(f"wipe Portworx node {self._ref(todo[0])}")
+        completed, total = sum(1 for node in nodes if node in wiped), len(nodes)
+        log(f"StorageCluster {self._ref(name)}: node wiper: completed {completed}, total {total}")
+        return completed != 0 and total != 0 and completed == total
 
 
 # -- the process ---------------------------------------------------------------------------------
@@ -484,8 +652,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--namespace", required=True, help="the namespace whose StorageClusters it manages")
     parser.add_argument("--period", type=float, default=30.0, help="seconds between passes (real one: ~30)")
-    parser.add_argument("--uninstall-passes", type=int, default=5,
-                        help="passes in deletion before the uninstall counts as done (with a deleteStrategy)")
+    parser.add_argument("--write-delay", type=float, default=0.0,
+                        help="seconds between a pass's read of a StorageCluster and its update (tests: a window "
+                             "in which a write of theirs lands and is then reverted)")
     args = parser.parse_args(argv)
 
     configuration = kubernetes.client.Configuration()
@@ -493,9 +662,8 @@ def main(argv: list[str] | None = None) -> int:
                                        client_configuration=configuration)
     client = kubernetes.client.ApiClient(configuration)
     client.user_agent = AGENT
-    standin = StandIn(client, args.namespace, args.uninstall_passes)
-
     stop, wake = threading.Event(), threading.Event()
+    standin = StandIn(client, args.namespace, args.write_delay, stop)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -505,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     threading.Thread(target=_watch, args=(standin.custom, args.namespace, wake, stop), daemon=True).start()
     log(f"portworx-operator stand-in started: namespace {args.namespace}, period {args.period}s, "
-        f"pid {os.getpid()}")
+        f"write delay {args.write_delay:g}s, pid {os.getpid()}")
     passes = 0
     while not stop.is_set():
         wake.clear()
