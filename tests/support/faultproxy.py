@@ -194,6 +194,13 @@ class FaultProxy:
     def _handle(self, conn: ssl.SSLSocket, method: str, target: str, headers: dict[str, str], body: bytes) -> bool:
         """Answer one request; False when the connection is done."""
         self.count("requests")
+        self.count(f"by {headers.get('user-agent', '?').split('/')[0]} {method}")
+        if method == "GET":  # which GETs: one object (and its kind), a list, a watch
+            parts = urllib.parse.urlsplit(target).path.strip("/").split("/")
+            named = len(parts) >= 2 and parts[-2] not in ("namespaces", "api", "apis") and "namespaces" in parts \
+                and len(parts) - parts.index("namespaces") == 4
+            kind = "watch" if "watch=" in target else ("get" if named else "list")
+            self.count(f"by GET {kind} {parts[-2] if named else parts[-1]}")
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(target).query)
         watch = query.get("watch", [""])[0] in ("1", "true")
         faults = self.faults
@@ -255,8 +262,8 @@ class FaultProxy:
             try:
                 while line := response.readline():
                     lines.put(line)
-            except (OSError, ValueError, http.client.HTTPException):
-                pass
+            except (OSError, ValueError, AttributeError, http.client.HTTPException):
+                pass  # closed under it by the cut (http.client then has no file object left)
             lines.put(None)
 
         threading.Thread(target=read, daemon=True, name="faultproxy-watch").start()

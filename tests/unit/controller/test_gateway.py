@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+import urllib3
 
 from pxsec.controller.kube.gateway import METADATA_MANAGER, Conflict, Gateway, _trimmed
 from pxsec.controller.kube.rest import HttpError
@@ -118,3 +119,42 @@ def test_metadata_keeps_only_our_metadata_managers_fields() -> None:
         {"manager": METADATA_MANAGER, "fieldsV1": {"f:metadata": {"f:labels": {"f:a": {}}}}}]}
     assert _trimmed(meta) == {"name": "s", "labels": {"a": "b"}, "managedFields": [meta["managedFields"][1]]}
     assert "managedFields" not in _trimmed({"name": "s", "managedFields": [{"manager": "kubectl"}]})
+
+
+class FlakyEvents:
+    """The events endpoint failing with the given answers (an HTTP status, or a dropped connection) first."""
+
+    def __init__(self, *failures: int | Exception) -> None:
+        self.failures = list(failures)
+        self.posted = 0
+        self.attempts = 0
+
+    def request(self, method: str, path: str, query: Any = None, body: Any = None,
+                content_type: str = "application/json") -> dict[str, Any]:
+        assert (method, path) == ("POST", "/api/v1/namespaces/ns/events")
+        self.attempts += 1
+        if self.failures:
+            failure = self.failures.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            raise HttpError(failure, b"{}")
+        self.posted += 1
+        return {}
+
+
+@pytest.mark.parametrize(("failures", "posted", "attempts"), [
+    ((), 1, 1),
+    ((429, 500, urllib3.exceptions.ProtocolError("connection reset")), 1, 4),
+    ((503,) * 5, 0, 5),  # given up after five attempts, logged
+    ((403,), 0, 1),  # refused as such: not retried
+])
+def test_an_event_is_retried_through_passing_faults(failures: tuple[int | Exception, ...], posted: int, attempts: int,
+                                                    store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pxsec.controller.kube.gateway import CRRef
+
+    monkeypatch.setattr("pxsec.controller.kube.gateway.time.sleep", lambda seconds: None)
+    api = FlakyEvents(*failures)
+    gateway = Gateway.__new__(Gateway)
+    gateway.store, gateway.api = store, api  # type: ignore[assignment]
+    gateway.event(CRRef("ns", "px", "uid"), "Warning", "SecretLost", "Secret px-shared-secret was deleted")
+    assert (api.posted, api.attempts) == (posted, attempts)

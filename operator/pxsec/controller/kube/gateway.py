@@ -13,16 +13,18 @@ Errors never carry Secret values: only names, reasons and HTTP codes.
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import datetime as dt
 import json
+import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 import kubernetes
+import urllib3
 
 from pxsec.controller.kube.rest import (
     APPLY_PATCH,
@@ -36,6 +38,10 @@ from pxsec.controller.kube.rest import (
 from pxsec.controller.kube.store import PXSECURITY, Store, version_of
 from pxsec.keyplan import Observed
 from pxsec.spec import API_GROUP, API_VERSION, KEY_AUTH_TOKEN, KIND, PLURAL
+
+logger = logging.getLogger(__name__)
+EVENT_ATTEMPTS = 5  # 0.1 + 0.2 + 0.4 + 0.8 s of waiting at most between them
+EVENT_BACKOFF = 0.1
 
 T = TypeVar("T")
 
@@ -297,9 +303,23 @@ class Gateway:
             "lastTimestamp": now.isoformat(),
             "count": 1,
         }
-        # An Event is best effort; the condition carries the same news.
-        with contextlib.suppress(HttpError):
-            self.api.request("POST", core_path(cr.namespace, "events"), None, body)
+        # An Event is the loud half of a change (a lost key, a change waiting for approval): retried through
+        # an API server that throttles, fails or drops the connection, as client-go's recorder retries, then
+        # given up (the condition carries the same news). A retry after a response lost on the way may post
+        # it twice; never zero times for a passing fault.
+        for attempt in range(EVENT_ATTEMPTS):
+            try:
+                self.api.request("POST", core_path(cr.namespace, "events"), None, body)
+                return
+            except HttpError as error:
+                if error.status != 429 and error.status < 500:
+                    return  # refused as such: retrying will not help
+            except urllib3.exceptions.HTTPError:
+                pass
+            if attempt + 1 < EVENT_ATTEMPTS:
+                time.sleep(EVENT_BACKOFF * 2 ** attempt)
+        logger.warning("%s/%s: Event %s not posted after %d attempts", cr.namespace, cr.name, reason,
+                       EVENT_ATTEMPTS)
 
 
 def _encoded(data: Mapping[str, bytes]) -> dict[str, str]:
