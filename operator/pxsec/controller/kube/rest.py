@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from typing import Any, cast
 from urllib.parse import quote
 
 import kubernetes
 import urllib3
 
+THROTTLED_ATTEMPTS = 3  # a 429 is sent again twice at most, after its Retry-After (capped)
+MAX_RETRY_AFTER = 2.0
 REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read: a hung API server fails the reconcile, it is retried
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is YAML
@@ -49,14 +52,31 @@ class RestClient:
         method, url, headers, _, _ = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"])
         payload = None if body is None else json.dumps(body).encode()
-        resp = self.client.rest_client.pool_manager.request(
-            method, url, body=payload, headers=headers, preload_content=not stream,
-            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+        for attempt in range(THROTTLED_ATTEMPTS):
+            resp = self.client.rest_client.pool_manager.request(
+                method, url, body=payload, headers=headers, preload_content=not stream,
+                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+            # 429 means the API server did not process the request (API Priority and Fairness): any verb may
+            # be sent again after Retry-After, as client-go does, instead of failing the whole reconcile.
+            if resp.status != 429 or attempt + 1 == THROTTLED_ATTEMPTS:
+                break
+            resp.release_conn()
+            time.sleep(_retry_after(resp.headers.get("Retry-After")))
         if not 200 <= resp.status < 300:
             data = resp.read() if stream else resp.data
             resp.release_conn()
             raise HttpError(resp.status, data or b"")
         return resp
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds to wait before sending a 429'd request again: its Retry-After (whole seconds), capped; 1 s
+    without one, as client-go waits."""
+    try:
+        seconds = float(value) if value is not None else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER) if seconds == seconds else 1.0  # NaN: the default
 
 
 def core_path(namespace: str, plural: str, name: str = "") -> str:
