@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from pxsec.spec import DEFAULT_SELF_SIGNED_ISSUER, DEFAULT_SHARED_SECRET, LIFETIME_UNITS, PxSecuritySpec
-from pxsec.tokens import RENEW_FRACTION
+from pxsec.spec import DEFAULT_SELF_SIGNED_ISSUER, DEFAULT_SHARED_SECRET, PxSecuritySpec
+from pxsec.tokens import RENEW_FRACTION, parse_lifetime
 
 PORTWORX_OPERATOR_BUFFER: Final = 60  # seconds; component/auth.go AuthTokenBufferLength
 PORTWORX_OPERATOR_PASS: Final = 30  # seconds between its passes over a StorageCluster (observed 27-34 s)
@@ -52,10 +52,12 @@ SHORT_LIFETIME: Final = (
 
 
 def lifetime_seconds(text: str) -> int | None:
-    """Seconds of a tokenLifetime that has the accepted form (one number, one unit); None otherwise."""
-    if len(text) < 2 or text[-1] not in LIFETIME_UNITS or not text[:-1].isascii() or not text[:-1].isdigit():
+    """Seconds of a tokenLifetime the CRD accepts (`tokens.parse_lifetime`, the minting code's reading); None
+    otherwise."""
+    try:
+        return int(parse_lifetime(text).total_seconds())
+    except ValueError:
         return None
-    return int(text[:-1]) * LIFETIME_UNITS[text[-1]]
 
 
 def short_lifetime(text: str) -> bool:

@@ -676,8 +676,9 @@ def _curve_hint(alg: str, key: AnyPublicKey) -> str:
     """Why an RS or ES signature cannot verify with this key whatever it signs: a curve that does not go
     with the alg, or an RSA key under Go's minimum."""
     numbers = _rsa_numbers(key)
-    if numbers is not None and gorsa.check(numbers) is not None:
-        return f": the key cannot verify anything in Portworx: {gorsa.check(numbers)}"
+    refused = gorsa.check(numbers) if numbers is not None else None
+    if refused is not None:
+        return f": the key cannot verify anything in Portworx: {refused}"
     if isinstance(key, ec.EllipticCurvePublicKey):
         have, want = curve_name(key), ALGORITHM_CURVE[alg]
         if have != want:

@@ -88,36 +88,44 @@ def binary() -> Path:
     return checker.checker_or_fail()
 
 
-def cases() -> list[tuple[str, Any, str, bytes, bool]]:
+def cases() -> list[tuple[str, str, bytes, str, bool]]:
     rsa_key = rsa.generate_private_key(65537, 2048)
     ec_key = ec.generate_private_key(ec.SECP256R1())
     out = []
     for kind, key, alg in (("rsa", rsa_key, "RS256"), ("ecdsa", ec_key, "ES256")):
         token = forge({"alg": alg, "typ": "JWT"}, CLAIMS, key, alg)
         for name, (pem, readable) in framings(public_pem(key)).items():
-            out.append((f"{kind}: {name}", kind, token, pem, readable))
+            out.append((f"{kind}: {name}", kind, pem, token, readable))
     return out
 
 
-def test_every_framing_gets_portworxs_verdict(binary: Path) -> None:
-    spec = {"rsa": parse_spec({"selfSigned": {"issuer": ISSUER, "rsa": {"secretName": "k"}}}),
-            "ecdsa": parse_spec({"selfSigned": {"issuer": ISSUER, "ecdsa": {"secretName": "k"}}})}
-    judged = cases()
-    go_cases, ours = [], []
-    for case_id, kind, token, pem, _ in judged:
-        keys = VerifyKeys(rsa_public_pem=pem) if kind == "rsa" else VerifyKeys(ecdsa_public_pem=pem)
-        go_cases.append(checker.case_for(case_id, token, spec[kind], keys, NOW))
-        ours.append(verify(token, spec[kind], keys, NOW))
-    verdicts = checker.judge(binary, go_cases)
-    differences, pinned = [], []
-    for (case_id, _, _, _, readable), mine, go in zip(judged, ours, verdicts, strict=True):
+SPECS = {"rsa": parse_spec({"selfSigned": {"issuer": ISSUER, "rsa": {"secretName": "k"}}}),
+         "ecdsa": parse_spec({"selfSigned": {"issuer": ISSUER, "ecdsa": {"secretName": "k"}}})}
+
+
+def disagreements(binary: Path, cases: list[tuple[str, str, bytes, str, bool]]) -> list[str]:
+    """(name, key kind, public PEM, token, whether Go reads the key and accepts) judged by pxsec and by the Go
+    checker: every verdict that differs, and every expectation written here that is not Go's."""
+    def keys(kind: str, pem: bytes) -> VerifyKeys:
+        return VerifyKeys(rsa_public_pem=pem) if kind == "rsa" else VerifyKeys(ecdsa_public_pem=pem)
+
+    verdicts = checker.judge(binary, [checker.case_for(name, token, SPECS[kind], keys(kind, pem), NOW)
+                                      for name, kind, pem, token, _ in cases])
+    problems = []
+    for (name, kind, pem, token, expected), go in zip(cases, verdicts, strict=True):
+        mine = verify(token, SPECS[kind], keys(kind, pem), NOW)
         diffs = go_equal(mine, go)
         if diffs:
-            differences.append(f"{case_id}: {'; '.join(diffs)} (pxsec: {mine.reason}; Go: {go.get('error')})")
-        if go["accepted"] is not readable:
-            pinned.append(f"{case_id}: Go {'accepts' if go['accepted'] else 'refuses'} ({go.get('error')})")
-    assert not differences, "\n".join(differences)
-    assert not pinned, "the expectations written here are not Go's:\n" + "\n".join(pinned)
+            problems.append(f"{name}: {'; '.join(diffs)} (pxsec: {mine.reason}; Go: {go.get('error')})")
+        if go["accepted"] is not expected:
+            problems.append(f"{name}: written here as {'accepted' if expected else 'refused'}, but Go "
+                            f"{'accepts' if go['accepted'] else 'refuses'} ({go.get('error')})")
+    return problems
+
+
+def test_every_framing_gets_portworxs_verdict(binary: Path) -> None:
+    problems = disagreements(binary, cases())
+    assert not problems, "\n".join(problems)
 
 
 def test_the_block_found_is_gos_block() -> None:
@@ -229,19 +237,7 @@ def exponent_cases() -> list[tuple[str, bytes, str, bool]]:
 
 
 def test_rsa_exponents_and_sizes_get_portworxs_verdict(binary: Path) -> None:
-    spec = parse_spec({"selfSigned": {"issuer": ISSUER, "rsa": {"secretName": "k"}}})
-    cases = exponent_cases()
-    go_cases = [checker.case_for(name, token, spec, VerifyKeys(rsa_public_pem=pem), NOW)
-                for name, pem, token, _ in cases]
-    verdicts = checker.judge(binary, go_cases)
-    problems = []
-    for (name, pem, token, accepted), go in zip(cases, verdicts, strict=True):
-        mine = verify(token, spec, VerifyKeys(rsa_public_pem=pem), NOW)
-        diffs = go_equal(mine, go)
-        if diffs:
-            problems.append(f"{name}: {'; '.join(diffs)} (pxsec: {mine.reason}; Go: {go.get('error')})")
-        if go["accepted"] is not accepted:
-            problems.append(f"{name}: expected Go to {'accept' if accepted else 'refuse'} ({go.get('error')})")
+    problems = disagreements(binary, [(name, "rsa", pem, token, ok) for name, pem, token, ok in exponent_cases()])
     assert not problems, "\n".join(problems)
 
 
@@ -322,21 +318,5 @@ def certificate_cases() -> list[tuple[str, str, bytes, str, bool]]:
 
 
 def test_certificates_get_portworxs_verdict(binary: Path) -> None:
-    spec = {"rsa": parse_spec({"selfSigned": {"issuer": ISSUER, "rsa": {"secretName": "k"}}}),
-            "ecdsa": parse_spec({"selfSigned": {"issuer": ISSUER, "ecdsa": {"secretName": "k"}}})}
-    cases = certificate_cases()
-
-    def keys(kind: str, pem: bytes) -> VerifyKeys:
-        return VerifyKeys(rsa_public_pem=pem) if kind == "rsa" else VerifyKeys(ecdsa_public_pem=pem)
-
-    verdicts = checker.judge(binary, [checker.case_for(name, token, spec[kind], keys(kind, pem), NOW)
-                                      for name, kind, pem, token, _ in cases])
-    problems = []
-    for (name, kind, pem, token, readable), go in zip(cases, verdicts, strict=True):
-        mine = verify(token, spec[kind], keys(kind, pem), NOW)
-        diffs = go_equal(mine, go)
-        if diffs:
-            problems.append(f"{name}: {'; '.join(diffs)} (pxsec: {mine.reason}; Go: {go.get('error')})")
-        if go["accepted"] is not readable:
-            problems.append(f"{name}: expected Go to {'read' if readable else 'refuse'} it ({go.get('error')})")
+    problems = disagreements(binary, certificate_cases())
     assert not problems, "\n".join(problems)

@@ -83,9 +83,6 @@ class CommandError(Exception):
 # more) is ever read: /dev/zero, a FIFO or a 5 GB file given by mistake costs nothing.
 MAX_SECRET_BYTES: Final = 1 << 20
 MAX_AUTH_CONFIG_BYTES: Final = 64 << 10
-# Errors that mean the path was never opened: the argument is then not shown, since a token, a key or a
-# secret given in the place of a file name would be printed with it.
-_NOT_OPENED: Final = cliread.NOT_OPENED
 
 
 def _read_capped(path: str, what: str, cap: int, stdin: IO[str] | None = None) -> bytes:
@@ -104,7 +101,7 @@ def _read_capped(path: str, what: str, cap: int, stdin: IO[str] | None = None) -
         reason = error.strerror or type(error).__name__
         if path == "-":
             raise CommandError(f"cannot read {what} from stdin: {reason}") from None
-        if error.errno in _NOT_OPENED:
+        if error.errno in cliread.NOT_OPENED:
             raise CommandError(f"cannot read {what}: {reason} (the name given is not shown: it may be a "
                                "secret given in the place of a file)") from None
         raise CommandError(f"cannot read {what} {cliread.printable(path)}: {reason}") from None
