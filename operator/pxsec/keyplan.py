@@ -31,6 +31,10 @@ MANAGED_BY = "px-security-operator"
 OWNER_LABEL = "pxsec.dev/pxsecurity"
 ORIGIN_ANNOTATION = "pxsec.dev/origin"
 PURPOSE_ANNOTATION = "pxsec.dev/purpose"
+# On a Secret generated again after its loss: the revision it was generated as. The news of a loss is
+# computed from status, which the reconcile that regenerated the Secret may fail to write (a fault, a
+# crash); the mark lets the next reconcile still say "lost and regenerated" instead of "changed by hand".
+REGENERATED_ANNOTATION = "pxsec.dev/regenerated-as-revision"
 # The Portworx Operator marks its shared/system Secrets so Stork does not migrate or back them up.
 STORK_SKIP_ANNOTATION = "stork.libopenstorage.org/skip-resource"
 
@@ -93,7 +97,7 @@ class SecretPlan:
     origin: Origin
     recipes: Mapping[str, Recipe] = field(default_factory=dict)  # key -> how to make it
     problems: tuple[str, ...] = ()
-    lost: bool = False  # status knew it, the Secret is gone: tokens signed with the old key are void
+    lost: bool = False  # status knew it, the Secret is gone (or we regenerated it): old tokens are void
     notes: tuple[str, ...] = ()  # shown in status.secrets[].notes: adopted as it is, but worth knowing
     # RESTORE / STAND_ASIDE: the values kept in the retained copy, when they are the recorded ones.
     restore: Mapping[str, bytes] = field(default_factory=dict, repr=False)
@@ -175,6 +179,7 @@ def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded 
             return SecretPlan(req, Action.RESTORE, origin, restore=kept)
         return SecretPlan(req, Action.CREATE, Origin.GENERATED, _full_recipes(req, spec),
                           lost=recorded is not None)
+    lost = regenerated_since(req, observed, recorded)
     origin = origin_of(observed)
     if shared and origin is Origin.ADOPTED:
         origin = _recorded_origin(recorded) or origin
@@ -184,7 +189,7 @@ def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded 
     notes: list[str] = _warnings(req, observed.data)
     missing = [k for k in req.keys if k not in observed.data]
     if not missing:
-        return SecretPlan(req, Action.NONE, origin, notes=tuple(notes))
+        return SecretPlan(req, Action.NONE, origin, notes=tuple(notes), lost=lost)
     recipes: dict[str, Recipe] = {}
     full = _full_recipes(req, spec)
     if req.purpose in (Purpose.RSA, Purpose.ECDSA):
@@ -203,6 +208,20 @@ def plan_secret(req: Requirement, observed: Observed | None, recorded: Recorded 
 def secret_fingerprint(req: Requirement, data: Mapping[str, bytes]) -> str:
     """Fingerprint over the keys the operator cares about (a user's unrelated keys do not count)."""
     return keymaterial.fingerprint({k: data[k] for k in req.keys if k in data})
+
+
+def regenerated_mark(recorded: Recorded | None) -> dict[str, str]:
+    """The annotation a Secret generated again after its loss is created with (none for a first one)."""
+    return {} if recorded is None else {REGENERATED_ANNOTATION: str(recorded.revision + 1)}
+
+
+def regenerated_since(req: Requirement, observed: Observed, recorded: Recorded | None) -> bool:
+    """The Secret is the one this operator generated after the loss status still records: its mark names
+    the revision after the recorded one and its value is not the recorded one. Once status records the
+    new revision the mark names that revision, and a later change by hand is said as such."""
+    return (recorded is not None
+            and observed.annotations.get(REGENERATED_ANNOTATION) == str(recorded.revision + 1)
+            and secret_fingerprint(req, observed.data) != recorded.fingerprint)
 
 
 def desired_metadata(cr_name: str, purpose: str, template_labels: Mapping[str, str],

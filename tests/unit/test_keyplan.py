@@ -54,6 +54,25 @@ def test_missing_secret_that_status_knew_is_lost() -> None:
     assert p.action is Action.CREATE and p.lost
 
 
+@pytest.mark.parametrize("mark, value, lost", [
+    ("4", b"n" * 64, True),    # ours, regenerated after the loss status records (revision 3): still a loss
+    ("3", b"n" * 64, False),   # the mark of an earlier loss, status caught up since: a change by hand
+    ("4", b"o" * 64, False),   # the recorded value itself: nothing happened
+    (None, b"n" * 64, False),  # no mark (a first Secret, or the Portworx Operator stripped it)
+])
+def test_a_secret_regenerated_after_a_loss_is_known_by_its_mark(mark: str | None, value: bytes, lost: bool) -> None:
+    r = req("px-shared-secret")
+    recorded = Recorded(keyplan.secret_fingerprint(r, {"shared-secret": b"o" * 64}), 3, "Generated")
+    observed = generated("px-shared-secret", {"shared-secret": value})
+    if mark is not None:
+        observed = Observed(observed.name, observed.data, observed.labels,
+                            {**observed.annotations, keyplan.REGENERATED_ANNOTATION: mark}, "2")
+    p = keyplan.plan_secret(r, observed, recorded, SPEC)
+    assert p.action is Action.NONE and p.lost is lost
+    assert keyplan.regenerated_mark(recorded) == {keyplan.REGENERATED_ANNOTATION: "4"}
+    assert keyplan.regenerated_mark(None) == {}
+
+
 def test_existing_complete_secret_is_left_alone_and_adopted_when_not_ours() -> None:
     data = {"system-secret": b"a" * 64, "apps-secret": b"b" * 64}
     p = keyplan.plan_secret(req("px-system-secrets"), Observed("px-system-secrets", data), None, SPEC)

@@ -101,6 +101,47 @@ def test_a_lost_secret_is_recreated_loudly_with_a_new_revision() -> None:
     assert next(s["revision"] for s in status(gw)["secrets"] if s["name"] == "px-shared-secret") == 2
 
 
+def lose_the_response(gw: FakeGateway, method: str) -> None:
+    """The write is done, its response never arrives (a connection reset): a transient failure."""
+    done = getattr(gw, method)
+
+    def lost(*args: Any, **kwargs: Any) -> Any:
+        done(*args, **kwargs)
+        raise GatewayError(f"{method}: 503 the response was lost", 503)
+
+    setattr(gw, method, lost)
+
+
+@pytest.mark.parametrize("fails", ["patch_status", "create_secret"])
+def test_a_loss_is_said_as_a_loss_even_when_the_reconcile_that_regenerated_it_failed(fails: str) -> None:
+    """The news of a loss comes from status; the reconcile that regenerated the Secret may never write
+    status or post its Events (a fault, a crash). The next one still says SecretLost, once, never a false
+    SecretChanged; and a later change by hand is still said as one."""
+    gw = world()
+    reconcile(gw)
+    gw.delete("Secret", NS, "px-shared-secret")
+    working = getattr(gw, fails)
+    if fails == "patch_status":
+        refuse(gw, fails, 503)
+    else:
+        lose_the_response(gw, fails)
+    with pytest.raises(GatewayError):
+        reconcile(gw)
+    assert gw.secret(NS, "px-shared-secret") is not None  # regenerated before the failure
+    assert "SecretLost" not in reasons(gw)
+    setattr(gw, fails, working)
+    reconcile(gw)
+    assert reasons(gw).count("SecretLost") == 1 and "SecretChanged" not in reasons(gw)
+    assert condition(gw, conditions.KEYS_READY) == ("True", "SecretRegenerated")
+    assert next(s["revision"] for s in status(gw)["secrets"] if s["name"] == "px-shared-secret") == 2
+    reconcile(gw)
+    assert "SecretLost" not in reasons(gw)
+    gw.objects[("Secret", NS, "px-shared-secret")]["data"] = {"shared-secret": b"h" * 64}
+    reconcile(gw)
+    assert reasons(gw).count("SecretChanged") == 1 and "SecretLost" not in reasons(gw)
+    assert next(s["revision"] for s in status(gw)["secrets"] if s["name"] == "px-shared-secret") == 3
+
+
 def test_a_secret_brought_beforehand_is_adopted_and_never_written() -> None:
     gw = world()
     gw.put_secret(NS, "px-shared-secret", {"shared-secret": b"a" * 64})

@@ -133,6 +133,8 @@ class KeySync(BaseStep):
                 if plan.action in (Action.CREATE, Action.RESTORE):
                     data = dict(plan.restore) if plan.action is Action.RESTORE else keymaterial.materialize(
                         plan.recipes, {})
+                    if plan.lost and not shared:
+                        annotations = {**annotations, **keyplan.regenerated_mark(recorded)}
                     created = self.gw.create_secret(ns, req.name, data, labels, annotations)
                     if plan.action is Action.RESTORE:
                         out.events.append(Event("Normal", "SecretRestored", (
