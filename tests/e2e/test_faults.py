@@ -7,29 +7,48 @@ the body, watch streams cut every 2-6 s, and 20% of watch resumes answered 410 G
   each Secret is created exactly once (audit log); no key value changes; no false SecretLost.
 - Under the same faults a key Secret deleted by hand is regenerated once, loudly (one SecretLost, for it
   only), and a token with a 6 s lifetime is renewed again and again; every other key value stays as it was.
+- A soak: 1,000 token renewals of one object (25 tokens of 2 s) while the watch streams are cut every
+  0.05-0.2 s (1,000+ resumes, 20% answered 410): the operator's RSS and its store stay flat.
+- An HA handover under the same faults: the Deployment's two replicas (leader election, Lease times short
+  as in test_ha.py), every process that exits restarted as the kubelet would; the leader SIGKILLed while a
+  key Secret is deleted and a resource added. Converges; each Secret created once (the deleted one twice);
+  no other key value changes; one SecretLost; writers alternate no more often than the Lease changed hands.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
+from pxsec.devcluster.controlplane import free_port
 from tests.e2e.conftest import apply
-from tests.support.audit import audit_log, now, writes
+from tests.support.audit import Follow, audit_log, now, writes
 from tests.support.faultproxy import FaultProxy, Faults, start_for
 from tests.support.helpers import get_json, wait_for
-from tests.support.installed import ROOT, private_cluster
+from tests.support.installed import (
+    ROOT,
+    Deployed,
+    Restarting,
+    private_cluster,
+    run_as_deployment,
+    scrape,
+    writes_by_credential,
+)
 
 pytestmark = pytest.mark.e2e
 
 OBJECTS = 50
 OURS = "system:serviceaccount:pxsec-system:px-security-operator"
-REQUESTS_BOUND = 2.5
+REQUESTS_BOUND = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +60,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
         cluster.install_rbac(ROOT)
         proxy = start_for(cluster.control_plane)
         kubeconfig = proxy.kubeconfig(cluster.service_account_kubeconfig(), work / "through-the-proxy.kubeconfig")
-        operator = OperatorProcess(kubeconfig=kubeconfig, log=work / "operator.log").start()
+        operator = OperatorProcess(kubeconfig=kubeconfig, log=work / "operator.log",
+                                   args=(f"--metrics-bind-address=127.0.0.1:{free_port()}",)).start()
         try:
             operator.wait_for_log("px-security-operator started")
             yield cluster, proxy, operator
@@ -103,9 +123,8 @@ def test_a_burst_converges_through_faults_with_each_secret_created_once(
     injected = {k: v for k, v in proxy.counts.items() if k != "requests" and not k.startswith("by ")}
     by_client = {k: v - by_client.get(k, 0) for k, v in proxy.counts.items() if k.startswith("by ")}
     assert injected.get("429", 0) and injected.get("500", 0) and injected.get("reset", 0), injected
-    # The issue's goal is 2x; measured 1.2-2.0x over six runs, so the bound here is REQUESTS_BOUND and the
-    # goal stays open: a reconcile retried after a fault reads its PxSecurity live (the store uses a body
-    # kopf delivered only for the reconcile that event started), ~2 extra GETs per faulted reconcile.
+    # The issue's goal: at most 2x. Each injected fault costs at least its own retry (≈ 100 faults: ≈ 1.25x
+    # is the floor); measured 1.2-1.6x since a 429 is sent again after its Retry-After.
     assert stormy <= REQUESTS_BOUND * calm, f"{stormy} requests with faults against {calm} without ({injected})"
     print(f"\nfault proxy: {OBJECTS} objects, {calm} requests without faults, {stormy} with "
           f"({stormy / calm:.2f}x); injected {injected}; by client {by_client}")
@@ -169,3 +188,120 @@ def test_the_proxy_forwards_identity_untouched(faulty: tuple[Cluster, FaultProxy
     proxied = cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
                               kubeconfig_path=kubeconfig).stdout
     assert direct == proxied == OURS
+
+
+RENEWALS, RESUMES, TOKENS = 1000, 1000, 25
+RSS_GROWTH = 8 * 2**20  # bytes a flat process may still move by (allocator arenas, GC timing)
+
+
+def metrics_url(operator: OperatorProcess) -> str:
+    address = next(a.split("=", 1)[1] for a in operator.args if a.startswith("--metrics-bind-address="))
+    return f"http://{address}/metrics"
+
+
+def test_a_soak_of_renewals_and_watch_resumes(faulty: tuple[Cluster, FaultProxy, OperatorProcess]) -> None:
+    cluster, proxy, operator = faulty
+    namespace = "soak"
+    cluster.kubectl("create", "namespace", namespace)
+    proxy.faults = Faults(too_many=0, server_error=0, slow=0, reset=0, watch_cut=(0.05, 0.2), gone=0.2)
+    renewals = Follow(audit_log(cluster), namespace)
+    cuts = proxy.counts.get("watch cut", 0)
+    soak = pxsecurity(0, lifetime="2s")
+    soak["spec"]["tokens"] = [{"secretName": f"tok-{i}", "roles": ["system.view"]} for i in range(TOKENS)]
+    apply(cluster, namespace, soak)
+    counted = [0]
+
+    def renewed(at_least: int) -> bool:
+        counted[0] += sum(1 for w in renewals.new()
+                          if w.resource == "secrets" and w.verb == "patch" and w.name.startswith("tok-"))
+        return counted[0] >= at_least
+
+    try:
+        wait_for(lambda: renewed(RENEWALS // 5), 300, interval=1, what=f"{RENEWALS // 5} renewals (warm)")
+        warm = scrape(metrics_url(operator))
+        warm_cuts = proxy.counts.get("watch cut", 0)
+        wait_for(lambda: renewed(RENEWALS) and proxy.counts.get("watch cut", 0) - cuts >= RESUMES, 600,
+                 interval=1, what=f"{RENEWALS} renewals and {RESUMES} watch resumes")
+        end = scrape(metrics_url(operator))
+    finally:
+        proxy.faults = Faults.none()
+        cluster.kubectl("delete", "pxsecurity", "px-0", "-n", namespace, "--wait=false")
+    rss = (warm.value("process_resident_memory_bytes") or 0, end.value("process_resident_memory_bytes") or 0)
+    store = (warm.value("pxsec_store_entries"), end.value("pxsec_store_entries"))
+    resumed = proxy.counts.get("watch cut", 0) - cuts
+    print(f"\nsoak: {counted[0]} renewals, {resumed} watch cuts ({resumed - (warm_cuts - cuts)} after warm-up); "
+          f"RSS {rss[0] / 2**20:.1f} -> {rss[1] / 2**20:.1f} MiB; store entries {store[0]} -> {store[1]}")
+    assert store[0] is not None and store[0] == store[1], "the store grew while nothing was added"
+    assert rss[1] - rss[0] <= RSS_GROWTH, "RSS grew over the soak"
+    assert operator.popen is not None and operator.popen.poll() is None
+
+
+SHORT = ("--leader-election-lease-duration=4", "--leader-election-renew-deadline=3",
+         "--leader-election-retry-period=0.5")
+OPERATOR_NS = "pxsec-system"
+
+
+def lease(cluster: Cluster) -> dict[str, Any]:
+    return get_json(cluster, "lease", "px-security-operator", "-n", OPERATOR_NS).get("spec") or {}
+
+
+def current_identity(deployed: Deployed) -> str:
+    """The identity of the process running now (a restarted one says a new one in the same log)."""
+    found = re.findall(r"\(identity (\S+)\)", deployed.process.output())
+    return found[-1] if found else ""
+
+
+def test_a_handover_through_faults(faulty: tuple[Cluster, FaultProxy, OperatorProcess], tmp_path: Path) -> None:
+    cluster, proxy, operator = faulty
+    operator.stop()  # the module's one unelected operator gives way to the Deployment's two replicas
+    assert cluster.audit_log is not None
+    deploy = yaml.safe_load((ROOT / "manifests" / "operator" / "deployment.yaml").read_text())
+    namespace, objects = "handover", 10
+    cluster.kubectl("create", "namespace", namespace)
+    proxy.faults = Faults()
+    start = now()
+
+    def route(kubeconfig: Path) -> Path:
+        return proxy.kubeconfig(kubeconfig, kubeconfig.with_name(f"{kubeconfig.stem}.proxied.kubeconfig"))
+
+    replicas = [run_as_deployment(cluster, deploy, tmp_path, label, SHORT, route=route) for label in ("a", "b")]
+    transitions = int(lease(cluster).get("leaseTransitions") or 0)
+    with Restarting(*replicas) as kubelet:
+        apply(cluster, namespace, {"apiVersion": "v1", "kind": "List",
+                                   "items": [pxsecurity(i) for i in range(objects)]})
+        wait_for(lambda: ready_count(cluster, namespace) == objects, 180, interval=0.5, what="all Ready")
+        first = key_values(cluster, namespace)
+
+        leader = wait_for(lambda: next((d for d in replicas if current_identity(d) == lease(cluster).get(
+            "holderIdentity")), None), 30, what="a leader among the replicas")
+        killed_at = time.monotonic()
+        leader.process.kill()  # restarted by the "kubelet", as a candidate
+        cluster.kubectl("delete", "secret", "shared-0", "-n", namespace)
+        apply(cluster, namespace, pxsecurity(objects))
+
+        def converged() -> bool:
+            values = key_values(cluster, namespace)
+            return ready_count(cluster, namespace) == objects + 1 and values.get("shared-0/shared-secret") not in (
+                None, first["shared-0/shared-secret"])
+
+        wait_for(converged, 180, interval=0.5, what="convergence after the handover")
+        took = time.monotonic() - killed_at
+        lost = wait_for(lambda: lost_events(cluster, namespace), 30, what="the SecretLost Event")
+        exits = list(kubelet.exits)
+    transitions = int(lease(cluster).get("leaseTransitions") or 0) - transitions
+
+    after = key_values(cluster, namespace)
+    changed = sorted(ref for ref in first if ref != "shared-0/shared-secret" and after.get(ref) != first[ref])
+    assert changed == [], "key values changed"
+    assert len(lost) == 1 and "shared-0" in lost[0], lost
+    writes = [w for w in writes_by_credential(cluster.audit_log, since=start) if w.namespace == namespace]
+    created = sorted(w.name for w in writes if w.resource == "secrets" and w.verb == "create")
+    expected = sorted([f"{kind}-{i}" for i in range(objects + 1) for kind in ("sys", "shared", "ec", "tok")]
+                      + ["shared-0"])
+    assert created == expected, "each Secret created exactly once (the deleted one again)"
+    writers = [w.credential for w in sorted(writes, key=lambda w: w.at)]
+    switches = sum(a != b for a, b in itertools.pairwise(writers))
+    print(f"\nhandover through faults: converged {took:.1f}s after the SIGKILL; exits {exits}; "
+          f"Lease changed hands {transitions} times; the writer changed {switches} times; "
+          f"injected {({k: v for k, v in proxy.counts.items() if k != 'requests' and not k.startswith('by ')})}")
+    assert switches <= transitions, "two replicas wrote in turns without the Lease changing hands"

@@ -55,7 +55,7 @@ SERVED = (CRD_WATCH
           | grants("pxsecurities.pxsec.dev/finalizers", "update")
           | grants("secrets", "get list watch create patch")
           | grants("configmaps", "get list watch create patch")
-          | grants("events", "create")
+          | grants("events", "create get patch")
           | grants("storageclusters.core.libopenstorage.org", "get list watch patch")
           | grants("storagenodes.core.libopenstorage.org", "list watch"))
 LEASE = grants("leases.coordination.k8s.io", "create") | grants("leases.coordination.k8s.io", "get update", SA)

@@ -110,6 +110,24 @@ def writes(path: Path, namespace: str | None = None, since: dt.datetime | None =
     return out
 
 
+class Follow:
+    """The writes completed since the last call, read from where the last call stopped (a soak polls the
+    log for minutes; reading it whole each time would cost more than what it measures)."""
+
+    def __init__(self, path: Path, namespace: str | None = None) -> None:
+        self.path, self.namespace = path, namespace
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def new(self) -> list[AuditWrite]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        complete = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        self.offset += len(complete)
+        found = (_parse(json.loads(line)) for line in complete.decode(errors="replace").splitlines() if line.strip())
+        return [w for w in found if w is not None and (self.namespace is None or w.namespace == self.namespace)]
+
+
 def events(path: Path) -> Iterator[dict[str, Any]]:
     """Every complete JSON line of the audit log (a line still being written is passed over)."""
     text = path.read_text(errors="replace") if path.exists() else ""

@@ -13,9 +13,10 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,9 +152,11 @@ def deployment(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def run_as_deployment(cluster: Cluster, deploy: dict[str, Any], workdir: Path, label: str,
-                      extra_args: tuple[str, ...] = ()) -> Deployed:
+                      extra_args: tuple[str, ...] = (),
+                      route: Callable[[Path], Path] | None = None) -> Deployed:
     """Start `pxsec operator` with the Deployment's container args and env under its ServiceAccount; the
-    listening addresses move to free loopback ports. Waits until it logged its start."""
+    listening addresses move to free loopback ports. Waits until it logged its start. `route` makes the
+    kubeconfig it runs with from the ServiceAccount's (e.g. through a fault proxy)."""
     namespace = str(deploy["metadata"]["namespace"])
     pod = deploy["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -182,6 +185,8 @@ def run_as_deployment(cluster: Cluster, deploy: dict[str, Any], workdir: Path, l
         return f"http://127.0.0.1:{moved[number]}{get['path']}"
 
     kubeconfig = sa_kubeconfig(cluster, namespace, str(pod["serviceAccountName"]), workdir / f"{label}.kubeconfig")
+    if route is not None:
+        kubeconfig = route(kubeconfig)
     metrics = next((a.split("=", 1)[1] for a in run_args if a.startswith("--metrics-bind-address=")), None)
     process = OperatorProcess(kubeconfig=kubeconfig, log=workdir / f"{label}.log", extra_env=env,
                               args=(*run_args, *extra_args)).start()
@@ -229,3 +234,32 @@ def wait_metric(deployed: Deployed, name: str, want: float, timeout: float = 60,
 
     result: Metrics = wait_for(check, timeout, what=f"{name}{labels} == {want}")
     return result
+
+
+class Restarting:
+    """Restarts the processes that exit, as the kubelet restarts a Deployment's containers (a crash, a
+    leader that lost its Lease and exited, a SIGKILL): each exit is recorded as (label, exit code)."""
+
+    def __init__(self, *deployed: Deployed) -> None:
+        self.deployed = list(deployed)
+        self.exits: list[tuple[str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="restarting", daemon=True)
+
+    def __enter__(self) -> Restarting:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for d in self.deployed:
+            d.process.stop()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            for d in self.deployed:
+                popen = d.process.popen
+                if popen is not None and popen.poll() is not None and not self._stop.is_set():
+                    self.exits.append((d.process.log.stem, int(popen.returncode)))
+                    d.process.start()

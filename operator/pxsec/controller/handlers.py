@@ -75,6 +75,7 @@ class Runtime:
         self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=workers)
         self.metrics = metrics or Metrics(process_collectors=False)
         self.metrics.track_queue(lambda: self.queue.depth)
+        self.metrics.track_store(self.store.size)
         self.active = active  # False for a candidate: until it leads, events only queue keys
         self.loop: asyncio.AbstractEventLoop | None = None  # where wakes run (set at start-up)
         if isinstance(reconciler, ObservedReconciler):

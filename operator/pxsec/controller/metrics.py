@@ -91,6 +91,9 @@ class Metrics:
         self.duration = Histogram("pxsec_reconcile_duration_seconds", "Time one reconcile took.",
                                   buckets=DURATION_BUCKETS, registry=r)
         self.queue_depth = Gauge("pxsec_workqueue_depth", "Keys waiting in the work queue.", registry=r)
+        self.store_entries = Gauge("pxsec_store_entries", "What the operator's store holds (objects known from "
+                                   "the watches and its own reads and writes, writes in flight, listings).",
+                                   registry=r)
         self.leader = Gauge("pxsec_leader", "1 when this replica is the one that reconciles (holds the Lease, "
                             "or runs without leader election), else 0.", registry=r)
         self.ready = Gauge("pxsec_ready", "1 when the PxSecurity is Ready, else 0.",
@@ -152,6 +155,9 @@ class Metrics:
 
     def track_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))
+
+    def track_store(self, size: Callable[[], int]) -> None:
+        self.store_entries.set_function(lambda: float(size()))
 
     def serve(self, address: str) -> tuple[str, int]:
         """Serve /metrics on `host:port` (port 0 picks a free one) in a daemon thread; the bound address."""

@@ -207,9 +207,12 @@ class Reconciler:
         events = events + conditions.warnings(old.get("conditions") or [], conds)
         changed = sorted(k for k, v in new.items() if old.get(k) != v)
         ref = cr_ref(cr)
+        # Events first: news is computed against the status read, so once that status is written (even
+        # if its response is lost) the next reconcile has no news to say. Said before, a failed status
+        # write makes the retry say it again, which counts the same Event (`Gateway.event`).
+        for ev in coalesce(events):
+            self.gw.event(ref, ev.type, ev.reason, ev.message)
         if changed:
             self.gw.patch_status(ref.namespace, ref.name, new)
             logger.info("%s/%s: status updated (%s; Ready=%s, %s)", ref.namespace, ref.name, ", ".join(changed),
                         new["conditions"][0]["status"], new["conditions"][0]["reason"])
-        for ev in coalesce(events):
-            self.gw.event(ref, ev.type, ev.reason, ev.message)

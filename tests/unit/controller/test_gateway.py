@@ -5,6 +5,7 @@ counted on a scripted API (the e2e tests count them on the real API server's aud
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -158,3 +159,71 @@ def test_an_event_is_retried_through_passing_faults(failures: tuple[int | Except
     gateway.store, gateway.api = store, api  # type: ignore[assignment]
     gateway.event(CRRef("ns", "px", "uid"), "Warning", "SecretLost", "Secret px-shared-secret was deleted")
     assert (api.posted, api.attempts) == (posted, attempts)
+
+
+class EventsEndpoint:
+    """The events endpoint as the API server keeps it: by name, 409 for a name taken."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, dict[str, Any]] = {}
+
+    def request(self, method: str, path: str, query: Any = None, body: Any = None,
+                content_type: str = "application/json") -> dict[str, Any]:
+        base = "/api/v1/namespaces/ns/events"
+        if method == "POST" and path == base:
+            name = body["metadata"]["name"]
+            if name in self.events:
+                raise HttpError(409, b"{}")
+            self.events[name] = dict(body)
+            return body
+        name = path.removeprefix(base + "/")
+        if method == "GET":
+            return dict(self.events[name])
+        assert method == "PATCH" and content_type == "application/merge-patch+json", (method, content_type)
+        self.events[name].update(body)
+        return self.events[name]
+
+
+def test_the_same_news_said_again_counts_its_event_instead_of_a_second_one(store: Store) -> None:
+    """A reconcile retried after its response was lost says the same again: one Event, count 2 (as
+    client-go's recorder aggregates); other news, or the same news of another object, is its own Event."""
+    from pxsec.controller.kube.gateway import CRRef
+
+    api = EventsEndpoint()
+    gateway = Gateway.__new__(Gateway)
+    gateway.store, gateway.api = store, api  # type: ignore[assignment]
+    px = CRRef("ns", "px", "uid-1")
+    gateway.event(px, "Warning", "SecretLost", "Secret s was deleted and regenerated as revision 2")
+    gateway.event(px, "Warning", "SecretLost", "Secret s was deleted and regenerated as revision 2")
+    assert [e["count"] for e in api.events.values()] == [2]
+    gateway.event(px, "Warning", "SecretLost", "Secret s was deleted and regenerated as revision 3")
+    gateway.event(CRRef("ns", "px", "uid-2"), "Warning", "SecretLost",
+                  "Secret s was deleted and regenerated as revision 2")  # a re-created object of the same name
+    assert sorted(e["count"] for e in api.events.values()) == [1, 1, 2]
+    long = CRRef("ns", "p" * 235 + "-x" * 9, "uid-3")
+    gateway.event(long, "Normal", "TokenMinted", "minted")
+    name = next(n for n in api.events if n.startswith("ppp"))
+    assert len(name) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", name)
+
+
+def test_an_event_whose_response_was_lost_is_not_counted_twice(store: Store,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The POST landed, its response did not: the retry's 409 is our own Event, not the news again."""
+    from pxsec.controller.kube.gateway import CRRef
+
+    monkeypatch.setattr("pxsec.controller.kube.gateway.time.sleep", lambda seconds: None)
+    api = EventsEndpoint()
+    post = api.request
+    resets = [urllib3.exceptions.ProtocolError("connection reset")]
+
+    def landed_then_reset(method: str, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = post(method, path, *args, **kwargs)
+        if method == "POST" and resets:
+            raise resets.pop()
+        return answer
+
+    gateway = Gateway.__new__(Gateway)
+    gateway.store, gateway.api = store, api  # type: ignore[assignment]
+    api.request = landed_then_reset  # type: ignore[method-assign]
+    gateway.event(CRRef("ns", "px", "uid"), "Warning", "SecretLost", "Secret s was deleted")
+    assert [e["count"] for e in api.events.values()] == [1]

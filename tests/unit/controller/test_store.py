@@ -274,3 +274,22 @@ def test_a_status_write_of_unknown_outcome_or_a_new_leader_means_a_live_read(sto
     assert store.get(PXSECURITY, "ns", "px") is None
     store.deleted(PXSECURITY, "ns", "px")
     assert store.get(PXSECURITY, "ns", "px") is None  # never known absent: kopf's watch is no listing
+
+
+def test_the_size_follows_the_objects_not_the_history(store: Store) -> None:
+    """A thousand changes, relistings and our own writes to the same objects leave the store the size
+    of what exists (the soak e2e watches the same number, pxsec_store_entries, in a running operator)."""
+    for i in range(3):
+        store.observed("Secret", "ns", f"s{i}", "1")
+    store.listed("Secret", "ns", [("ns", f"s{i}", "1", None) for i in range(3)])
+    settled = store.size()
+    for version in range(2, 1002):
+        store.observed("Secret", "ns", "s0", str(version))
+        with store.writing("Secret", "ns", "s1") as write:
+            write.done(response(f"w{version}"), {"k": "v"})
+        store.observed("Secret", "ns", "s1", f"w{version}")
+        store.listed("Secret", "ns", [("ns", "s0", str(version), None), ("ns", "s1", f"w{version}", None),
+                                      ("ns", "s2", "1", None)])
+    assert store.size() == settled
+    store.deleted("Secret", "ns", "s2")
+    assert store.size() == settled - 1

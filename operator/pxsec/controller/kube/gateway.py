@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -285,31 +286,42 @@ class Gateway:
     # -- Events -----------------------------------------------------------------------------------
 
     def event(self, cr: CRRef, type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the PxSecurity. Messages name Secrets and fingerprints, never values."""
-        now = dt.datetime.now(dt.UTC)
+        """A core/v1 Event on the PxSecurity. Messages name Secrets and fingerprints, never values.
+
+        Named for what it says (`event_name`): the same news said again — a reconcile retried after a
+        lost response, a renewal that says what the last one said — finds its Event and counts it
+        (count + 1, lastTimestamp), as client-go's recorder aggregates, instead of a second object."""
+        now = dt.datetime.now(dt.UTC).isoformat()
+        message = message if len(message) <= 4000 else message[:3999] + "…"
+        name = event_name(cr, type_, reason, message)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{cr.name}.", "namespace": cr.namespace},
+            "metadata": {"name": name, "namespace": cr.namespace},
             "involvedObject": {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": KIND,
                                "name": cr.name, "namespace": cr.namespace, "uid": cr.uid},
             "type": type_,
             "reason": reason,
-            "message": message if len(message) <= 4000 else message[:3999] + "…",
+            "message": message,
             "source": {"component": FIELD_MANAGER},
             "reportingComponent": FIELD_MANAGER,
             "reportingInstance": os.environ.get("HOSTNAME", "local"),
-            "firstTimestamp": now.isoformat(),
-            "lastTimestamp": now.isoformat(),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
         }
         # An Event is the loud half of a change (a lost key, a change waiting for approval): retried through
         # an API server that throttles, fails or drops the connection, as client-go's recorder retries, then
-        # given up (the condition carries the same news). A retry after a response lost on the way may post
-        # it twice; never zero times for a passing fault.
+        # given up (the condition carries the same news).
         for attempt in range(EVENT_ATTEMPTS):
             try:
-                self.api.request("POST", core_path(cr.namespace, "events"), None, body)
+                try:
+                    self.api.request("POST", core_path(cr.namespace, "events"), None, body)
+                except HttpError as error:
+                    if error.status != 409:
+                        raise
+                    if attempt == 0:  # else it is our own earlier attempt, whose response was lost
+                        self._count_again(cr.namespace, name, now)
                 return
             except HttpError as error:
                 if error.status != 429 and error.status < 500:
@@ -320,6 +332,20 @@ class Gateway:
                 time.sleep(EVENT_BACKOFF * 2 ** attempt)
         logger.warning("%s/%s: Event %s not posted after %d attempts", cr.namespace, cr.name, reason,
                        EVENT_ATTEMPTS)
+
+    def _count_again(self, namespace: str, name: str, now: str) -> None:
+        """The Event exists: one more occurrence of it."""
+        path = f"{core_path(namespace, 'events')}/{name}"
+        have = self.api.request("GET", path)
+        count = int(have.get("count") or 1) + 1
+        self.api.request("PATCH", path, None, {"count": count, "lastTimestamp": now}, MERGE_PATCH)
+
+
+def event_name(cr: CRRef, type_: str, reason: str, message: str) -> str:
+    """`<object>.<16 hex>`: the hex a digest of the object's uid and the news, so that saying the same
+    thing again is the same Event (the object's part cut so the name stays within 253 characters)."""
+    digest = hashlib.sha256("\0".join((cr.uid, type_, reason, message)).encode()).hexdigest()[:16]
+    return f"{cr.name[:236].rstrip('.-')}.{digest}"
 
 
 def _encoded(data: Mapping[str, bytes]) -> dict[str, str]:

@@ -206,6 +206,12 @@ class Store:
                 return Hit(copy.deepcopy(entry.held))
             return None
 
+    def size(self) -> int:
+        """Objects held, writes in flight and complete listings: what must stay flat while nothing is
+        added (watched by the soak test through the pxsec_store_entries metric)."""
+        with self._lock:
+            return len(self._entries) + len(self._writing) + sum(len(s) for s in self._synced.values())
+
     def count(self, kind: str, namespace: str) -> int:
         """How many objects of `kind` the watch knows in `namespace`."""
         with self._lock:
