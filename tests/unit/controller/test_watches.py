@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+import urllib3
 
 from pxsec.controller.kube.rest import HttpError
 from pxsec.controller.kube.store import Hit, Store
@@ -135,3 +136,27 @@ def test_a_listing_answered_404_means_none_exists() -> None:
     with pytest.raises(NotServed):
         reflector._list()
     assert reflector.synced.is_set() and store.get("StorageCluster", "ns", "px-cluster") == Hit(None)
+
+
+class CutResponse(Response):
+    """A stream that delivers its lines, then ends without its final chunk (urllib3: ProtocolError)."""
+
+    def stream(self, amt: Any = None, decode_content: bool = False) -> Any:
+        yield from super().stream(amt, decode_content)
+        raise urllib3.exceptions.ProtocolError("Response ended prematurely")
+
+
+def test_a_watch_cut_after_it_delivered_resumes_from_the_last_version_at_once() -> None:
+    """A load balancer or proxy that cuts streams is not a failure to back off from (the soak e2e cuts
+    every watch every 0.05-0.2 s): the watch returns its last version, and the next one resumes there."""
+    store = Store()
+    store.listed("Secret", "", [])
+    api = ScriptedApi([CutResponse(lines=[{"type": "ADDED", "object": meta("a", "51")}])])
+    assert Reflector(api, SECRETS, "", store)._watch("50") == "51"  # type: ignore[arg-type]
+    assert store.version("Secret", "ns", "a") == "51"
+
+
+def test_a_watch_cut_at_once_with_nothing_delivered_is_a_failure_backed_off() -> None:
+    api = ScriptedApi([CutResponse(lines=[])])
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        Reflector(api, SECRETS, "", Store())._watch("50")  # type: ignore[arg-type]

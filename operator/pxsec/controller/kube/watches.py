@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
+
 from pxsec.controller.kube.gateway import SC_GROUP, SC_PLURAL, SC_VERSION
 from pxsec.controller.kube.rest import HttpError, RestClient, group_path, new_client
 from pxsec.controller.kube.store import ALL_NAMESPACES, Store
@@ -41,6 +43,7 @@ METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,a
 PAGE = 500
 WATCH_SECONDS = 290  # the server ends each watch after this; it is resumed from the last version
 MAX_PAUSE = 30.0
+SHORT_WATCH = 1.0  # seconds: a watch cut sooner with nothing delivered is a failure (client-go: "very short watch")
 
 
 
@@ -177,11 +180,21 @@ class Reflector:
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("resourceVersion", version),
                  ("timeoutSeconds", str(WATCH_SECONDS))]
         resp = self._request(query, True, (10, WATCH_SECONDS + 30))
+        started, delivered = time.monotonic(), False
         try:
             for event in _events(resp):
                 if self.stopping.is_set():
                     break
                 version = self._apply(event) or version
+                delivered = True
+        except urllib3.exceptions.HTTPError as exc:
+            # A stream cut half way (a load balancer's idle timeout, an API server restart, a proxy) is the
+            # end of this watch, not a failure: resume at once from the last version, as client-go's
+            # StreamWatcher does on an unexpected EOF. Only a stream that dies at once, with nothing
+            # delivered, counts as a failure (the caller backs off, so a broken path never spins).
+            if not delivered and time.monotonic() - started < SHORT_WATCH:
+                raise
+            logger.debug("watch of %s %s cut (%s): resuming", self.resource.plural, self.scope or "(all)", exc)
         finally:
             resp.release_conn()
         return version
