@@ -1,7 +1,7 @@
 """Build the Go checker (tests/interop/main.go) once per machine, into the user's cache, like the control plane.
 
 The binary is cached under `${PXSEC_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/pxsec}/interop-<hash>/`, where
-the hash covers go.mod, go.sum and main.go: a warm run only hashes three small files and finds the
+the hash covers go.mod, go.sum, main.go and node.go: a warm run only hashes four small files and finds the
 binary (milliseconds, no Go needed); any change to the checker or its pinned modules builds a new one.
 Modules come from the Go module proxy, exactly the versions go.mod and go.sum pin (-mod=readonly).
 
@@ -17,7 +17,7 @@ from tests.support import gobuild
 from tests.support.gobuild import GoBuildError
 
 SOURCE_DIR = Path(__file__).resolve().parent
-SOURCES = ("go.mod", "go.sum", "main.go")
+SOURCES = ("go.mod", "go.sum", "main.go", "node.go")
 BINARY = "pxsec-interop"
 
 

@@ -417,6 +417,9 @@ func judge(tc testCase) (out result) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "node" {
+		os.Exit(runNode(os.Args[2:]))
+	}
 	var input struct {
 		Cases []testCase `json:"cases"`
 	}
