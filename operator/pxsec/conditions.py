@@ -26,6 +26,9 @@ TOKENS_ACCEPTED = "TokensAccepted"
 # Only when the targeted StorageCluster has a deleteStrategy: what its uninstall does to the key
 # Secrets and what the operator does then. Informational: not part of Ready.
 KEYS_RETAINED = "KeysRetained"
+# Only with a targeted StorageCluster whose Portworx nodes run (StorageNodes): does every node accept a canary
+# token signed with each key the StorageCluster gives it (pxsec.nodecheck)? Informational: not part of Ready.
+NODES_ACKNOWLEDGED = "NodesAcknowledged"
 READY = "Ready"
 # kstatus (Flux, Argo CD's kstatus users) reports Failed only for a True `Stalled` condition: set while a
 # component is False for a reason no retry fixes — a person must change the spec, the key material, a

@@ -198,6 +198,24 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                            "Nothing is refused for these.",
             "items": _s("One warning.", 1024),
         },
+        "nodes": _obj(
+            "What the Portworx nodes answered to a canary token signed with each key the StorageCluster gives "
+            "them (spec.storageCluster.probeNodes): the NodesAcknowledged condition says the same in words.",
+            {
+                "acknowledged": _s("Nodes that accept every key / all nodes, e.g. 3/3.", 32),
+                "keys": {"type": "array", "maxItems": 8, "description": "The keys probed (algorithm and Secret).",
+                         "items": _s("One key.", 512)},
+                "notAcknowledging": {
+                    "type": "array", "maxItems": 64,
+                    "description": "The nodes that reject a key, or could not be asked.",
+                    "items": _obj("One node.", {
+                        "node": _s("The StorageNode.", MAX_NAME),
+                        "rejects": {"type": "array", "maxItems": 8, "description": "The keys it rejects.",
+                                    "items": _s("One key.", 512)},
+                        "unreachable": _s("Why it could not be asked.", 256)}, required=("node",)),
+                },
+            },
+        ),
         "pendingChange": _obj(
             "A change to a running StorageCluster that waits for approval (spec.storageCluster.changePolicy "
             "Manual): set spec.storageCluster.approvedChange to its id to apply exactly this change.",

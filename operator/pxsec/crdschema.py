@@ -131,6 +131,14 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
                     "approve: exactly that change is applied once; a different change needs a new approval.",
                     max_length=12,
                 ),
+                "probeNodes": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Ask each Portworx node (its StorageNode's status.network.mgmtIP, on the SDK "
+                    "REST gateway port) whether it accepts a 5-minute, read-only canary token signed with each "
+                    "key the StorageCluster gives it: the NodesAcknowledged condition and status.nodes. Needs "
+                    "the operator to reach the nodes on that port. Default true.",
+                },
             },
         ),
         "guestAccess": _string(

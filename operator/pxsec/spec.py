@@ -51,6 +51,7 @@ class StorageClusterRef:
     targeted: bool = False
     change_policy: str = "Manual"  # Manual | Automatic: changes that disrupt a running cluster wait for approval
     approved_change: str | None = None  # the id of the pending change a person approved
+    probe_nodes: bool = True  # ask each Portworx node whether it accepts the current keys (pxsec.nodecheck)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def _parse(raw: Any) -> PxSecuritySpec:
     storage_cluster = StorageClusterRef(name=sc.get("name"), apply=bool(sc.get("apply")),
                                         targeted="storageCluster" in spec,
                                         change_policy=str(sc.get("changePolicy", StorageClusterRef.change_policy)),
-                                        approved_change=sc.get("approvedChange"))
+                                        approved_change=sc.get("approvedChange"),
+                                        probe_nodes=sc.get("probeNodes") is not False)
 
     oidc: OIDC | None = None
     if "oidc" in spec:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
+from tests.interop import build as interop_build
 from tests.support.helpers import get_json, wait_for
 from tests.support.oidc_provider import OIDCProvider
 from tests.support.portworx import PortworxOperatorStandIn
@@ -143,7 +144,22 @@ def portworx_rbac(cluster: Cluster) -> None:
 def portworx_operator(cluster: Cluster, namespace: str, storagecluster_crd: None, portworx_rbac: None,
                       tmp_path: Path) -> Iterator[PortworxOperatorStandIn]:
     """The Portworx Operator stand-in managing the test's namespace (period 1 s), as its ServiceAccount."""
-    proc = PortworxOperatorStandIn(cluster, namespace, tmp_path / "portworx-operator.log").start()
+    yield from _standin(cluster, namespace, PortworxOperatorStandIn(cluster, namespace,
+                                                                    tmp_path / "portworx-operator.log"))
+
+
+@pytest.fixture()
+def portworx_with_pods(cluster: Cluster, namespace: str, storagecluster_crd: None, portworx_rbac: None,
+                       tmp_path: Path) -> Iterator[PortworxOperatorStandIn]:
+    """The same, with its Portworx pods as processes: Portworx nodes' authentication (tests/interop, node
+    mode), one per StorageNode, replaced by its rolling update."""
+    binary = interop_build.ensure()
+    yield from _standin(cluster, namespace, PortworxOperatorStandIn(
+        cluster, namespace, tmp_path / "portworx-operator.log", pods_binary=binary))
+
+
+def _standin(cluster: Cluster, namespace: str, proc: PortworxOperatorStandIn) -> Iterator[PortworxOperatorStandIn]:
+    proc.start()
     yield proc
     values = secret_values(cluster, namespace)
     code = proc.stop()

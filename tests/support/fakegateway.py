@@ -208,6 +208,10 @@ class FakeGateway:
     def count_storagenodes(self, namespace: str) -> int:
         return sum(1 for kind, ns, _ in self.objects if kind == "StorageNode" and ns == namespace)
 
+    def list_storagenodes(self, namespace: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(obj) for (kind, ns, _), obj in sorted(self.objects.items())
+                if kind == "StorageNode" and ns == namespace]
+
     def list_token_secrets(self, namespace: str) -> dict[str, str]:
         self.reads.append(("list", "Secret", ""))
         return {name: obj["data"]["auth-token"].decode("ascii", "replace")

@@ -14,7 +14,8 @@ urllib3 pool) meet real HTTP faults on a real socket:
 - `server_error`: 500 with a Status body;
 - `slow`: the request is held `slow_seconds` before it is forwarded (a latency spike);
 - `reset`: the response's headers and half its body, then a TCP reset (SO_LINGER 0);
-- watches are cut after `watch_cut` seconds (the stream simply ends, no final chunk);
+- watches are cut after `watch_cut` seconds (the stream simply ends, no final chunk), or a `clean_end` share
+  of them ended there as the API server ends a watch (the final chunk, the connection kept);
 - `gone`: a watch that resumes from a resourceVersion gets 200 and one ERROR event with a 410 Status,
   as kube-apiserver answers a resourceVersion too old for its watch cache.
 
@@ -53,6 +54,9 @@ class Faults:
     reset: float = 0.03
     watch_cut: tuple[float, float] = (2.0, 6.0)  # a watch stream ends after a time drawn from this range
     gone: float = 0.2  # of watches that resume from a resourceVersion
+    # Of the watch ends: the share that ends cleanly (the final chunk, the connection kept), as the API
+    # server ends a watch at its timeoutSeconds; the rest are cut (the connection just closes).
+    clean_end: float = 0.0
 
     @classmethod
     def none(cls) -> Faults:
@@ -254,6 +258,7 @@ class FaultProxy:
         """A watch: relayed line by line, in chunks, until it ends or the fault cuts it (a reader thread
         feeds a queue, so the cut never interrupts a read half way)."""
         started, share = time.monotonic(), self._draw()  # the cut follows the faults in force now, not then
+        clean = self._draw() < self.faults.clean_end
         conn.sendall((f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
                       + "Transfer-Encoding: chunked\r\n\r\n").encode("latin-1"))
         lines: queue.Queue[bytes | None] = queue.Queue()
@@ -272,6 +277,10 @@ class FaultProxy:
                 low, high = self.faults.watch_cut
                 remaining = started + low + (high - low) * share - time.monotonic()
                 if remaining <= 0:
+                    if clean:
+                        self.count("watch ended")
+                        conn.sendall(b"0\r\n\r\n")
+                        return True  # as at the server's timeoutSeconds: the connection is kept
                     self.count("watch cut")
                     return False  # the stream just stops: no final chunk, the connection closes
                 try:

@@ -63,6 +63,7 @@ class PortworxOperatorStandIn:
     log_path: Path
     period: float = 1.0
     write_delay: float = 0.0  # seconds between its read of a StorageCluster and its update (--write-delay)
+    pods_binary: Path | None = None  # the Portworx pods as processes of pxsec-interop (node mode)
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60) -> PortworxOperatorStandIn:
@@ -75,7 +76,9 @@ class PortworxOperatorStandIn:
         with self.log_path.open("ab") as out:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "tests.support.portworx_standin", "--namespace", self.namespace,
-                 "--period", str(self.period), "--write-delay", str(self.write_delay)],
+                 "--period", str(self.period), "--write-delay", str(self.write_delay),
+                 *(("--pods-binary", str(self.pods_binary), "--pods-dir", str(self.log_path.parent / "pods"))
+                   if self.pods_binary else ())],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=project_root(),
                 start_new_session=True, preexec_fn=_die_with_parent,
             )

@@ -51,6 +51,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 from types import FrameType
 from typing import Any, cast
 
@@ -58,6 +59,8 @@ import jwt
 import kubernetes
 from jwt.warnings import InsecureKeyLengthWarning
 from kubernetes.client.exceptions import ApiException
+
+from tests.support.portworx_pods import Pods, decoded, pod_env
 
 GROUP, VERSION, PLURAL, KIND = "core.libopenstorage.org", "v1", "storageclusters", "StorageCluster"
 NODES = "storagenodes"  # StorageNodes: one per Portworx pod (the stand-in's model of the pods)
@@ -249,7 +252,7 @@ def _b64(value: bytes) -> str:
 
 class StandIn:
     def __init__(self, client: kubernetes.client.ApiClient, namespace: str, write_delay: float = 0.0,
-                 stopping: threading.Event | None = None) -> None:
+                 stopping: threading.Event | None = None, pods: Pods | None = None) -> None:
         self.client = client
         self.core = kubernetes.client.CoreV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
@@ -273,6 +276,12 @@ class StandIn:
         # the tests count.)
         self.running: dict[str, dict[str, Any]] = {}
         self.restarts = 0  # Portworx pods restarted by this process
+        # With --pods-binary: the Portworx pods as processes (tests/support/portworx_pods.py), replaced by
+        # a rolling update; without, a restart is a log line per StorageNode. The processes are children
+        # of this one: a restart of the stand-in restarts them too (upstream, pods outlive the operator).
+        self.pods = pods
+        self.update_state: dict[str, str] = {}  # StorageCluster uid -> the Update condition it last wrote
+        self.node_status: dict[str, tuple[str, str]] = {}  # StorageNode -> (mgmtIP, phase) in its status
 
     # -- API calls (dicts in, dicts out) ---------------------------------------------------------
 
@@ -535,6 +544,9 @@ class StandIn:
         own start) it only records the revision: the pods run what the spec says."""
         uid = str(cluster["metadata"]["uid"])
         spec = cluster.get("spec") or {}
+        if self.pods is not None:
+            self.run_pods(cluster, nodes)
+            return
         running = self.running.get(uid)
         self.running[uid] = revision(spec)
         if running is None:
@@ -548,6 +560,53 @@ class StandIn:
             log(f"restart Portworx pod {self._ref(node)} ({', '.join(fields)})")
         log(f"StorageCluster {self._ref(name)}: new revision ({', '.join(fields)}): {len(nodes)} Portworx pods "
             f"restarted; {self.restarts} pod restarts in total since start")
+
+    def run_pods(self, cluster: dict[str, Any], nodes: list[str]) -> None:
+        """The pods as processes: one pass of the rolling update, each StorageNode's mgmtIP, and the
+        StorageCluster's Update condition (status.go) when it changes."""
+        assert self.pods is not None
+        spec = cluster.get("spec") or {}
+        digest = json.dumps(revision(spec), sort_keys=True)
+
+        def read(name: str) -> dict[str, bytes] | None:
+            return decoded(self.get_secret(name))
+
+        def env_for(pod_spec: dict[str, Any]) -> dict[str, str]:
+            ss = ((pod_spec.get("security") or {}).get("auth") or {}).get("selfSigned") or {}
+            return pod_env(pod_spec, auth_enabled(pod_spec), str(ss.get("issuer") or DEFAULT_ISSUER),
+                           str(ss.get("sharedSecret") or SHARED_SECRET_NAME), read)
+
+        before = self.pods.restarts
+        state = self.pods.sync(spec, digest, nodes, env_for, read)
+        for _ in range(self.pods.restarts - before):
+            self.restarts += 1
+            log(f"restart Portworx pod (rolling update of StorageCluster {self._ref(cluster['metadata']['name'])}); "
+                f"{self.restarts} pod restarts in total since start")
+        for node in nodes:
+            pod = self.pods.pods.get(node)
+            if pod is None:
+                continue
+            # storagenode.go: the node's address and phase, as Portworx reports them (a restarted pod is
+            # Initializing until its API answers).
+            shown = (pod.ip, "Online" if pod.ready() else "Initializing")
+            if self.node_status.get(node) != shown:
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, self.namespace, NODES, node,
+                    {"status": {"network": {"mgmtIP": shown[0]}, "phase": shown[1]}})
+                self.node_status[node] = shown
+        uid = str(cluster["metadata"]["uid"])
+        if self.update_state.get(uid) != state:
+            remaining = sum(1 for p in self.pods.pods.values() if not p.ready() or p.revision != digest)
+            message = ("Portworx update completed" if state == "Completed" else
+                       f"Portworx update in progress, {remaining} nodes remaining")
+            status = dict(cluster.get("status") or {})
+            conditions = [c for c in status.get("conditions") or [] if c.get("type") != "Update"]
+            conditions.append({"source": "Portworx", "type": "Update", "status": state, "message": message})
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, PLURAL, cluster["metadata"]["name"],
+                {"status": {"conditions": conditions}})
+            self.update_state[uid] = state
+            log(f"StorageCluster {self._ref(cluster['metadata']['name'])}: Update {state} ({message})")
 
     # -- deletion (auth.go Delete; k8s.go DeleteSecret) -------------------------------------------
 
@@ -655,6 +714,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-delay", type=float, default=0.0,
                         help="seconds between a pass's read of a StorageCluster and its update (tests: a window "
                              "in which a write of theirs lands and is then reverted)")
+    parser.add_argument("--pods-binary", type=Path, default=None,
+                        help="run the Portworx pods as processes of this binary (pxsec-interop: node mode)")
+    parser.add_argument("--pods-dir", type=Path, default=None, help="the pods' root directories and logs")
     args = parser.parse_args(argv)
 
     configuration = kubernetes.client.Configuration()
@@ -663,7 +725,10 @@ def main(argv: list[str] | None = None) -> int:
     client = kubernetes.client.ApiClient(configuration)
     client.user_agent = AGENT
     stop, wake = threading.Event(), threading.Event()
-    standin = StandIn(client, args.namespace, args.write_delay, stop)
+    pods = None
+    if args.pods_binary is not None:
+        pods = Pods(args.pods_binary, args.pods_dir or Path.cwd() / "pods", log)
+    standin = StandIn(client, args.namespace, args.write_delay, stop, pods)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -681,6 +746,8 @@ def main(argv: list[str] | None = None) -> int:
         passes += 1
         log(f"pass {passes} done at {dt.datetime.now(dt.UTC).isoformat()}")
         wake.wait(args.period)
+    if pods is not None:
+        pods.stop()
     log("portworx-operator stand-in stopped")
     return 0
 

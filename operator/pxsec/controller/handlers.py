@@ -36,7 +36,7 @@ from pxsec.controller.kube.store import PXSECURITY, Store
 from pxsec.controller.kube.watches import Watches
 from pxsec.controller.leader import KubernetesLeaseStore, LeaderElector, LeaseConfig
 from pxsec.controller.metrics import Metrics
-from pxsec.controller.reconciler import Dependency, Key, Reconciler
+from pxsec.controller.reconciler import ANY, Dependency, Key, Reconciler
 from pxsec.controller.workqueue import Outcome, WorkQueue
 from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
 
@@ -152,7 +152,7 @@ class Runtime:
     def depended_on(self, kind: str, namespace: str, name: str) -> bool:
         """Whether any PxSecurity depends on this object (so its events may matter)."""
         with self._lock:
-            return bool(self.watchers.get((kind, namespace, name)))
+            return bool(self.watchers.get((kind, namespace, name)) or self.watchers.get((kind, namespace, ANY)))
 
     def wake(self, kind: str, namespace: str, name: str) -> None:
         """Queue the PxSecurity itself, or every PxSecurity that depends on this object (on the event loop)."""
@@ -160,7 +160,8 @@ class Runtime:
             self.queue.add((namespace, name))
             return
         with self._lock:
-            keys = list(self.watchers.get((kind, namespace, name), ()))
+            keys = list(self.watchers.get((kind, namespace, name), ())) + list(
+                self.watchers.get((kind, namespace, ANY), ()))
         for key in keys:
             self.queue.add(key)
 

@@ -107,7 +107,11 @@ class Metrics:
         self.key_revision = Gauge("pxsec_key_secret_revision",
                                   "status.secrets[].revision: grows each time a lost key Secret was generated again.",
                                   ["namespace", "pxsecurity", "secret"], registry=r)
-        self._per_key = (self.ready, self.token_expiry, self.oidc, self.key_revision)
+        self.nodes = Gauge("pxsec_portworx_nodes",
+                           "Portworx nodes (StorageNodes) of the targeted StorageCluster, by whether they accept a "
+                           "canary signed with every current key (status.nodes; NodesAcknowledged).",
+                           ["namespace", "pxsecurity", "acknowledged"], registry=r)
+        self._per_key = (self.ready, self.token_expiry, self.oidc, self.key_revision, self.nodes)
         self._series: dict[Key, set[tuple[Gauge, tuple[str, ...]]]] = {}
         self._lock = threading.Lock()
 
@@ -129,6 +133,10 @@ class Metrics:
         for secret in status.get("secrets") or []:
             if secret.get("name") and isinstance(secret.get("revision"), int):
                 values[(self.key_revision, (namespace, name, str(secret["name"])))] = float(secret["revision"])
+        done, _, total = str((status.get("nodes") or {}).get("acknowledged") or "").partition("/")
+        if done.isdigit() and total.isdigit():
+            values[(self.nodes, (namespace, name, "true"))] = float(done)
+            values[(self.nodes, (namespace, name, "false"))] = float(int(total) - int(done))
         oidc = by_type.get(OIDC_READY)
         if spec is not None and spec.oidc is not None and oidc is not None:
             oidc_labels: tuple[str, ...] = (namespace, name, issuer_label(spec.oidc.issuer), oidc.reason)

@@ -19,11 +19,13 @@ from typing import Any
 from pxsec import coexist, conditions, keyplan
 from pxsec.conditions import Condition, rfc3339
 from pxsec.controller.kube.gateway import GatewayError, GatewayPort, NamespaceTerminating
+from pxsec.controller.nodeprobe import NodeProber
 from pxsec.controller.oidcprobe import Prober
 from pxsec.controller.steps import Context, Outcome, Step
 from pxsec.controller.steps.apply import StorageClusterSync
 from pxsec.controller.steps.keys import KeySync
 from pxsec.controller.steps.metadata import cr_ref
+from pxsec.controller.steps.nodes import NodesAcknowledgedCheck
 from pxsec.controller.steps.oidc import OIDCCheck
 from pxsec.controller.steps.parameters import ParameterSync
 from pxsec.controller.steps.storagecluster import StorageClusterCheck, storagecluster_name
@@ -38,6 +40,7 @@ logger = logging.getLogger("pxsec.controller.reconciler")
 
 Key = tuple[str, str]  # (namespace, name)
 Dependency = tuple[str, str, str]  # (kind, namespace, name)
+ANY = "*"  # as a Dependency's name: every object of that kind in the namespace
 
 REFUSED = frozenset({400, 403, 413, 422})  # a request the API server refuses as such, not for now
 
@@ -66,6 +69,7 @@ def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Depe
         # Beside the Portworx Operator: its tokens are checked, the StorageCluster's security settings
         # and deleteStrategy decide who writes what, and the retained copy may be needed.
         deps.add(("StorageCluster", namespace, storagecluster_name(spec, name)))
+        deps.add(("StorageNode", namespace, ANY))  # a node added, gone or moved: ask the nodes again
         deps |= {("Secret", namespace, t) for t in coexist.OPERATOR_TOKENS}
         deps |= {("Secret", namespace, n) for n in coexist.UNINSTALL_DELETES}
         deps.add(("Secret", namespace, coexist.retained_secret_name(name)))
@@ -148,13 +152,13 @@ def run_steps(steps: Sequence[Step], ctx: Context, key: Key) -> Report:
 
 class Reconciler:
     def __init__(self, gateway: GatewayPort, clock: Callable[[], dt.datetime] = _now,
-                 prober: Prober | None = None) -> None:
+                 prober: Prober | None = None, node_prober: NodeProber | None = None) -> None:
         self.gw = gateway
         self.clock = clock
         # The table, in order (steps/__init__.py has what each needs, reads, writes and keeps).
         self.steps: list[Step] = [StorageClusterCheck(gateway), KeySync(gateway), OIDCCheck(gateway, prober),
                                   ParameterSync(gateway), StorageClusterSync(gateway), TokenSync(gateway),
-                                  TokensAcceptedCheck(gateway)]
+                                  TokensAcceptedCheck(gateway), NodesAcknowledgedCheck(gateway, node_prober)]
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
         """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on

@@ -83,6 +83,15 @@ def test_series_follow_the_status_and_vanish_with_the_resource() -> None:
     assert not [k for k in samples(m) if k[0].startswith(("pxsec_ready", "pxsec_key", "pxsec_token", "pxsec_oidc"))]
 
 
+def test_nodes_are_counted_by_whether_they_acknowledge_and_go_with_status_nodes() -> None:
+    m = Metrics(process_collectors=False)
+    m.observe(KEY, SPEC, {**STATUS, "nodes": {"acknowledged": "2/3", "keys": ["HS256 (Secret s)"]}}, [READY])
+    assert value(m, "pxsec_portworx_nodes", namespace="portworx", pxsecurity="px-cluster", acknowledged="true") == 2
+    assert value(m, "pxsec_portworx_nodes", namespace="portworx", pxsecurity="px-cluster", acknowledged="false") == 1
+    m.observe(KEY, SPEC, STATUS, [READY])  # no probing (no StorageNodes, probeNodes false): no series
+    assert not [k for k in samples(m) if k[0] == "pxsec_portworx_nodes"]
+
+
 def test_issuer_label_keeps_no_user_info_or_query() -> None:
     assert issuer_label("https://user:pw@idp.example.com:8443/realms/px?x=1#f") == "https://idp.example.com:8443/realms/px"
 

@@ -8,6 +8,7 @@ Authentication (tokens, refreshed ServiceAccount tokens, client certificates, CA
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -110,7 +111,13 @@ def api_client() -> kubernetes.client.ApiClient:
         return _api_client
 
 
-def new_client() -> RestClient:
+def new_client(pool: int | None = None) -> RestClient:
     """A client with a connection pool of its own, configured as the shared one (the long-lived watch
-    connections must not crowd out the reconciles' requests)."""
-    return RestClient(kubernetes.client.ApiClient(api_client().configuration))
+    connections must not crowd out the reconciles' requests). `pool`: the connections it keeps — one per
+    watch stream that may be open at once, else every stream past the pool's size is a new TLS connection,
+    dropped (with a warning) when the stream ends."""
+    configuration = api_client().configuration
+    if pool is not None:
+        configuration = copy.copy(configuration)
+        configuration.connection_pool_maxsize = pool
+    return RestClient(kubernetes.client.ApiClient(configuration))

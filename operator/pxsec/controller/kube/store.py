@@ -5,8 +5,8 @@ and by the gateway's own reads and writes; read only by the gateway. Nothing els
 reconciles: the steps ask the gateway, the gateway asks the store first.
 
 For each object (kind, namespace, name) an `Entry`: the resourceVersion the watch last reported, the body
-where the watch delivers bodies (PxSecurity, StorageCluster; Secrets and ConfigMaps are watched metadata
-only), what we last read live or wrote of it and at which version (`held`), the version our last write
+where the watch delivers bodies (PxSecurity, StorageCluster, StorageNode; Secrets and ConfigMaps are
+watched metadata only), what we last read live or wrote of it and at which version (`held`), the version our last write
 returned until its watch event arrives (`echo`), and for PxSecurities whether the body can be trusted.
 
 **The reading rule** — the store answers instead of the API server only when a live GET could not
@@ -51,7 +51,7 @@ ALL_NAMESPACES = ""
 NEWER = "?"  # held_version of a WHOLE kind after a 409 or an unknown outcome: some newer version exists
 PXSECURITY = "PxSecurity"
 # Kinds whose watch delivers whole objects (bodies are kept); the rest are watched metadata only.
-WHOLE = frozenset({PXSECURITY, "StorageCluster"})
+WHOLE = frozenset({PXSECURITY, "StorageCluster", "StorageNode"})
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 Notify = Callable[[str, str, str], None]  # (kind, namespace, name): may be called from any thread
@@ -211,6 +211,13 @@ class Store:
         added (watched by the soak test through the pxsec_store_entries metric)."""
         with self._lock:
             return len(self._entries) + len(self._writing) + sum(len(s) for s in self._synced.values())
+
+    def bodies(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        """The watch's bodies of every object of a WHOLE kind in `namespace` (copies), by name."""
+        with self._lock:
+            found = sorted((k[2], e.body) for k, e in self._entries.items()
+                           if k[0] == kind and k[1] == namespace and e.body is not None)
+        return [copy.deepcopy(body) for _, body in found]
 
     def count(self, kind: str, namespace: str) -> int:
         """How many objects of `kind` the watch knows in `namespace`."""

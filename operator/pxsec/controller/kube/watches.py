@@ -64,7 +64,8 @@ class Resource:
 SECRETS = Resource("Secret", "secrets")
 CONFIGMAPS = Resource("ConfigMap", "configmaps")
 STORAGECLUSTERS = Resource("StorageCluster", SC_PLURAL, SC_GROUP, SC_VERSION, whole=True)
-STORAGENODES = Resource("StorageNode", "storagenodes", SC_GROUP, SC_VERSION)  # whether Portworx runs
+# Whether Portworx runs, and where each node's REST gateway is (status.network.mgmtIP: pxsec.nodecheck).
+STORAGENODES = Resource("StorageNode", "storagenodes", SC_GROUP, SC_VERSION, whole=True)
 
 
 class Gone(Exception):
@@ -242,10 +243,11 @@ class Watches:
     per namespace."""
 
     def __init__(self, namespaces: tuple[str, ...], store: Store, api: RestClient | None = None) -> None:
-        api = api or new_client()
         scopes = namespaces or (ALL_NAMESPACES,)
-        self.watches = [Reflector(api, r, s, store) for r in (SECRETS, CONFIGMAPS, STORAGECLUSTERS, STORAGENODES)
-                        for s in scopes]
+        resources = (SECRETS, CONFIGMAPS, STORAGECLUSTERS, STORAGENODES)
+        # One connection per stream (each reflector holds one while it watches), and a few for listings.
+        api = api or new_client(pool=len(resources) * len(scopes) + 4)
+        self.watches = [Reflector(api, r, s, store) for r in resources for s in scopes]
 
     def start(self) -> None:
         for w in self.watches:

@@ -1,0 +1,77 @@
+"""The step that asks every Portworx node whether it accepts the keys its StorageCluster gives it
+(`pxsec.nodecheck`): NodesAcknowledged and `status.nodes`. Reads only; informational (not part of Ready).
+
+It runs when the PxSecurity targets a StorageCluster with security on, StorageNodes exist in the namespace
+and `spec.storageCluster.probeNodes` is not false. Canary tokens are kept per key and issuer and signed
+again only when half their lifetime is gone, so a reconcile probes but rarely signs. The nodes are asked
+again every `nodecheck.RECHECK` (a node restarts without any object telling us) and at once when a
+StorageNode changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Mapping
+
+from pxsec import conditions, nodecheck, tokens
+from pxsec.controller.kube.gateway import GatewayPort
+from pxsec.controller.nodeprobe import NodeProber
+from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.storagecluster import Seen
+from pxsec.controller.steps.tokensaccepted import key_secrets
+
+
+class Canaries:
+    """Canary tokens by (key fingerprint, issuer): reused until half their lifetime is gone."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], tuple[str, dt.datetime]] = {}
+        self._lock = threading.Lock()  # reconciles of several PxSecurities run in worker threads
+
+    def token(self, key: nodecheck.CanaryKey, issuer: str, now: dt.datetime) -> str:
+        ident = (tokens.key_fingerprint(key.kind, key.ring), issuer)
+        with self._lock:
+            kept = self._tokens.get(ident)
+            if kept is not None and now < kept[1]:
+                return kept[0]
+            token, _ = tokens.sign_claims(nodecheck.canary_claims(issuer, now), key.kind, key.ring)
+            self._tokens[ident] = (token, now + nodecheck.CANARY_LIFETIME / 2)
+            for stale in [k for k, (_, due) in self._tokens.items() if due <= now]:
+                del self._tokens[stale]
+            return token
+
+
+class NodesAcknowledgedCheck(BaseStep):
+    name = "nodes"
+    condition = conditions.NODES_ACKNOWLEDGED
+    needs = ("storagecluster", "keys")
+    fields = ("nodes",)
+
+    def __init__(self, gateway: GatewayPort, prober: NodeProber | None = None) -> None:
+        super().__init__(gateway)
+        self.prober = prober or NodeProber()
+        self.canaries = Canaries()
+
+    def blocked(self, ctx: Context, by: str) -> Outcome:
+        return Outcome(status=self.kept(ctx.old_status))
+
+    def run(self, ctx: Context) -> Outcome:
+        seen: Seen = ctx.product("storagecluster")
+        co = seen.coexistence
+        sc = co.cluster
+        if not ctx.spec.storage_cluster.probe_nodes or not co.checks_tokens or sc is None or not sc.issuer:
+            return Outcome(status={"nodes": None})
+        storagenodes = self.gw.list_storagenodes(ctx.namespace)
+        if not storagenodes:
+            return Outcome(status={"nodes": None})
+        targets = nodecheck.nodes(storagenodes, seen.body)
+        secrets: Mapping[str, Mapping[str, bytes] | None] = key_secrets(
+            self.gw, ctx.namespace, ctx.product("keys"), [sc])
+        keys, notes = nodecheck.canary_keys(sc, secrets)
+        asks: list[tuple[str, str, str, str]] = []
+        for key in keys:
+            token = self.canaries.token(key, sc.issuer, ctx.now)
+            asks += [(n.name, n.address, key.label, token) for n in targets if n.address is not None]
+        condition, status = nodecheck.verdict(targets, keys, self.prober.probe(asks), notes)
+        return Outcome(informational=[condition], status={"nodes": status}, wake=ctx.now + nodecheck.RECHECK)
