@@ -11,7 +11,7 @@ from typing import Any
 from pxsec import conditions
 from pxsec.conditions import Condition
 from pxsec.events import Event
-from pxsec.keyplan import Recorded, Requirement
+from pxsec.keyplan import Purpose, Recorded, Requirement
 
 REGENERATED = "SecretRegenerated"
 
@@ -39,8 +39,33 @@ def news(req: Requirement, revision_: int, fingerprint: str, *, lost: bool, chan
     if changed_by_hand:
         return [Event("Warning", "SecretChanged", (
             f"Secret {req.name} ({req.purpose.value}) changed outside the operator: now revision {revision_} "
-            f"({short}); tokens signed with it are re-minted"))]
+            f"({short}); {IN_PLACE[req.purpose]}"))]
     return []
+
+
+# What an in-place change of each kind of key breaks, and how to get out of it (said with SecretChanged).
+# Portworx reads every key once, when its pods start; the Portworx Operator restarts them only when the
+# StorageCluster's spec changes, never for a Secret's content.
+IN_PLACE: dict[Purpose, str] = {
+    Purpose.SHARED: (
+        "tokens signed with it are re-minted (ours, and the Portworx Operator's px-admin-token and px-user-token), "
+        "but every Portworx node keeps the old value until its pod restarts, so they are rejected until then "
+        "(NodesAcknowledged names the nodes): restart the Portworx pods, or put the old value back. To rotate "
+        "a shared secret, use a new Secret name: the Portworx Operator then restarts Portworx itself"),
+    Purpose.RSA: (
+        "tokens signed with it are re-minted, but every Portworx node keeps the old public key until its pod "
+        "restarts, so they are rejected until then (NodesAcknowledged names the nodes): restart the Portworx "
+        "pods, or put the old key back"),
+    Purpose.ECDSA: (
+        "tokens signed with it are re-minted, but every Portworx node keeps the old public key until its pod "
+        "restarts, so they are rejected until then (NodesAcknowledged names the nodes): restart the Portworx "
+        "pods, or put the old key back"),
+    Purpose.SYSTEM: (
+        "put the old values back: Portworx nodes keep the old ones until they restart, system-secret signs "
+        "node-to-node and DR cluster-pair tokens (pairs made before break), and apps-secret signs the Portworx "
+        "Operator's own calls to Portworx, read live, so its rolling update cannot start; these are never "
+        "rotated in place"),
+}
 
 
 def keys_condition(*, invalid: Sequence[str] = (), uninstalled: Sequence[str] = (), storagecluster: str = "",

@@ -34,6 +34,21 @@ def test_news(lost: bool, by_hand: bool, reasons: list[str]) -> None:
     assert all(e.type == "Warning" and "px-shared-secret" in e.message and "revision 4" in e.message for e in events)
 
 
+@pytest.mark.parametrize("purpose, says", [
+    (Purpose.SHARED, ("restart the Portworx pods", "put the old value back", "new Secret name", "px-user-token")),
+    (Purpose.RSA, ("restart the Portworx pods", "put the old key back", "NodesAcknowledged")),
+    (Purpose.ECDSA, ("restart the Portworx pods", "put the old key back", "NodesAcknowledged")),
+    (Purpose.SYSTEM, ("put the old values back", "DR cluster-pair", "rolling update cannot start")),
+])
+def test_a_change_by_hand_says_what_it_breaks_and_how_to_recover(purpose: Purpose, says: tuple[str, ...]) -> None:
+    """Portworx reads keys only when its pods start, and nothing restarts them for a Secret's content: the
+    Event says so, per kind of key (issue 20: warnings for in-place edits)."""
+    req = Requirement("the-secret", purpose, ())
+    (event,) = keypolicy.news(req, 2, FP, lost=False, changed_by_hand=True)
+    assert all(text in event.message for text in says), event.message
+    assert set(keypolicy.IN_PLACE) == set(Purpose)
+
+
 REGEN = {"type": "KeysReady", "reason": "SecretRegenerated", "observedGeneration": 2, "message": "regenerated: x"}
 
 
