@@ -239,7 +239,7 @@ class FaultProxy:
             out_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
             status = f"{response.status} {response.reason}"
             if watch and response.status == 200:
-                return self._stream(conn, response, status, out_headers)
+                return self._stream(conn, upstream, response, status, out_headers)
             data = response.read()
         finally:
             if not watch:
@@ -253,8 +253,8 @@ class FaultProxy:
         self._send(conn, status, out_headers, data)
         return keep
 
-    def _stream(self, conn: ssl.SSLSocket, response: http.client.HTTPResponse, status: str,
-                headers: list[tuple[str, str]]) -> bool:
+    def _stream(self, conn: ssl.SSLSocket, upstream: http.client.HTTPSConnection,
+                response: http.client.HTTPResponse, status: str, headers: list[tuple[str, str]]) -> bool:
         """A watch: relayed line by line, in chunks, until it ends or the fault cuts it (a reader thread
         feeds a queue, so the cut never interrupts a read half way)."""
         started, share = time.monotonic(), self._draw()  # the cut follows the faults in force now, not then
@@ -294,8 +294,14 @@ class FaultProxy:
         except (OSError, ssl.SSLError):
             return False
         finally:
+            # Shut the upstream socket down first: the reader thread is blocked in a read on it, and closing
+            # the response alone would wait for that read (the next event or bookmark, a minute away), and
+            # with it this connection's next request, or the cut itself.
+            with contextlib.suppress(OSError, AttributeError):
+                upstream.sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError, ValueError):
                 response.close()
+                upstream.close()
 
 
 def start_for(control_plane: Any, faults: Faults | None = None) -> FaultProxy:
