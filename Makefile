@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv controlplane interop tools lint typecheck unit e2e crds bench clean check-orphans
+.PHONY: demo test test-slow venv controlplane interop tools lint typecheck unit e2e crds bench clean check-orphans
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,13 @@ e2e: controlplane interop tools
 ## Everything CI checks: lint, types, the generated CRD is current, unit + e2e (with the differential suite
 ## against the Go checker), no leftover processes.
 test: controlplane interop tools lint typecheck
-	$(BIN)/pytest tests
+	$(BIN)/pytest -m "not slow" tests
+	$(MAKE) --no-print-directory check-orphans
+
+## The reliability suites (marked slow): the fault-injecting proxy with its soak and HA handover, the SIGKILL
+## cycles and the API outage, the hostile command-line input. CI runs them after `make test`.
+test-slow: controlplane interop tools
+	$(BIN)/pytest -m slow tests
 	$(MAKE) --no-print-directory check-orphans
 
 check-orphans: $(STAMP)

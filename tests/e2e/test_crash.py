@@ -21,7 +21,7 @@ from tests.e2e.conftest import apply
 from tests.support.audit import audit_log, now, writes
 from tests.support.helpers import get_json, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("leak_check")]
 
 OBJECTS = 20
 CYCLES = 25

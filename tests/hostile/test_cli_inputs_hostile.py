@@ -26,6 +26,8 @@ from pxsec.cli.token import MAX_SECRET_BYTES
 from tests.hostile.test_cli_hostile import SETTINGS, Sandbox
 from tests.support.cli_sandbox import GENERATE_INPUTS, VERIFY_INPUTS
 
+pytestmark = pytest.mark.slow  # make test-slow and CI (README)
+
 COMMANDS = [f"generate:{name}" for name in GENERATE_INPUTS] + [f"verify:{name}" for name in VERIFY_INPUTS]
 MARKER = "QzXwVrTyUpLmKjHgFdSaPoIu"  # planted in every input: it must never be printed
 EXAMPLES = 25  # per input kind: 200 hostile inputs, 200 bounded calls
