@@ -115,6 +115,19 @@ def base_name(spec: PxSecuritySpec, kind: str) -> str:
     return key.secret_name if key else DEFAULT_NAMES[kind]
 
 
+def initial_other(spec: PxSecuritySpec, current: Key) -> Key | None:
+    """Before any rotation, the spec's key in the other slot (both configured): trusted, signing nothing,
+    kept mounted until the first rotation replaces it — turning rotation on restarts nothing."""
+    ss = spec.self_signed
+    if ss is None:
+        return None
+    if current.kind == ECDSA and ss.rsa:
+        return Key(RSA, ss.rsa.secret_name)
+    if current.kind == RSA and ss.ecdsa:
+        return Key(ECDSA, ss.ecdsa.secret_name)
+    return None
+
+
 def initial(spec: PxSecuritySpec) -> Key | None:
     """The current key before any rotation: the spec's ECDSA key, else its RSA key."""
     ss = spec.self_signed
@@ -144,6 +157,8 @@ def plan(spec: PxSecuritySpec, rotation: Rotation, state: State, seen: Observed)
     if current is None:
         return Plan(state, (), None, "no RSA or ECDSA key to rotate: rotation needs spec.selfSigned.rsa or .ecdsa")
     now = seen.now
+    if not state.phase:
+        state = dataclasses.replace(state, current=current, retired=initial_other(spec, current))
     if state.phase in ("", COMPLETED):
         start, trigger, next_due = due(rotation, state, seen)
         steady = tuple(k for k in (current, state.retired) if k is not None)

@@ -175,3 +175,11 @@ def test_revisioned_names_stay_names() -> None:
     assert rotation.revisioned("px-jwt-rsa", 12) == "px-jwt-rsa-r12"
     long = rotation.revisioned("a" * 253, 3)
     assert len(long) == 253 and long.endswith("-r3")
+
+
+def test_turning_rotation_on_with_both_keys_configured_keeps_both_mounted() -> None:
+    both = parse_spec({"selfSigned": {"rsa": {"secretName": "px-jwt-rsa"}, "ecdsa": {"secretName": "px-jwt-ecdsa"}}})
+    p = rotation.plan(both, Rotation(), rotation.State(), Observed(now=T0))
+    assert p.keys == (Key(ECDSA, "px-jwt-ecdsa"), Key(RSA, "px-jwt-rsa")) and p.signing == Key(ECDSA, "px-jwt-ecdsa")
+    started = rotation.plan(both, Rotation(), rotation.State(), Observed(now=T0, annotation="1"))
+    assert started.keys == (Key(ECDSA, "px-jwt-ecdsa"), Key(RSA, "px-jwt-rsa-r1"))  # the RSA slot's new key

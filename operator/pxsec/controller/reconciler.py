@@ -28,6 +28,7 @@ from pxsec.controller.steps.metadata import cr_ref
 from pxsec.controller.steps.nodes import NodesAcknowledgedCheck
 from pxsec.controller.steps.oidc import OIDCCheck
 from pxsec.controller.steps.parameters import ParameterSync
+from pxsec.controller.steps.rotation import KeyRotationStep
 from pxsec.controller.steps.storagecluster import StorageClusterCheck, storagecluster_name
 from pxsec.controller.steps.tokens import TokenSync
 from pxsec.controller.steps.tokensaccepted import TokensAcceptedCheck
@@ -156,9 +157,10 @@ class Reconciler:
         self.gw = gateway
         self.clock = clock
         # The table, in order (steps/__init__.py has what each needs, reads, writes and keeps).
-        self.steps: list[Step] = [StorageClusterCheck(gateway), KeySync(gateway), OIDCCheck(gateway, prober),
-                                  ParameterSync(gateway), StorageClusterSync(gateway), TokenSync(gateway),
-                                  TokensAcceptedCheck(gateway), NodesAcknowledgedCheck(gateway, node_prober)]
+        self.steps: list[Step] = [StorageClusterCheck(gateway), KeyRotationStep(gateway), KeySync(gateway),
+                                  OIDCCheck(gateway, prober), ParameterSync(gateway), StorageClusterSync(gateway),
+                                  TokenSync(gateway), TokensAcceptedCheck(gateway),
+                                  NodesAcknowledgedCheck(gateway, node_prober)]
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
         """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on
@@ -184,11 +186,18 @@ class Reconciler:
         if watch is not None:
             watch(deps)
         now = self.clock()
+        ctx = Context(cr, spec, now)
         try:
-            report = run_steps(self.steps, Context(cr, spec, now), key)
+            report = run_steps(self.steps, ctx, key)
         except NamespaceTerminating:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
             return Result()
+        if ctx.spec is not spec:  # a rotation keeps keys the spec does not name: they wake this one too
+            more = dependencies_of(namespace, name, ctx.spec) - deps
+            if more:
+                deps |= more
+                if watch is not None:
+                    watch(deps)
         ready = conditions.ready(report.conditions)
         stall = conditions.stalled(report.conditions)
         status: dict[str, Any] = {"observedGeneration": generation, "issuers": issuers_summary(spec),

@@ -45,7 +45,7 @@ class Canaries:
 class NodesAcknowledgedCheck(BaseStep):
     name = "nodes"
     condition = conditions.NODES_ACKNOWLEDGED
-    needs = ("storagecluster", "keys")
+    needs = ("storagecluster", "rotation", "keys")
     fields = ("nodes",)
 
     def __init__(self, gateway: GatewayPort, prober: NodeProber | None = None) -> None:
