@@ -374,6 +374,17 @@ RULES: Final[tuple[Rule, ...]] = (
         "without rejected requests (Portworx holds one HS key), the RSA and ECDSA keys take turns",
         lambda self_signed: "rotation" not in self_signed or "rsa" in self_signed or "ecdsa" in self_signed,
     ),
+    Rule(
+        "rotation-needs-apply",
+        "spec",
+        "!has(self.selfSigned) || !has(self.selfSigned.rotation) || "
+        "(has(self.storageCluster) && has(self.storageCluster.apply) && self.storageCluster.apply == true)",
+        "spec.selfSigned.rotation needs spec.storageCluster with apply: true: a rotation gives Portworx its new "
+        "key through the StorageCluster and waits for its rolling restart",
+        lambda spec: "rotation" not in (spec.get("selfSigned") or {})
+        or (spec.get("storageCluster") or {}).get("apply") is True,
+        field_path=".selfSigned.rotation",
+    ),
     _dns_rule("shared-secret-name", "spec.selfSigned.sharedSecret.secretName", "Secret"),
     _dns_rule("rsa-secret-name", "spec.selfSigned.rsa.secretName", "Secret"),
     _dns_rule("ecdsa-secret-name", "spec.selfSigned.ecdsa.secretName", "Secret"),

@@ -38,6 +38,7 @@ ANNOTATION = "pxsec.dev/rotate-keys"  # a new value starts one rotation
 MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, COMPLETED = (
     "Mounting", "Acknowledging", "Resigning", "Grace", "Completed")
 PHASES = (MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, COMPLETED)
+WAITING_FOR_NODES = (MOUNTING, ACKNOWLEDGING)  # NodesAcknowledged is part of Ready then
 DEFAULT_NAMES = {RSA: "px-jwt-rsa", ECDSA: "px-jwt-ecdsa"}
 RECHECK = dt.timedelta(seconds=30)  # while a phase waits on the world without an event to wake it
 MAX_NAME = 253
@@ -235,8 +236,9 @@ def _resigning(state: State, seen: Observed) -> Plan:
         moved = dataclasses.replace(state, phase=GRACE, since=seen.now)
         return Plan(moved, (current, nxt), nxt, f"rotating to {nxt.show()}: every token is signed with it",
                     wake=seen.now)
+    # Tokens are signed again in the same reconcile: the next one finds them so.
     return Plan(state, (current, nxt), nxt, f"rotating to {nxt.show()}: re-signing every token with it",
-                wake=seen.now + RECHECK)
+                wake=seen.now)
 
 
 def _steady_message(state: State, current: Key) -> str:
