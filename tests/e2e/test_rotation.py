@@ -114,6 +114,20 @@ def completed_to(cluster: Cluster, namespace: str, kind: str, secret: str) -> bo
     return r.get("phase") == "Completed" and r.get("to") == {"kind": kind, "secret": secret}
 
 
+def waiting(cluster: Cluster, namespace: str, done: Any, timeout: float, what: str) -> None:
+    """wait_for, and on a timeout the rotation's state, what the nodes answered and what the
+    StorageCluster mounts, next to the failure."""
+    try:
+        wait_for(done, timeout, what=what)
+    except AssertionError:
+        status = pxsec(cluster, namespace, "px").get("status") or {}
+        sc = get_json(cluster, "storagecluster", "px-cluster", "-n", namespace)
+        print(json.dumps({k: status.get(k) for k in ("rotation", "nodes", "tokens", "conditions")}, indent=1))
+        print(json.dumps({"volumes": sc["spec"].get("volumes"), "env": sc["spec"].get("env"),
+                          "conditions": (sc.get("status") or {}).get("conditions")}, indent=1))
+        raise
+
+
 def rotate(cluster: Cluster, namespace: str, value: str) -> None:
     cluster.kubectl("annotate", "--overwrite", "pxsecurity", "px", "-n", namespace, f"pxsec.dev/rotate-keys={value}")
 
@@ -142,12 +156,12 @@ def test_two_planned_rotations_reject_no_request(cluster: Cluster, operator: Ope
                  what="the first rotation past its restart")
         operator.kill()  # resumed by a new process, from the world and status alone
         operator.start().wait_for_log("px-security-operator started")
-        wait_for(lambda: completed_to(cluster, namespace, "RSA", "px-jwt-rsa-r1"), 180,
-                 what="the first rotation completed")
+        waiting(cluster, namespace, lambda: completed_to(cluster, namespace, "RSA", "px-jwt-rsa-r1"), 120,
+                "the first rotation completed")
         first = time.monotonic() - started
         rotate(cluster, namespace, "2030-q2")
-        wait_for(lambda: completed_to(cluster, namespace, "ECDSA", "px-jwt-ecdsa-r2"), 180,
-                 what="the second rotation completed")
+        waiting(cluster, namespace, lambda: completed_to(cluster, namespace, "ECDSA", "px-jwt-ecdsa-r2"), 120,
+                "the second rotation completed")
         time.sleep(1)
     table: dict[str, Counter[str]] = {}
     for (phase, _, ok), count in sorted(traffic.counts.items()):

@@ -77,6 +77,22 @@ def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Depe
     return deps
 
 
+def merge_diff(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: a key that is gone is null. (Patching
+    with `new` alone would keep, in a nested object, every key it no longer has.)"""
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return new
+    out: dict[str, Any] = {k: None for k in old if k not in new}
+    out.update({k: merge_diff(old.get(k), v) for k, v in new.items() if k not in old or old[k] != v})
+    return out
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The status fields this reconcile computed that differ, as a merge patch: fields it does not compute
+    (kopf's bookkeeping) are left alone, and a key gone from a nested object is removed."""
+    return {k: merge_diff(old.get(k), v) for k, v in new.items() if old.get(k) != v}
+
+
 def describe(exc: BaseException) -> str:
     """An exception as one line for a condition: its type and the start of its message. Core exceptions
     never carry key material (the core's rule); the cap keeps a runaway message out of status."""
@@ -226,6 +242,6 @@ class Reconciler:
         for ev in coalesce(events):
             self.gw.event(ref, ev.type, ev.reason, ev.message)
         if changed:
-            self.gw.patch_status(ref.namespace, ref.name, new)
+            self.gw.patch_status(ref.namespace, ref.name, status_patch(old, new))
             logger.info("%s/%s: status updated (%s; Ready=%s, %s)", ref.namespace, ref.name, ", ".join(changed),
                         new["conditions"][0]["status"], new["conditions"][0]["reason"])
