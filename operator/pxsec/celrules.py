@@ -351,6 +351,40 @@ RULES: Final[tuple[Rule, ...]] = (
         field_path=".selfSigned.tokenLifetime",
         optional_old_self=True,
     ),
+    Rule(
+        "rotation-every",
+        "spec.selfSigned.rotation.every",
+        _LIFETIME_CEL,
+        "spec.selfSigned.rotation.every must be one positive whole number and one unit, s, m, h, d or y, e.g. 90d",
+        _LIFETIME_CHECK,
+    ),
+    Rule(
+        "rotation-grace-period",
+        "spec.selfSigned.rotation.gracePeriod",
+        _LIFETIME_CEL,
+        "spec.selfSigned.rotation.gracePeriod must be one positive whole number and one unit, s, m, h, d or y, "
+        "e.g. 24h",
+        _LIFETIME_CHECK,
+    ),
+    Rule(
+        "rotation-needs-an-asymmetric-key",
+        "spec.selfSigned",
+        "!has(self.rotation) || has(self.rsa) || has(self.ecdsa)",
+        "spec.selfSigned.rotation needs spec.selfSigned.rsa or .ecdsa: the shared secret cannot be rotated "
+        "without rejected requests (Portworx holds one HS key), the RSA and ECDSA keys take turns",
+        lambda self_signed: "rotation" not in self_signed or "rsa" in self_signed or "ecdsa" in self_signed,
+    ),
+    Rule(
+        "rotation-needs-apply",
+        "spec",
+        "!has(self.selfSigned) || !has(self.selfSigned.rotation) || "
+        "(has(self.storageCluster) && has(self.storageCluster.apply) && self.storageCluster.apply == true)",
+        "spec.selfSigned.rotation needs spec.storageCluster with apply: true: a rotation gives Portworx its new "
+        "key through the StorageCluster and waits for its rolling restart",
+        lambda spec: "rotation" not in (spec.get("selfSigned") or {})
+        or (spec.get("storageCluster") or {}).get("apply") is True,
+        field_path=".selfSigned.rotation",
+    ),
     _dns_rule("shared-secret-name", "spec.selfSigned.sharedSecret.secretName", "Secret"),
     _dns_rule("rsa-secret-name", "spec.selfSigned.rsa.secretName", "Secret"),
     _dns_rule("ecdsa-secret-name", "spec.selfSigned.ecdsa.secretName", "Secret"),

@@ -29,6 +29,8 @@ KEYS_RETAINED = "KeysRetained"
 # Only with a targeted StorageCluster whose Portworx nodes run (StorageNodes): does every node accept a canary
 # token signed with each key the StorageCluster gives it (pxsec.nodecheck)? Informational: not part of Ready.
 NODES_ACKNOWLEDGED = "NodesAcknowledged"
+# Only when the rotation step itself fails (pxsec.rotation): the keys, the rendering and the tokens wait for it.
+KEY_ROTATION = "KeyRotation"
 READY = "Ready"
 # kstatus (Flux, Argo CD's kstatus users) reports Failed only for a True `Stalled` condition: set while a
 # component is False for a reason no retry fixes — a person must change the spec, the key material, a

@@ -198,6 +198,24 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                            "Nothing is refused for these.",
             "items": _s("One warning.", 1024),
         },
+        "rotation": _obj(
+            "Where the last key rotation stands (spec.selfSigned.rotation; docs/rotation.md).",
+            {
+                "phase": _s("Mounting, Acknowledging, Resigning, Grace or Completed (the ROTATION column).", 16),
+                "trigger": _s("The pxsec.dev/rotate-keys value last used (a new value starts a rotation).", 256),
+                "startedAt": _time("When the rotation started."),
+                "since": _time("When its phase began."),
+                "from": _obj("The key it rotates from.", {"kind": _s("RSA or ECDSA.", 8),
+                                                          "secret": _s("Its Secret.", MAX_NAME)}),
+                "to": _obj("The key it rotates to.", {"kind": _s("RSA or ECDSA.", 8),
+                                                      "secret": _s("Its Secret.", MAX_NAME)}),
+                "retired": _obj("The retired key: still mounted, signing nothing, replaced by the next rotation.",
+                                {"kind": _s("RSA or ECDSA.", 8), "secret": _s("Its Secret.", MAX_NAME)}),
+                "revision": _int("The revision of the newest key a rotation made (its Secret is <name>-r<n>)."),
+                "acknowledged": _s("Portworx nodes that accept the new key / all nodes.", 32),
+                "message": _s("What it does or waits for, in words.", 4096),
+            },
+        ),
         "nodes": _obj(
             "What the Portworx nodes answered to a canary token signed with each key the StorageCluster gives "
             "them (spec.storageCluster.probeNodes): the NodesAcknowledged condition says the same in words.",
@@ -276,6 +294,13 @@ PRINTER_COLUMNS: Final[list[dict[str, Any]]] = [
         "jsonPath": ".status.nextRenewal",
         "priority": 1,
         "description": "When the next minted token is refreshed.",
+    },
+    {
+        "name": "Rotation",
+        "type": "string",
+        "jsonPath": ".status.rotation.phase",
+        "priority": 1,
+        "description": "Where the last key rotation stands.",
     },
     {
         "name": "Message",

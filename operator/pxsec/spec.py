@@ -81,12 +81,22 @@ class ECDSAKey:
 
 
 @dataclass(frozen=True)
+class KeyRotation:
+    """`spec.selfSigned.rotation` (pxsec.rotation): lifetimes as written (`90d`), parsed where used."""
+
+    every: str | None = None
+    grace_period: str | None = None
+    emergency: bool = False
+
+
+@dataclass(frozen=True)
 class SelfSigned:
     issuer: str = DEFAULT_SELF_SIGNED_ISSUER
     token_lifetime: str = DEFAULT_TOKEN_LIFETIME
     shared_secret: str | None = None
     rsa: RSAKey | None = None
     ecdsa: ECDSAKey | None = None
+    rotation: KeyRotation | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,12 @@ def _map(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise SpecError(f"{where} must be a mapping")
     return value
+
+
+def _rotation(r: Mapping[str, Any]) -> KeyRotation:
+    every, grace = r.get("every"), r.get("gracePeriod")
+    return KeyRotation(every=str(every) if every else None, grace_period=str(grace) if grace else None,
+                       emergency=r.get("emergency") is True)
 
 
 def _strs(value: Any, where: str) -> tuple[str, ...]:
@@ -190,6 +206,7 @@ def _parse(raw: Any) -> PxSecuritySpec:
             rsa=RSAKey(secret_name=str(rsa["secretName"]), size=int(rsa["size"])) if rsa is not None else None,
             ecdsa=ECDSAKey(secret_name=str(ecdsa["secretName"]), curve=str(ecdsa["curve"])) if ecdsa is not None
             else None,
+            rotation=_rotation(_map(s["rotation"], "spec.selfSigned.rotation")) if "rotation" in s else None,
         )
 
     tokens_raw = spec.get("tokens") or []

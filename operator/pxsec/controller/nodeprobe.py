@@ -23,7 +23,7 @@ WORKERS = 16
 class NodeProber:
     def __init__(self, timeout: float = TIMEOUT, workers: int = WORKERS) -> None:
         self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                                        maxsize=2)
+                                        maxsize=workers)
         self.workers = workers
 
     def probe(self, asks: Sequence[tuple[str, str, str, str]]) -> list[Probe]:

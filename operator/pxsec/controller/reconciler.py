@@ -28,6 +28,7 @@ from pxsec.controller.steps.metadata import cr_ref
 from pxsec.controller.steps.nodes import NodesAcknowledgedCheck
 from pxsec.controller.steps.oidc import OIDCCheck
 from pxsec.controller.steps.parameters import ParameterSync
+from pxsec.controller.steps.rotation import KeyRotationStep
 from pxsec.controller.steps.storagecluster import StorageClusterCheck, storagecluster_name
 from pxsec.controller.steps.tokens import TokenSync
 from pxsec.controller.steps.tokensaccepted import TokensAcceptedCheck
@@ -74,6 +75,22 @@ def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Depe
         deps |= {("Secret", namespace, n) for n in coexist.UNINSTALL_DELETES}
         deps.add(("Secret", namespace, coexist.retained_secret_name(name)))
     return deps
+
+
+def merge_diff(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: a key that is gone is null. (Patching
+    with `new` alone would keep, in a nested object, every key it no longer has.)"""
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return new
+    out: dict[str, Any] = {k: None for k in old if k not in new}
+    out.update({k: merge_diff(old.get(k), v) for k, v in new.items() if k not in old or old[k] != v})
+    return out
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The status fields this reconcile computed that differ, as a merge patch: fields it does not compute
+    (kopf's bookkeeping) are left alone, and a key gone from a nested object is removed."""
+    return {k: merge_diff(old.get(k), v) for k, v in new.items() if old.get(k) != v}
 
 
 def describe(exc: BaseException) -> str:
@@ -156,9 +173,10 @@ class Reconciler:
         self.gw = gateway
         self.clock = clock
         # The table, in order (steps/__init__.py has what each needs, reads, writes and keeps).
-        self.steps: list[Step] = [StorageClusterCheck(gateway), KeySync(gateway), OIDCCheck(gateway, prober),
-                                  ParameterSync(gateway), StorageClusterSync(gateway), TokenSync(gateway),
-                                  TokensAcceptedCheck(gateway), NodesAcknowledgedCheck(gateway, node_prober)]
+        self.steps: list[Step] = [StorageClusterCheck(gateway), KeyRotationStep(gateway), KeySync(gateway),
+                                  OIDCCheck(gateway, prober), ParameterSync(gateway), StorageClusterSync(gateway),
+                                  TokenSync(gateway), TokensAcceptedCheck(gateway),
+                                  NodesAcknowledgedCheck(gateway, node_prober)]
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:
         """Bring one PxSecurity's world in line with its spec. `watch` is told the objects it depends on
@@ -184,11 +202,18 @@ class Reconciler:
         if watch is not None:
             watch(deps)
         now = self.clock()
+        ctx = Context(cr, spec, now)
         try:
-            report = run_steps(self.steps, Context(cr, spec, now), key)
+            report = run_steps(self.steps, ctx, key)
         except NamespaceTerminating:
             logger.info("%s/%s: namespace is being deleted; not recreating anything", namespace, name)
             return Result()
+        if ctx.spec is not spec:  # a rotation keeps keys the spec does not name: they wake this one too
+            more = dependencies_of(namespace, name, ctx.spec) - deps
+            if more:
+                deps |= more
+                if watch is not None:
+                    watch(deps)
         ready = conditions.ready(report.conditions)
         stall = conditions.stalled(report.conditions)
         status: dict[str, Any] = {"observedGeneration": generation, "issuers": issuers_summary(spec),
@@ -217,6 +242,6 @@ class Reconciler:
         for ev in coalesce(events):
             self.gw.event(ref, ev.type, ev.reason, ev.message)
         if changed:
-            self.gw.patch_status(ref.namespace, ref.name, new)
+            self.gw.patch_status(ref.namespace, ref.name, status_patch(old, new))
             logger.info("%s/%s: status updated (%s; Ready=%s, %s)", ref.namespace, ref.name, ", ".join(changed),
                         new["conditions"][0]["status"], new["conditions"][0]["reason"])

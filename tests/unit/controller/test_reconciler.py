@@ -558,3 +558,18 @@ def test_an_rsa_token_is_rejected_when_the_storagecluster_mounts_no_rsa_key() ->
     gw = running_world(spec)
     reconcile(gw)
     assert condition(gw, conditions.TOKENS_ACCEPTED) == ("False", "WouldBeRejected")
+
+
+def test_the_status_patch_removes_what_a_nested_object_no_longer_has_and_leaves_other_fields() -> None:
+    """A merge patch of the new status alone keeps stale nested keys (a node that rejected a key stays
+    listed forever, and the reconcile writes the same status again and again); kopf's own fields stay."""
+    from pxsec.controller.reconciler import merge_diff, status_patch
+
+    old = {"nodes": {"acknowledged": "2/3", "notAcknowledging": [{"node": "n2"}], "keys": ["k"]},
+           "storageCluster": {"name": "px", "deleting": True}, "kopf": {"progress": {}}, "issuers": "self-signed"}
+    new = {"nodes": {"acknowledged": "3/3", "keys": ["k"]}, "storageCluster": {"name": "px"}, "issuers": "self-signed"}
+    patch = status_patch(old, new)
+    assert patch == {"nodes": {"acknowledged": "3/3", "notAcknowledging": None}, "storageCluster": {"deleting": None}}
+    from pxsec.scmerge import apply_merge_patch
+    assert apply_merge_patch(old, patch) == {**new, "kopf": {"progress": {}}}
+    assert merge_diff({"a": 1}, None) is None and merge_diff(None, {"a": 1}) == {"a": 1}

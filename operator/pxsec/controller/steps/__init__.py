@@ -112,6 +112,7 @@ def keep_fields(old_status: Mapping[str, Any], *names: str) -> dict[str, Any]:
 # Why a blocked step could not run, by the step that failed: (reason, what failed).
 UNAVAILABLE = {
     "storagecluster": ("StorageClusterUnavailable", "the StorageCluster could not be read"),
+    "rotation": ("RotationUnavailable", "the key rotation could not be planned"),
     "keys": ("KeysUnavailable", "the key material could not be reconciled"),
     "tokens": ("TokensUnavailable", "the tokens could not be minted"),
 }

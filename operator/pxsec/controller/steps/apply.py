@@ -31,7 +31,7 @@ class StorageClusterSync(BaseStep):
 
     name = "apply"
     condition = conditions.STORAGECLUSTER_APPLIED
-    needs = ("storagecluster", "keys")
+    needs = ("storagecluster", "rotation", "keys")
     fields = ("pendingChange",)
 
     def run(self, ctx: Context) -> Outcome:

@@ -45,7 +45,7 @@ class KeySync(BaseStep):
 
     name = "keys"
     condition = conditions.KEYS_READY
-    needs = ("storagecluster",)
+    needs = ("storagecluster", "rotation")
     fields = ("secrets",)
 
     def run(self, ctx: Context) -> Outcome:

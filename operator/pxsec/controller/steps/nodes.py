@@ -14,7 +14,7 @@ import datetime as dt
 import threading
 from collections.abc import Mapping
 
-from pxsec import conditions, nodecheck, tokens
+from pxsec import conditions, nodecheck, rotation, tokens
 from pxsec.controller.kube.gateway import GatewayPort
 from pxsec.controller.nodeprobe import NodeProber
 from pxsec.controller.steps import BaseStep, Context, Outcome
@@ -45,7 +45,7 @@ class Canaries:
 class NodesAcknowledgedCheck(BaseStep):
     name = "nodes"
     condition = conditions.NODES_ACKNOWLEDGED
-    needs = ("storagecluster", "keys")
+    needs = ("storagecluster", "rotation", "keys")
     fields = ("nodes",)
 
     def __init__(self, gateway: GatewayPort, prober: NodeProber | None = None) -> None:
@@ -74,4 +74,14 @@ class NodesAcknowledgedCheck(BaseStep):
             token = self.canaries.token(key, sc.issuer, ctx.now)
             asks += [(n.name, n.address, key.label, token) for n in targets if n.address is not None]
         condition, status = nodecheck.verdict(targets, keys, self.prober.probe(asks), notes)
-        return Outcome(informational=[condition], status={"nodes": status}, wake=ctx.now + nodecheck.RECHECK)
+        wake = ctx.now + nodecheck.RECHECK
+        plan: rotation.Plan | None = ctx.product("rotation")
+        if plan is not None and plan.state.phase in rotation.WAITING_FOR_NODES:
+            # While a rotation runs, the nodes' answer is part of Ready, and the one the rotation waits for:
+            # the next reconcile moves it on as soon as every node accepts the new key.
+            nxt = plan.state.next
+            if nxt is not None and status.get("acknowledged") == f"{len(targets)}/{len(targets)}" and any(
+                    f"(Secret {nxt.secret})" in label for label in status["keys"]):
+                wake = ctx.now
+            return Outcome(conditions=[condition], status={"nodes": status}, wake=wake)
+        return Outcome(informational=[condition], status={"nodes": status}, wake=wake)

@@ -34,6 +34,7 @@ class ParameterSync(BaseStep):
 
     name = "parameters"
     condition = conditions.PARAMETERS_RENDERED
+    needs = ("rotation",)  # the rendered parameters name the keys a rotation keeps
     fields = ("parameters",)
 
     def run(self, ctx: Context) -> Outcome:

@@ -74,7 +74,7 @@ def ours(rows: Any) -> list[dict[str, Any]]:
 class TokenSync(BaseStep):
     name = "tokens"
     condition = conditions.TOKENS_READY
-    needs = ("storagecluster", "keys")
+    needs = ("storagecluster", "rotation", "keys")
 
     def run(self, ctx: Context) -> Outcome:
         seen: Seen = ctx.product("storagecluster")
