@@ -81,6 +81,7 @@ class Observed:
     now: dt.datetime
     annotation: str | None = None
     mounted: frozenset[str] = frozenset()  # Secrets whose public keys the StorageCluster mounts
+    mounted_keys: tuple[Key, ...] = ()  # the same, with their slots
     rollout_done: bool = True  # no rolling restart in progress (its Update condition, or nothing runs)
     awaiting_approval: bool = False  # our change to the StorageCluster waits for approval
     acknowledged: tuple[int, int] | None = None  # nodes that accept the next key, of all; None: not asked
@@ -153,7 +154,32 @@ def due(rotation: Rotation, state: State, seen: Observed) -> tuple[bool, str, dt
     return seen.now >= at, used, at
 
 
+def recovered(spec: PxSecuritySpec, mounted: tuple[Key, ...]) -> State | None:
+    """With no record (status lost, restored from a backup), what the StorageCluster mounts tells where
+    rotations left the keys: a Secret `<name>-r<n>` of a slot is a key a rotation made. The newest one is
+    taken as the next key of a rotation still to be acknowledged — the nodes are asked before anything is
+    signed with it (a completed rotation passes at once), and the other mounted key keeps signing until
+    then. None when no rotation made a mounted key."""
+    made = []
+    for key in mounted:
+        base = base_name(spec, key.kind)
+        tail = key.secret[len(base) + 2:] if key.secret.startswith(base + "-r") else ""
+        if tail.isdigit():
+            made.append((int(tail), key))
+    if not made:
+        return None
+    revision, newest = max(made, key=lambda m: m[0])
+    other_key = next((k for k in mounted if k.kind != newest.kind), None)
+    if other_key is None:
+        return State(COMPLETED, current=newest, revision=revision)
+    return State(ACKNOWLEDGING, current=other_key, next=newest, revision=revision)
+
+
 def plan(spec: PxSecuritySpec, rotation: Rotation, state: State, seen: Observed) -> Plan:
+    if not state.phase:
+        found = recovered(spec, seen.mounted_keys)
+        if found is not None:  # the annotation's value now is taken as used: it started what is mounted
+            state = dataclasses.replace(found, trigger=seen.annotation or "")
     current = state.current or initial(spec)
     if current is None:
         return Plan(state, (), None, "no RSA or ECDSA key to rotate: rotation needs spec.selfSigned.rsa or .ecdsa")

@@ -138,8 +138,10 @@ def nodes_up(cluster: Cluster, namespace: str, portworx_with_pods: PortworxOpera
     create_storage_nodes(cluster, namespace, NODES)
     storagecluster(cluster, namespace, rest_port)
     apply(cluster, namespace, PXSECURITY)
-    wait_for(lambda: ((pxsec(cluster, namespace, "px").get("status") or {}).get("nodes") or {}).get(
-        "acknowledged") == f"{NODES}/{NODES}", 120, what="every node runs the first keys")
+    first = {"acknowledged": f"{NODES}/{NODES}",
+             "keys": ["HS256 (Secret px-shared-secret)", "ES256 (Secret px-jwt-ecdsa)"]}
+    wait_for(lambda: ((pxsec(cluster, namespace, "px").get("status") or {}).get("nodes") or {}) == first, 120,
+             what="every node runs the first keys (the shared secret and the ECDSA key)")
     yield [f"{n['status']['network']['mgmtIP']}:{rest_port}"
            for n in get_json(cluster, "storagenodes", "-n", namespace)["items"]]
 

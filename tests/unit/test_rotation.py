@@ -183,3 +183,32 @@ def test_turning_rotation_on_with_both_keys_configured_keeps_both_mounted() -> N
     assert p.keys == (Key(ECDSA, "px-jwt-ecdsa"), Key(RSA, "px-jwt-rsa")) and p.signing == Key(ECDSA, "px-jwt-ecdsa")
     started = rotation.plan(both, Rotation(), rotation.State(), Observed(now=T0, annotation="1"))
     assert started.keys == (Key(ECDSA, "px-jwt-ecdsa"), Key(RSA, "px-jwt-rsa-r1"))  # the RSA slot's new key
+
+
+@pytest.mark.parametrize("lost_in", [MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, COMPLETED])
+def test_a_lost_status_is_recovered_from_what_the_storagecluster_mounts(lost_in: str) -> None:
+    """Status gone (a restore from a backup) at any phase of the second rotation: the keys the
+    StorageCluster mounts say where things are; nothing is signed with a key before every node accepts it."""
+    world = World(annotation="1")
+    state, _ = until(world, rotation.State(), GRACE)
+    world.now += DAY
+    state, _ = until(world, state, COMPLETED)
+    world.annotation = "2"
+    state, _ = until(world, state, lost_in) if lost_in != COMPLETED else (state, [])
+    if lost_in == COMPLETED:
+        state, _ = until(world, state, GRACE)
+        world.now += DAY
+        state, _ = until(world, state, COMPLETED)
+    seen = world.seen(rotation.State())
+    keys = tuple(sorted((Key(ECDSA if "ecdsa" in m else RSA, m) for m in world.mounted), key=lambda k: k.kind))
+    seen = dataclasses.replace(seen, mounted_keys=keys, acknowledged=None)  # no record: no key was asked about
+    p = rotation.plan(SPEC, Rotation(), rotation.State(), seen)
+    assert world.signed_with in world.node_keys
+    assert p.signing is not None and p.signing.secret in world.node_keys, (lost_in, p)
+    assert {k.secret for k in p.keys} == set(world.mounted)  # nothing unmounted: no restart
+    assert p.state.trigger == "2"  # the annotation that started what is mounted starts nothing more
+    # ...and driven on from there, the rotation completes without a token signed with an untrusted key.
+    state, _ = until(world, rotation.read_state({"rotation": rotation.write_state(p)}), GRACE)
+    world.now += DAY
+    state, _ = until(world, state, COMPLETED)
+    assert state.current == Key(ECDSA, "px-jwt-ecdsa-r2") and world.restarts == 2

@@ -67,12 +67,15 @@ class KeyRotationStep(BaseStep):
         state = rotation.read_state(old)
         seen: Seen = ctx.product("storagecluster")
         sc = seen.coexistence.cluster
-        mounted = frozenset(k.secret for k in ((sc.rsa_key, sc.ecdsa_key) if sc else ()) if k and k.secret)
+        slots = ((rotation.RSA, sc.rsa_key), (rotation.ECDSA, sc.ecdsa_key)) if sc else ()
+        mounted_keys = tuple(rotation.Key(kind, k.secret) for kind, k in slots if k is not None and k.secret)
+        mounted = frozenset(k.secret for k in mounted_keys)
         nxt = state.next.secret if state.next else None
         observed = rotation.Observed(
             now=ctx.now,
             annotation=((ctx.cr.get("metadata") or {}).get("annotations") or {}).get(rotation.ANNOTATION),
             mounted=mounted,
+            mounted_keys=mounted_keys,
             rollout_done=rollout_done(seen.body),
             awaiting_approval=bool(old.get("pendingChange")),
             acknowledged=acknowledged(old, nxt) if nxt else None,
