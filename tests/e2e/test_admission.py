@@ -252,7 +252,7 @@ def test_kubectl_get_prints_the_status_columns(cluster: Cluster, crds_installed:
 
     wide = cluster.kubectl("get", "pxsecurities", "-n", namespace, "-o", "wide").stdout
     assert [c.strip() for c in _header(wide)] == [
-        "NAME", "READY", "ISSUERS", "PARAMETERS", "AGE", "NEXT RENEWAL", "MESSAGE",
+        "NAME", "READY", "ISSUERS", "PARAMETERS", "AGE", "NEXT RENEWAL", "ROTATION", "MESSAGE",
     ]  # fmt: skip
 
 
