@@ -14,8 +14,9 @@ the SDK REST gateway's GET /v1/identities/version on 127.0.0.<10+i> at the Stora
 
 from __future__ import annotations
 
+import os
 import signal
-import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,7 +58,17 @@ def nodes_status(cluster: Cluster, namespace: str) -> tuple[dict[str, Any], dict
 
 def restart_pod(node: str, ip: str) -> None:
     """`kubectl delete pod` for one Portworx pod: its process ends; the stand-in starts it again."""
-    subprocess.run(["pkill", f"-{int(signal.SIGTERM)}", "-f", f"node --listen {ip}:.* --name {node}$"], check=True)
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"node" in argv and b"--name" in argv and argv[argv.index(b"--name") + 1:][:1] == [node.encode()] \
+                and any(a.startswith(f"{ip}:".encode()) for a in argv):
+            found.append(int(proc.name))
+    assert len(found) == 1, f"the Portworx pod process of {node}: {found}"
+    os.kill(found[0], signal.SIGTERM)
 
 
 def test_every_node_acknowledges_the_keys_and_a_node_with_an_old_key_is_named(
