@@ -41,6 +41,7 @@ from typing import Any, Protocol, cast
 logger = logging.getLogger("pxsec.controller.leader")
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+RELEASE_ATTEMPTS = 3  # a release races at most the renewal in flight when the stop came
 JITTER = 1.2  # client-go's JitterFactor: retries spread over [retry_period, 1.2 * retry_period]
 
 
@@ -243,15 +244,23 @@ class LeaderElector:
         if not self.leading:
             return
         self.leading = False
-        try:
-            current = self.store.get()
-            if current is None or current.holder != self.identity:
+        for _attempt in range(RELEASE_ATTEMPTS):
+            try:
+                current = self.store.get()
+                if current is None or current.holder != self.identity:
+                    return
+                stamp = micro_time(self.wall())
+                self.store.update(replace(current, holder="", lease_duration=1, renew_time=stamp,
+                                          acquire_time=stamp))
+                logger.info("released the %s", self.where)
                 return
-            stamp = micro_time(self.wall())
-            self.store.update(replace(current, holder="", lease_duration=1, renew_time=stamp, acquire_time=stamp))
-            logger.info("released the %s", self.where)
-        except Exception as exc:  # best effort: it expires by itself
-            logger.warning("could not release the %s (%s); it expires by itself", self.where, type(exc).__name__)
+            except LeaseConflict:
+                continue  # a renewal of ours still in flight moved it: read it again, still ours, release it
+            except Exception as exc:  # best effort: it expires by itself
+                logger.warning("could not release the %s (%s); it expires by itself", self.where,
+                               type(exc).__name__)
+                return
+        logger.warning("could not release the %s (it kept changing); it expires by itself", self.where)
 
     async def _round(self) -> bool:
         try:

@@ -126,6 +126,27 @@ def test_a_released_lease_is_taken_at_once() -> None:
     assert lease.record.holder == "b"
 
 
+def test_a_release_that_races_its_own_renewal_still_releases() -> None:
+    """SIGTERM while a renewal of ours is in flight: the release's update meets a newer version of our own
+    record (409); read again, still ours, released — not left to expire (found by test_ha under load)."""
+    lease, clock = MemoryLease(), Clock()
+    a = elector(lease, clock, "a")
+    assert a.try_acquire_or_renew()
+    a.leading = True
+    read = lease.get
+
+    def get_then_renewed() -> LeaseRecord | None:
+        record = read()
+        lease.get = read  # type: ignore[method-assign]
+        assert record is not None
+        lease._store(record)  # the renewal in flight lands between the release's read and its write
+        return record
+
+    lease.get = get_then_renewed  # type: ignore[method-assign]
+    a.release()
+    assert lease.record is not None and lease.record.holder == ""
+
+
 def test_two_candidates_racing_for_an_expired_lease_cannot_both_win() -> None:
     """Both read the expired record; b writes first; c's write carries the old resourceVersion: 409."""
     lease, clock = MemoryLease(), Clock()
