@@ -20,26 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from pxsec.devcluster.controlplane import free_port
 from tests.e2e.conftest import apply, condition, pxsec
 from tests.support.helpers import get_json, wait_for
-from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes
+from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes, storagecluster_on_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
 
 NODES = 3
-
-
-def storagecluster(cluster: Cluster, namespace: str, rest_port: int) -> None:
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
-        "apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster",
-        "metadata": {"name": "px-cluster", "namespace": namespace},
-        "spec": {"image": "portworx/oci-monitor:3.2.0", "startPort": rest_port - 17,
-                 "security": {"enabled": True, "auth": {"selfSigned": {
-                     "issuer": "operator.portworx.io", "sharedSecret": "px-shared-secret"}}}}}))
 
 
 PXSECURITY: dict[str, Any] = {
@@ -76,7 +66,7 @@ def test_every_node_acknowledges_the_keys_and_a_node_with_an_old_key_is_named(
         portworx_with_pods: PortworxOperatorStandIn) -> None:
     rest_port = free_port()
     names = create_storage_nodes(cluster, namespace, NODES)
-    storagecluster(cluster, namespace, rest_port)
+    storagecluster_on_port(cluster, namespace, rest_port)
     apply(cluster, namespace, PXSECURITY)
 
     keys = ["HS256 (Secret px-shared-secret)", "ES256 (Secret px-jwt-ecdsa)"]

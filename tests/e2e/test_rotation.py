@@ -22,27 +22,17 @@ from typing import Any
 
 import kubernetes
 import pytest
-import yaml
 
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from pxsec.devcluster.controlplane import free_port
 from tests.e2e.conftest import apply, condition, pxsec
 from tests.support.helpers import get_json, wait_for
-from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes
+from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes, storagecluster_on_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("leak_check")]
 
 NODES = 3
 TOKENS = ("px-ops-token", "px-admin-token", "px-user-token")  # ours (ES/RS: it rotates), theirs (HS256)
-
-
-def storagecluster(cluster: Cluster, namespace: str, rest_port: int) -> None:
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump({
-        "apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster",
-        "metadata": {"name": "px-cluster", "namespace": namespace},
-        "spec": {"image": "portworx/oci-monitor:3.2.0", "startPort": rest_port - 17,
-                 "security": {"enabled": True, "auth": {"selfSigned": {
-                     "issuer": "operator.portworx.io", "sharedSecret": "px-shared-secret"}}}}}))
 
 
 PXSECURITY: dict[str, Any] = {
@@ -138,7 +128,7 @@ def rotate(cluster: Cluster, namespace: str, value: str) -> None:
 def nodes_up(cluster: Cluster, namespace: str, portworx_with_pods: PortworxOperatorStandIn) -> Iterator[list[str]]:
     rest_port = free_port()
     create_storage_nodes(cluster, namespace, NODES)
-    storagecluster(cluster, namespace, rest_port)
+    storagecluster_on_port(cluster, namespace, rest_port)
     apply(cluster, namespace, PXSECURITY)
     first = {"acknowledged": f"{NODES}/{NODES}",
              "keys": ["HS256 (Secret px-shared-secret)", "ES256 (Secret px-jwt-ecdsa)"]}

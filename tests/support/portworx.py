@@ -139,3 +139,14 @@ class PortworxOperatorStandIn:
             time.sleep(0.1)
         raise TimeoutError(f"the Portworx Operator stand-in never showed {what} within {timeout:.0f}s:\n"
                            f"{self.output()[-3000:]}")
+
+
+def storagecluster_on_port(cluster: Cluster, namespace: str, rest_port: int, name: str = "px-cluster") -> None:
+    """A StorageCluster with security on whose Portworx nodes answer their SDK REST gateway on `rest_port`
+    (startPort + 17, as the Portworx Operator maps it): for the stand-in's pods as processes."""
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"image": "portworx/oci-monitor:3.2.0", "startPort": rest_port - 17,
+                 "security": {"enabled": True, "auth": {"selfSigned": {
+                     "issuer": "operator.portworx.io", "sharedSecret": "px-shared-secret"}}}}}))
