@@ -302,7 +302,8 @@ def _key(value: Any) -> Key | None:
     return Key(str(value["kind"]), str(value["secret"]))
 
 
-def _time(value: Any) -> dt.datetime | None:
+def parse_time(value: Any) -> dt.datetime | None:
+    """An RFC 3339 time as the API server writes it (None for anything else)."""
     if not isinstance(value, str):
         return None
     try:
@@ -318,7 +319,8 @@ def read_state(status: Mapping[str, Any] | None) -> State:
         return State()
     phase = raw.get("phase") if raw.get("phase") in PHASES else ""
     revision = raw.get("revision")
-    return State(str(phase), str(raw.get("trigger") or ""), _time(raw.get("startedAt")), _time(raw.get("since")),
+    return State(str(phase), str(raw.get("trigger") or ""), parse_time(raw.get("startedAt")),
+                 parse_time(raw.get("since")),
                  _key(raw.get("from") if phase != COMPLETED else raw.get("to")), _key(raw.get("to"))
                  if phase != COMPLETED else None, _key(raw.get("retired")),
                  revision if isinstance(revision, int) and not isinstance(revision, bool) else 0)

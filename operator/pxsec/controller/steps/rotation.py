@@ -41,14 +41,6 @@ def rollout_done(storagecluster: Mapping[str, Any] | None) -> bool:
     return True
 
 
-def _created(cr: Mapping[str, Any]) -> dt.datetime | None:
-    text = str((cr.get("metadata") or {}).get("creationTimestamp") or "")
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
-
-
 def _lifetime(text: str | None) -> dt.timedelta | None:
     return tokens.parse_lifetime(text) if text else None
 
@@ -84,7 +76,7 @@ class KeyRotationStep(BaseStep):
                 row.get("signingKey") == state.next.kind for row in old.get("tokens") or []
                 if isinstance(row, Mapping) and "mintedBy" not in row and row.get("signingKey") != "SharedSecret"),
             longest_lifetime=tokens.parse_lifetime(ss.token_lifetime),
-            created=_created(ctx.cr),
+            created=rotation.parse_time((ctx.cr.get("metadata") or {}).get("creationTimestamp")),
         )
         policy = rotation.Rotation(every=_lifetime(ss.rotation.every), grace=_lifetime(ss.rotation.grace_period),
                                    emergency=ss.rotation.emergency)
