@@ -71,6 +71,15 @@ def key_values(found: dict[str, dict[str, bytes]]) -> dict[str, bytes]:
             for key, value in data.items()}
 
 
+def configmaps_owned(cluster: Cluster, namespace: str) -> bool:
+    uids = {i["metadata"]["name"]: i["metadata"]["uid"]
+            for i in get_json(cluster, "pxsecurities", "-n", namespace)["items"]}
+    owners = {i["metadata"]["name"]: [o["uid"] for o in i["metadata"].get("ownerReferences") or []]
+              for i in get_json(cluster, "configmaps", "-n", namespace)["items"]
+              if i["metadata"]["name"] != "kube-root-ca.crt"}
+    return owners == {f"{name}-px-security": [uid] for name, uid in uids.items()}
+
+
 def restart_killed(operator: OperatorProcess) -> None:
     started = operator.output().count("px-security-operator started")
     operator.kill()
@@ -101,8 +110,10 @@ def test_sigkill_at_random_moments_loses_nothing(cluster: Cluster, operator: Ope
         assert ours == expected_secrets(), f"cycle {cycle}: unexpected Secrets {sorted(ours ^ expected_secrets())}"
         changed = sorted(ref for ref, value in key_values(found).items() if first_seen.setdefault(ref, value) != value)
         assert changed == [], f"cycle {cycle}: key values changed"  # names only: never print a value
-        configmaps = {i["metadata"]["name"] for i in get_json(cluster, "configmaps", "-n", namespace)["items"]}
-        assert configmaps - {"kube-root-ca.crt"} == {f"px-{i}-px-security" for i in range(OBJECTS)}
+        # Every ConfigMap there and owned by the PxSecurity of now (one deleted and applied again has a new
+        # uid: its ConfigMap is adopted). Waited for rather than read once: the garbage collector may have
+        # judged a ConfigMap by its old owner just before the adoption, and deletes it; it is written again.
+        wait_for(lambda: configmaps_owned(cluster, namespace), 60, what=f"every ConfigMap owned after cycle {cycle}")
     observed = len(first_seen)
     assert observed == OBJECTS * 5  # sys: 2 keys, shared: 1, ec: 2 (private and public)
 

@@ -253,6 +253,26 @@ def test_the_configmap_is_written_only_when_the_rendering_changes() -> None:
     assert gw.writes == [("patch", "ConfigMap", "px-px-security")]
 
 
+def test_a_configmap_of_an_earlier_pxsecurity_of_that_name_is_adopted() -> None:
+    """Deleted and applied again, the PxSecurity has a new uid: the ConfigMap is taken over (else the garbage
+    collector deletes it for the old owner's sake), with its data unchanged and anyone else's reference kept."""
+    gw = FakeGateway()
+    ParameterSync(gw).sync(cr(), parse_spec(SPEC))
+    stored = gw.objects[("ConfigMap", NS, "px-px-security")]
+    data = dict(stored["data"])
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "name": "elsewhere", "uid": "uid-x"}
+    stored["metadata"]["ownerReferences"].append(other)
+    gw.clear_writes()
+    ParameterSync(gw).sync(cr(uid="uid-2"), parse_spec(SPEC))
+    assert gw.writes == [("patch", "ConfigMap", "px-px-security")]
+    refs = gw.objects[("ConfigMap", NS, "px-px-security")]["metadata"]["ownerReferences"]
+    assert [(r["name"], r["uid"]) for r in refs] == [("elsewhere", "uid-x"), ("px", "uid-2")]
+    assert gw.objects[("ConfigMap", NS, "px-px-security")]["data"] == data
+    gw.clear_writes()
+    ParameterSync(gw).sync(cr(uid="uid-2"), parse_spec(SPEC))
+    assert gw.writes == []
+
+
 def test_a_storagecluster_race_is_merged_again_from_a_fresh_read() -> None:
     gw = FakeGateway()
     gw.put("StorageCluster", NS, "px-cluster", {"spec": {"env": [{"name": "USER", "value": "1"}]}})

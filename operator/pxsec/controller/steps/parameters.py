@@ -70,9 +70,28 @@ class ParameterSync(BaseStep):
                 current = self.gw.read_configmap(ns, cm_name)
                 if current is None:
                     raise
+        patch: dict[str, Any] = {}
         have = current.get("data") or {}
-        if have == dict(data):
-            return
-        patch_data: dict[str, Any] = dict(data)
-        patch_data.update({k: None for k in have if k not in data})
-        self.gw.patch_configmap(ns, cm_name, {"data": patch_data})
+        if have != dict(data):
+            patch_data: dict[str, Any] = dict(data)
+            patch_data.update({k: None for k in have if k not in data})
+            patch["data"] = patch_data
+        owners = adopted(current, cr)
+        if owners is not None:
+            patch["metadata"] = {"ownerReferences": owners}
+        if patch:
+            self.gw.patch_configmap(ns, cm_name, patch)
+
+
+def adopted(current: Mapping[str, Any], cr: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The owner references that make this PxSecurity the ConfigMap's owner, or None when it already is.
+
+    A PxSecurity deleted and applied again (GitOps does this) has a new uid while its ConfigMap still names
+    the old one: left so, the garbage collector deletes the ConfigMap a moment later, and the parameters are
+    gone until the next reconcile writes them again. Taking it over replaces the references to the older
+    PxSecurity objects of that name and keeps anyone else's."""
+    mine = owner_reference(cr)
+    refs = list((current.get("metadata") or {}).get("ownerReferences") or [])
+    if any(r.get("uid") == mine["uid"] for r in refs):
+        return None
+    return [r for r in refs if not (r.get("kind") == mine["kind"] and r.get("name") == mine["name"])] + [mine]
