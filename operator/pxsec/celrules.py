@@ -353,37 +353,48 @@ RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         "rotation-every",
-        "spec.selfSigned.rotation.every",
+        "spec.rotation.every",
         _LIFETIME_CEL,
-        "spec.selfSigned.rotation.every must be one positive whole number and one unit, s, m, h, d or y, e.g. 90d",
+        "spec.rotation.every must be one positive whole number and one unit, s, m, h, d or y, e.g. 90d",
         _LIFETIME_CHECK,
     ),
     Rule(
         "rotation-grace-period",
-        "spec.selfSigned.rotation.gracePeriod",
+        "spec.rotation.gracePeriod",
         _LIFETIME_CEL,
-        "spec.selfSigned.rotation.gracePeriod must be one positive whole number and one unit, s, m, h, d or y, "
-        "e.g. 24h",
+        "spec.rotation.gracePeriod must be one positive whole number and one unit, s, m, h, d or y, e.g. 24h",
         _LIFETIME_CHECK,
     ),
     Rule(
-        "rotation-needs-an-asymmetric-key",
-        "spec.selfSigned",
-        "!has(self.rotation) || has(self.rsa) || has(self.ecdsa)",
-        "spec.selfSigned.rotation needs spec.selfSigned.rsa or .ecdsa: the shared secret cannot be rotated "
-        "without rejected requests (Portworx holds one HS key), the RSA and ECDSA keys take turns",
-        lambda self_signed: "rotation" not in self_signed or "rsa" in self_signed or "ecdsa" in self_signed,
+        "rotation-needs-self-signed",
+        "spec",
+        "!has(self.rotation) || has(self.selfSigned)",
+        "spec.rotation needs spec.selfSigned: only the keys the operator keeps are rotated (an OIDC provider "
+        "rotates its own)",
+        lambda spec: "rotation" not in spec or "selfSigned" in spec,
+        field_path=".rotation",
+    ),
+    Rule(
+        "rotation-every-needs-an-asymmetric-key",
+        "spec",
+        "!has(self.rotation) || !has(self.rotation.every) || "
+        "(has(self.selfSigned) && (has(self.selfSigned.rsa) || has(self.selfSigned.ecdsa)))",
+        "spec.rotation.every needs spec.selfSigned.rsa or .ecdsa: the RSA and ECDSA keys take turns without "
+        "a rejected request, the shared secret cannot (Portworx holds one), so it is rotated only on demand "
+        "(annotation pxsec.dev/rotate-shared-secret)",
+        lambda spec: "every" not in (spec.get("rotation") or {})
+        or "rsa" in (spec.get("selfSigned") or {}) or "ecdsa" in (spec.get("selfSigned") or {}),
+        field_path=".rotation.every",
     ),
     Rule(
         "rotation-needs-apply",
         "spec",
-        "!has(self.selfSigned) || !has(self.selfSigned.rotation) || "
+        "!has(self.rotation) || "
         "(has(self.storageCluster) && has(self.storageCluster.apply) && self.storageCluster.apply == true)",
-        "spec.selfSigned.rotation needs spec.storageCluster with apply: true: a rotation gives Portworx its new "
-        "key through the StorageCluster and waits for its rolling restart",
-        lambda spec: "rotation" not in (spec.get("selfSigned") or {})
-        or (spec.get("storageCluster") or {}).get("apply") is True,
-        field_path=".selfSigned.rotation",
+        "spec.rotation needs spec.storageCluster with apply: true: a rotation gives Portworx its new key "
+        "through the StorageCluster and waits for its rolling restart",
+        lambda spec: "rotation" not in spec or (spec.get("storageCluster") or {}).get("apply") is True,
+        field_path=".rotation",
     ),
     _dns_rule("shared-secret-name", "spec.selfSigned.sharedSecret.secretName", "Secret"),
     _dns_rule("rsa-secret-name", "spec.selfSigned.rsa.secretName", "Secret"),

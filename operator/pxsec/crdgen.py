@@ -199,7 +199,7 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
             "items": _s("One warning.", 1024),
         },
         "rotation": _obj(
-            "Where the last key rotation stands (spec.selfSigned.rotation; docs/rotation.md).",
+            "Where the last key rotation stands (spec.rotation; docs/rotation.md).",
             {
                 "phase": _s("Mounting, Acknowledging, Resigning, Grace or Completed (the ROTATION column).", 16),
                 "trigger": _s("The pxsec.dev/rotate-keys value last used (a new value starts a rotation).", 256),

@@ -277,35 +277,6 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
                     },
                     required=("secretName",),
                 ),
-                "rotation": _object(
-                    "Rotate the asymmetric signing key without a rejected request (docs/rotation.md): the "
-                    "RSA and ECDSA slots take turns. A new key goes into a new Secret (<name>-r<n>) in the "
-                    "free slot; the StorageCluster mounts it beside the current one (one rolling restart, "
-                    "approved like any change to a running cluster); once every Portworx node accepts it "
-                    "(NodesAcknowledged), every token not signed with the shared secret is signed with it; "
-                    "after the grace period the old key is retired (still trusted until the next rotation "
-                    "replaces it). Start one by giving the annotation pxsec.dev/rotate-keys a new value, or "
-                    "by a schedule (every). Needs rsa or ecdsa, and apply: true on the StorageCluster.",
-                    {
-                        "every": _string(
-                            "Start a rotation this long after the last one started (e.g. 90d): one whole "
-                            "number and one unit, s, m, h, d or y. Without it, only the annotation starts one.",
-                            max_length=16,
-                        ),
-                        "gracePeriod": _string(
-                            "How long the old key stays the one not retired after every token is signed with "
-                            "the new one. Default: the tokens' lifetime (tokenLifetime).",
-                            max_length=16,
-                        ),
-                        "emergency": {
-                            "type": "boolean",
-                            "default": False,
-                            "description": "After a leak: no grace period, and the old key is no longer given to "
-                            "Portworx (a second rolling restart): any token signed with it outside our Secrets is "
-                            "rejected once the pods restart.",
-                        },
-                    },
-                ),
                 "ecdsa": _object(
                     "An ECDSA key pair for ES256/ES384/ES512 tokens. Portworx gets the public key as a "
                     "file: PORTWORX_AUTH_JWT_ECDS_PUBKEY, px-runc -jwt_ecds_pubkey_file (spelled ECDS).",
@@ -382,10 +353,43 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
             "What happens to the generated Secrets when this PxSecurity is deleted. Retain: they stay, "
             "so a re-created PxSecurity adopts the same keys and issued tokens keep working. Delete: "
             "they carry an owner reference to the PxSecurity and the garbage collector deletes them "
-            "with it — every token signed with those keys stops working. Default Retain.",
+            "with it — every token signed with those keys stops working — and a key a rotation replaced is "
+            "deleted once no Portworx pod mounts it. Default Retain.",
             max_length=8,
             enum=list(DELETION_POLICIES),
             default="Retain",
+        ),
+        "rotation": _object(
+            "Rotate keys on a running cluster (docs/rotation.md). The asymmetric signing key without a "
+            "rejected request: the RSA and ECDSA slots take turns; a new key goes into a new Secret "
+            "(<name>-r<n>) in the free slot, the StorageCluster mounts it beside the current one (one rolling "
+            "restart, approved like any change to a running cluster), once every Portworx node accepts it "
+            "(NodesAcknowledged) every token not signed with the shared secret is signed with it, and after "
+            "the grace period the old key is retired (still trusted until the next rotation replaces it). "
+            "Start one by giving the annotation pxsec.dev/rotate-keys a new value, or by a schedule (every). "
+            "The shared secret only on demand (annotation pxsec.dev/rotate-shared-secret): Portworx holds one "
+            "shared secret, so tokens signed with the old one fail on restarted nodes, and new ones on nodes "
+            "not yet restarted, until the rolling restart ends. Needs spec.selfSigned and apply: true on the "
+            "StorageCluster; a schedule needs selfSigned.rsa or .ecdsa.",
+            {
+                "every": _string(
+                    "Start a rotation of the asymmetric key this long after the last one started (e.g. 90d): "
+                    "one whole number and one unit, s, m, h, d or y. Without it, only the annotation starts one.",
+                    max_length=16,
+                ),
+                "gracePeriod": _string(
+                    "How long the old key stays the one not retired after every token is signed with the new "
+                    "one. Default: the tokens' lifetime (selfSigned.tokenLifetime).",
+                    max_length=16,
+                ),
+                "emergency": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "After a leak: no grace period, and the old key is no longer given to "
+                    "Portworx (a second rolling restart); the rotation completes once every node rejects a "
+                    "token signed with it. Any token signed with it outside our Secrets is rejected from then.",
+                },
+            },
         ),
     },
 )

@@ -55,7 +55,7 @@ class Key:
 
 @dataclass(frozen=True)
 class Rotation:
-    """`spec.selfSigned.rotation`."""
+    """`spec.rotation`."""
 
     every: dt.timedelta | None = None
     grace: dt.timedelta | None = None  # None: the longest lifetime of a token we mint

@@ -82,7 +82,7 @@ class ECDSAKey:
 
 @dataclass(frozen=True)
 class KeyRotation:
-    """`spec.selfSigned.rotation` (pxsec.rotation): lifetimes as written (`90d`), parsed where used."""
+    """`spec.rotation` (pxsec.rotation): lifetimes as written (`90d`), parsed where used."""
 
     every: str | None = None
     grace_period: str | None = None
@@ -96,7 +96,6 @@ class SelfSigned:
     shared_secret: str | None = None
     rsa: RSAKey | None = None
     ecdsa: ECDSAKey | None = None
-    rotation: KeyRotation | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +123,7 @@ class PxSecuritySpec:
     tokens: tuple[TokenSpec, ...] = ()
     secret_template: SecretTemplate = SecretTemplate()
     deletion_policy: str = "Retain"
+    rotation: KeyRotation | None = None
 
 
 def _map(value: Any, where: str) -> Mapping[str, Any]:
@@ -206,7 +206,6 @@ def _parse(raw: Any) -> PxSecuritySpec:
             rsa=RSAKey(secret_name=str(rsa["secretName"]), size=int(rsa["size"])) if rsa is not None else None,
             ecdsa=ECDSAKey(secret_name=str(ecdsa["secretName"]), curve=str(ecdsa["curve"])) if ecdsa is not None
             else None,
-            rotation=_rotation(_map(s["rotation"], "spec.selfSigned.rotation")) if "rotation" in s else None,
         )
 
     tokens_raw = spec.get("tokens") or []
@@ -236,4 +235,5 @@ def _parse(raw: Any) -> PxSecuritySpec:
             annotations=_str_map(tmpl.get("annotations"), "spec.secretTemplate.annotations"),
         ),
         deletion_policy=str(spec["deletionPolicy"]),
+        rotation=_rotation(_map(spec["rotation"], "spec.rotation")) if "rotation" in spec else None,
     )

@@ -39,7 +39,8 @@ PXSECURITY: dict[str, Any] = {
     "apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "px"},
     "spec": {"storageCluster": {"name": "px-cluster", "apply": True, "changePolicy": "Automatic"},
              "selfSigned": {"issuer": "operator.portworx.io", "sharedSecret": {},
-                            "ecdsa": {"secretName": "px-jwt-ecdsa"}, "rotation": {"gracePeriod": "5s"}},
+                            "ecdsa": {"secretName": "px-jwt-ecdsa"}},
+             "rotation": {"gracePeriod": "5s"},
              "tokens": [{"secretName": "px-ops-token", "roles": ["system.admin"], "groups": ["*"]}]}}
 
 

@@ -6,7 +6,7 @@ and NodesAcknowledged asks the nodes about each key (and counts towards Ready wh
 It reads only what earlier reconciles and the watches already know: the StorageCluster (what it mounts, its
 rollout), the PxSecurity's own status (a waiting change, what the nodes answered, which key signed each
 token) and the StorageNodes. It writes `status.rotation` and says when a rotation starts and completes.
-Without `spec.selfSigned.rotation` it does nothing and the spec passes through unchanged.
+Without `spec.rotation` it does nothing and the spec passes through unchanged.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class KeyRotationStep(BaseStep):
     fields = ("rotation",)
 
     def run(self, ctx: Context) -> Outcome:
-        ss = ctx.spec.self_signed
-        if ss is None or ss.rotation is None:
+        ss, spec_rotation = ctx.spec.self_signed, ctx.spec.rotation
+        if ss is None or spec_rotation is None:
             return Outcome(status={"rotation": None}, product=None)
         old = ctx.old_status
         state = rotation.read_state(old)
@@ -78,8 +78,8 @@ class KeyRotationStep(BaseStep):
             longest_lifetime=tokens.parse_lifetime(ss.token_lifetime),
             created=rotation.parse_time((ctx.cr.get("metadata") or {}).get("creationTimestamp")),
         )
-        policy = rotation.Rotation(every=_lifetime(ss.rotation.every), grace=_lifetime(ss.rotation.grace_period),
-                                   emergency=ss.rotation.emergency)
+        policy = rotation.Rotation(every=_lifetime(spec_rotation.every), grace=_lifetime(spec_rotation.grace_period),
+                                   emergency=spec_rotation.emergency)
         p = rotation.plan(ctx.spec, policy, state, observed)
         ctx.spec = rotation.effective(ctx.spec, p)
         events = []
