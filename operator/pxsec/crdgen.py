@@ -201,7 +201,8 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
         "rotation": _obj(
             "Where the last key rotation stands (spec.rotation; docs/rotation.md).",
             {
-                "phase": _s("Mounting, Acknowledging, Resigning, Grace or Completed (the ROTATION column).", 16),
+                "phase": _s("Mounting, Acknowledging, Resigning, Grace, Revoking (emergency) or Completed (the "
+                            "ROTATION column).", 16),
                 "trigger": _s("The pxsec.dev/rotate-keys value last used (a new value starts a rotation).", 256),
                 "startedAt": _time("When the rotation started."),
                 "since": _time("When its phase began."),
@@ -213,7 +214,33 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                                 {"kind": _s("RSA or ECDSA.", 8), "secret": _s("Its Secret.", MAX_NAME)}),
                 "revision": _int("The revision of the newest key a rotation made (its Secret is <name>-r<n>)."),
                 "acknowledged": _s("Portworx nodes that accept the new key / all nodes.", 32),
+                "revoked": _s("Emergency: Portworx nodes that reject the old key / all nodes.", 32),
+                "dropped": {
+                    "type": "array", "maxItems": 8,
+                    "description": "Keys no longer given to Portworx whose Secrets wait for no pod to mount them "
+                                   "(then deleted under deletionPolicy Delete, kept under Retain).",
+                    "items": _obj("One key.", {"kind": _s("RSA or ECDSA.", 8), "secret": _s("Its Secret.", MAX_NAME)}),
+                },
                 "message": _s("What it does or waits for, in words.", 4096),
+                "sharedSecret": _obj(
+                    "Where the last rotation of the shared secret stands (annotation pxsec.dev/rotate-shared-secret).",
+                    {
+                        "phase": _s("Switching, Acknowledging or Completed.", 16),
+                        "trigger": _s("The pxsec.dev/rotate-shared-secret value last used.", 256),
+                        "startedAt": _time("When it started."),
+                        "since": _time("When its phase began."),
+                        "switchedAt": _time("When the StorageCluster first named the new Secret: the window "
+                                            "during which tokens of either secret may be rejected opened."),
+                        "from": _s("The Secret of the shared secret it rotates from.", MAX_NAME),
+                        "to": _s("The Secret of the new shared secret.", MAX_NAME),
+                        "revision": _int("The revision of the newest Secret a rotation made (<name>-r<n>)."),
+                        "acknowledged": _s("Portworx nodes that accept the new secret / all nodes.", 32),
+                        "dropped": {"type": "array", "maxItems": 8,
+                                    "description": "Secrets no longer given to Portworx, until no pod uses them.",
+                                    "items": _s("One Secret.", MAX_NAME)},
+                        "message": _s("What it does or waits for, and the window, in words.", 4096),
+                    },
+                ),
             },
         ),
         "nodes": _obj(
@@ -223,6 +250,14 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                 "acknowledged": _s("Nodes that accept every key / all nodes, e.g. 3/3.", 32),
                 "keys": {"type": "array", "maxItems": 8, "description": "The keys probed (algorithm and Secret).",
                          "items": _s("One key.", 512)},
+                "revoked": _obj(
+                    "Emergency rotation: the nodes' answer to a canary signed with the revoked key.",
+                    {"key": _s("The revoked key (algorithm and Secret).", 512),
+                     "rejecting": _s("Nodes that reject it / all nodes.", 32),
+                     "notRejecting": {"type": "array", "maxItems": 64,
+                                      "description": "Nodes that still accept it or could not be asked.",
+                                      "items": _s("One StorageNode.", MAX_NAME)}},
+                ),
                 "notAcknowledging": {
                     "type": "array", "maxItems": 64,
                     "description": "The nodes that reject a key, or could not be asked.",

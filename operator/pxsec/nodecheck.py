@@ -123,18 +123,33 @@ def canary_keys(sc: StorageClusterView,
     for kind, mounted in ((tokens.RSA, sc.rsa_key), (tokens.ECDSA, sc.ecdsa_key)):
         if mounted is None or not mounted.secret:
             continue
-        private = (secrets.get(mounted.secret) or {}).get(KEY_PRIVATE_PEM)
-        if not private:
-            notes.append(f"Secret {mounted.secret} has no private.pem: its public key is not probed")
-            continue
-        ring = tokens.KeyRing(**{"rsa_private_pem" if kind == tokens.RSA else "ecdsa_private_pem": private})
-        try:
-            algorithm = tokens.algorithm_for(kind, ring)
-        except ValueError:
-            notes.append(f"Secret {mounted.secret}: its private.pem cannot sign: its public key is not probed")
-            continue
-        keys.append(CanaryKey(f"{algorithm} (Secret {mounted.secret})", kind, ring))
+        key, note = asymmetric_key(kind, mounted.secret, secrets.get(mounted.secret))
+        keys += [key] if key else []
+        notes += [note] if note else []
     return keys, notes
+
+
+def asymmetric_key(kind: str, secret: str, data: Mapping[str, bytes] | None) -> tuple[CanaryKey | None, str]:
+    """The canary key of an RSA/ECDSA key pair kept in `secret`, or why there is none."""
+    private = (data or {}).get(KEY_PRIVATE_PEM)
+    if not private:
+        return None, f"Secret {secret} has no private.pem: its public key is not probed"
+    ring = tokens.KeyRing(**{"rsa_private_pem" if kind == tokens.RSA else "ecdsa_private_pem": private})
+    try:
+        algorithm = tokens.algorithm_for(kind, ring)
+    except ValueError:
+        return None, f"Secret {secret}: its private.pem cannot sign: its public key is not probed"
+    return CanaryKey(f"{algorithm} (Secret {secret})", kind, ring), ""
+
+
+def revocation(all_nodes: Sequence[Node], key: CanaryKey, probes: Iterable[Probe]) -> dict[str, Any]:
+    """`status.nodes.revoked`: how many nodes reject a canary signed with a revoked key, and the nodes
+    that still accept it or could not be asked (an unanswered node is not counted as rejecting)."""
+    answers = {p.node: p for p in probes if p.key == key.label}
+    rejecting = [n.name for n in all_nodes if n.name in answers and answers[n.name].outcome is Outcome.REJECTED]
+    others = [n.name for n in all_nodes if n.name not in rejecting]
+    return {"key": key.label, "rejecting": f"{len(rejecting)}/{len(all_nodes)}",
+            **({"notRejecting": others[:MAX_LISTED]} if others else {})}
 
 
 def canary_claims(issuer: str, now: dt.datetime) -> dict[str, Any]:

@@ -15,7 +15,13 @@ operator resumes it where it stands:
     Acknowledging  every Portworx node accepts a canary signed with the next key (NodesAcknowledged)
     Resigning      our tokens are signed with the next key (no restart: consumers read Secrets per call)
     Grace          the grace period passes (default: the longest lifetime of a token we mint)
-    Completed      next becomes current, the old current is retired
+    Revoking       (emergency, instead of Grace) the old key is no longer mounted: a second rolling restart,
+                   over when every node rejects a canary signed with it
+    Completed      next becomes current, the old current is retired (emergency: gone)
+
+A key no longer mounted (the retired key a rotation replaces, a revoked key) is *dropped*: once no Portworx
+pod mounts it any more, its Secret is deleted under `deletionPolicy: Delete` and kept under Retain (the
+step says which, `release`).
 
 `plan` is the whole decision: given the recorded state and what was observed, the new state, the keys the
 steps must keep and mount, the key tokens are signed with, and when to look again. `effective` applies a
@@ -31,14 +37,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pxsec.conditions import rfc3339
 from pxsec.spec import ECDSAKey, PxSecuritySpec, RSAKey
 
 RSA, ECDSA = "RSA", "ECDSA"  # as tokens.RSA / tokens.ECDSA and spec signingKey values
 ANNOTATION = "pxsec.dev/rotate-keys"  # a new value starts one rotation
-MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, COMPLETED = (
-    "Mounting", "Acknowledging", "Resigning", "Grace", "Completed")
-PHASES = (MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, COMPLETED)
-WAITING_FOR_NODES = (MOUNTING, ACKNOWLEDGING)  # NodesAcknowledged is part of Ready then
+MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, REVOKING, COMPLETED = (
+    "Mounting", "Acknowledging", "Resigning", "Grace", "Revoking", "Completed")
+PHASES = (MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, REVOKING, COMPLETED)
+WAITING_FOR_NODES = (MOUNTING, ACKNOWLEDGING, REVOKING)  # NodesAcknowledged is part of Ready then
 DEFAULT_NAMES = {RSA: "px-jwt-rsa", ECDSA: "px-jwt-ecdsa"}
 RECHECK = dt.timedelta(seconds=30)  # while a phase waits on the world without an event to wake it
 MAX_NAME = 253
@@ -74,6 +81,7 @@ class State:
     next: Key | None = None
     retired: Key | None = None
     revision: int = 0  # of the newest key a rotation made
+    dropped: tuple[Key, ...] = ()  # no longer given to Portworx; their Secrets wait for the pods to restart
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Observed:
     rollout_done: bool = True  # no rolling restart in progress (its Update condition, or nothing runs)
     awaiting_approval: bool = False  # our change to the StorageCluster waits for approval
     acknowledged: tuple[int, int] | None = None  # nodes that accept the next key, of all; None: not asked
+    revoked: tuple[int, int] | None = None  # nodes that reject the revoked key, of all; None: not asked
     running: bool = False  # Portworx runs (StorageNodes): then only the nodes' answer moves a rotation on
     resigned: bool = False  # every token we mint verifies under the next key
     longest_lifetime: dt.timedelta = dt.timedelta(0)
@@ -99,6 +108,8 @@ class Plan:
     message: str
     wake: dt.datetime | None = None
     started: bool = False  # a rotation began with this plan (an Event says so)
+    revoke: Key | None = None  # the key every node must reject (emergency): the nodes are asked about it
+    release: tuple[Key, ...] = ()  # dropped keys no pod mounts any more: their Secrets go per deletionPolicy
 
 
 def other(kind: str) -> str:
@@ -191,17 +202,24 @@ def plan(spec: PxSecuritySpec, rotation: Rotation, state: State, seen: Observed)
         steady = tuple(k for k in (current, state.retired) if k is not None)
         if not start:
             done = State(state.phase, trigger, state.started, state.since, current, None, state.retired,
-                         state.revision)
-            return Plan(done, steady, current, _steady_message(state, current), wake=next_due)
+                         state.revision, state.dropped)
+            return _released(Plan(done, steady, current, _steady_message(state, current), wake=next_due), seen)
         revision = state.revision + 1
         nxt = Key(other(current.kind), revisioned(base_name(spec, other(current.kind)), revision))
-        began = State(MOUNTING, trigger, now, now, current, nxt, None, revision)
-        return _mounting(began, seen, started=True)
+        dropped = state.dropped + tuple(k for k in (state.retired,) if k is not None)
+        began = State(MOUNTING, trigger, now, now, current, nxt, None, revision, dropped)
+        return _released(_mounting(began, seen, started=True), seen)
     if state.next is None:  # a recorded phase without its next key: start the phase over from the schedule
         return plan(spec, rotation, dataclasses.replace(state, phase=""), seen)
-    nxt = state.next
+    return _released(_rotating(rotation, dataclasses.replace(state, current=current), seen), seen)
+
+
+def _rotating(rotation: Rotation, state: State, seen: Observed) -> Plan:
+    """The plan of a rotation under way (Mounting to Completed)."""
+    assert state.current is not None and state.next is not None
+    current, nxt, now = state.current, state.next, seen.now
     if state.phase == MOUNTING:
-        return _mounting(dataclasses.replace(state, current=current), seen)
+        return _mounting(state, seen)
     if state.phase == ACKNOWLEDGING:
         both = (current, nxt)
         ack = seen.acknowledged
@@ -221,21 +239,54 @@ def plan(spec: PxSecuritySpec, rotation: Rotation, state: State, seen: Observed)
         grace = rotation.grace if rotation.grace is not None else seen.longest_lifetime
         ends = (state.since or now) + grace
         if rotation.emergency:
-            # Revoked: the old key is no longer mounted, so the rollout this causes ends its trust.
-            done = State(COMPLETED, state.trigger, state.started, now, nxt, None, None, state.revision)
-            return Plan(done, (nxt,), nxt,
-                        f"rotated to {nxt.show()} in an emergency: {current.show()} is revoked — no longer given "
-                        "to Portworx; once its pods restart, any token signed with it outside our Secrets is "
-                        "rejected")
+            return _revoking(dataclasses.replace(state, phase=REVOKING, since=now), seen)
         if now >= ends:
-            done = State(COMPLETED, state.trigger, state.started, now, nxt, None, current, state.revision)
+            done = State(COMPLETED, state.trigger, state.started, now, nxt, None, current, state.revision,
+                         state.dropped)
             return Plan(done, (nxt, current), nxt,
                         f"rotated to {nxt.show()}; {current.show()} is retired (still trusted until the next "
                         "rotation replaces it)")
         return Plan(state, (current, nxt), nxt,
                     f"rotating to {nxt.show()}: every token is signed with it; {current.show()} stays trusted "
                     f"until {ends.isoformat()} (grace)", wake=ends)
+    if state.phase == REVOKING:
+        return _revoking(state, seen)
     return Plan(state, (current,), current, f"unknown rotation phase {state.phase!r}: ignored")
+
+
+def _revoking(state: State, seen: Observed) -> Plan:
+    """Emergency: the old key is no longer mounted (the rolling restart this causes ends its trust); the
+    rotation completes once every node rejects a canary signed with it, or when no Portworx node runs."""
+    assert state.current is not None and state.next is not None
+    old, nxt = state.current, state.next
+    downtime = (f"tokens signed with {old.show()} outside our Secrets are rejected by each node as its pod "
+                "restarts")
+    if old.secret not in seen.mounted and seen.rollout_done:
+        rejected = seen.revoked
+        if not seen.running or (rejected is not None and rejected[1] > 0 and rejected[0] == rejected[1]):
+            done = State(COMPLETED, state.trigger, state.started, seen.now, nxt, None, None, state.revision,
+                         (*state.dropped, old))
+            proof = f"every Portworx node ({rejected[1]}) rejects it" if rejected and seen.running else \
+                "no Portworx node runs"
+            return Plan(done, (nxt,), nxt, f"rotated to {nxt.show()} in an emergency: {old.show()} is revoked — "
+                        f"{proof}", wake=seen.now)
+        told = f"{rejected[0]}/{rejected[1]} Portworx nodes reject it" if rejected else "asking the nodes"
+        return Plan(state, (nxt,), nxt, f"revoking {old.show()} (emergency): no longer mounted; {told}",
+                    wake=seen.now + RECHECK, revoke=old)
+    why = ("the restart that unmounts it waits for approval (status.pendingChange)" if seen.awaiting_approval
+           else "the Portworx pods are restarting without it")
+    return Plan(state, (nxt,), nxt, f"revoking {old.show()} (emergency): {why}; {downtime}",
+                wake=seen.now + RECHECK, revoke=old)
+
+
+def _released(p: Plan, seen: Observed) -> Plan:
+    """Split the dropped keys into those no pod mounts any more (released: their Secrets can go) and the
+    rest. A key the plan keeps (a spec edited back to it) is not dropped at all."""
+    kept = {k.secret for k in p.keys} | {k.secret for k in (p.revoke,) if k is not None}
+    gone = tuple(k for k in p.state.dropped if k.secret not in kept and k.secret not in seen.mounted
+                 and seen.rollout_done)
+    left = tuple(k for k in p.state.dropped if k.secret not in kept and k not in gone)
+    return dataclasses.replace(p, state=dataclasses.replace(p.state, dropped=left), release=gone)
 
 
 def _mounting(state: State, seen: Observed, started: bool = False) -> Plan:
@@ -319,14 +370,17 @@ def read_state(status: Mapping[str, Any] | None) -> State:
         return State()
     phase = raw.get("phase") if raw.get("phase") in PHASES else ""
     revision = raw.get("revision")
+    dropped = raw.get("dropped")
     return State(str(phase), str(raw.get("trigger") or ""), parse_time(raw.get("startedAt")),
                  parse_time(raw.get("since")),
                  _key(raw.get("from") if phase != COMPLETED else raw.get("to")), _key(raw.get("to"))
                  if phase != COMPLETED else None, _key(raw.get("retired")),
-                 revision if isinstance(revision, int) and not isinstance(revision, bool) else 0)
+                 revision if isinstance(revision, int) and not isinstance(revision, bool) else 0,
+                 tuple(k for k in map(_key, dropped if isinstance(dropped, list) else []) if k is not None))
 
 
-def write_state(p: Plan, acknowledged: tuple[int, int] | None = None) -> dict[str, Any] | None:
+def write_state(p: Plan, acknowledged: tuple[int, int] | None = None,
+                revoked: tuple[int, int] | None = None) -> dict[str, Any] | None:
     """`status.rotation` for a plan (None before the first rotation)."""
     s = p.state
     if not s.phase:
@@ -341,9 +395,11 @@ def write_state(p: Plan, acknowledged: tuple[int, int] | None = None) -> dict[st
         "from": show(s.retired if completed else s.current), "to": show(s.current if completed else s.next),
         "retired": show(s.retired), "revision": s.revision, "message": p.message,
         "acknowledged": f"{acknowledged[0]}/{acknowledged[1]}" if acknowledged else None,
+        "revoked": f"{revoked[0]}/{revoked[1]}" if revoked else None,
+        "dropped": [show(k) for k in s.dropped] or None,
     }
     return {k: v for k, v in out.items() if v is not None}
 
 
 def _rfc3339(when: dt.datetime | None) -> str | None:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return rfc3339(when) if when else None

@@ -130,7 +130,7 @@ def test_the_namespaced_install_cannot_touch_secrets_elsewhere(installed: Instal
     if installed.mode == "cluster-wide":
         assert allowed("get", "secrets", "-n", OTHER_NS)  # by design: it serves every namespace
         return
-    for verb in ("get", "list", "watch", "create", "patch"):
+    for verb in ("get", "list", "watch", "create", "patch", "delete"):
         for namespace in (OTHER_NS, "kube-system", OPERATOR_NS):
             assert not allowed(verb, "secrets", "-n", namespace), f"{verb} secrets in {namespace}"
     for args in (("get", "secret", "not-yours", "-n", OTHER_NS), ("get", "secrets", "-A")):

@@ -152,6 +152,18 @@ class FakeGateway:
         self._done("patch", "Secret", name, obj)
         return self._observed(name, obj)
 
+    def delete_secret(self, namespace: str, name: str, uid: str, resource_version: str) -> bool:
+        self._write("delete", "Secret", name)
+        obj = self.secret(namespace, name)
+        if obj is None:
+            return False
+        self._guard(obj, resource_version, f"delete secret {name}")
+        if uid and obj["metadata"].get("uid", uid) != uid:
+            raise Conflict(f"delete secret {name}: 409 precondition failed: UID", 409)
+        del self.objects[("Secret", namespace, name)]
+        self.writes.append(("delete", "Secret", name))
+        return True
+
     def apply_secret_metadata(self, namespace: str, name: str, labels: Mapping[str, str],
                               annotations: Mapping[str, str], owners: list[dict[str, Any]]) -> None:
         """Server-side apply by METADATA_MANAGER: what it applied before and no longer applies goes."""

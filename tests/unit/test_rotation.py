@@ -11,7 +11,19 @@ import datetime as dt
 import pytest
 
 from pxsec import rotation
-from pxsec.rotation import ACKNOWLEDGING, COMPLETED, ECDSA, GRACE, MOUNTING, RESIGNING, RSA, Key, Observed, Rotation
+from pxsec.rotation import (
+    ACKNOWLEDGING,
+    COMPLETED,
+    ECDSA,
+    GRACE,
+    MOUNTING,
+    RESIGNING,
+    REVOKING,
+    RSA,
+    Key,
+    Observed,
+    Rotation,
+)
 from pxsec.spec import parse_spec
 
 T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -35,12 +47,15 @@ class World:
     signed_with: str = "px-jwt-ecdsa"
     annotation: str | None = None
     restarts: int = 0
+    released: list[str] = dataclasses.field(default_factory=list)
 
     def seen(self, state: rotation.State) -> Observed:
         nxt = state.next.secret if state.next else None
         return Observed(now=self.now, annotation=self.annotation, mounted=self.mounted,
                         rollout_done=self.restarting == 0, awaiting_approval=not self.approved,
                         acknowledged=(3 if nxt in self.node_keys else 0, 3) if nxt else (3, 3), running=True,
+                        revoked=(0 if state.current.secret in self.node_keys else 3, 3)
+                        if state.phase == REVOKING and state.current else None,
                         resigned=nxt is not None and self.signed_with == nxt, longest_lifetime=DAY, created=T0)
 
     def carry_out(self, p: rotation.Plan) -> None:
@@ -53,6 +68,7 @@ class World:
                 self.node_keys = self.mounted
         if p.signing is not None:
             self.signed_with = p.signing.secret
+        self.released += [k.secret for k in p.release]
 
 
 def drive(world: World, state: rotation.State, steps: int, spec: object = SPEC,
@@ -145,13 +161,45 @@ def test_the_schedule_starts_a_rotation_every_period_from_the_last_start() -> No
     assert phases == [MOUNTING] and state.started == T0 + dt.timedelta(days=90)
 
 
-def test_emergency_skips_the_grace_period_and_unmounts_the_old_key() -> None:
+def test_emergency_skips_the_grace_period_and_completes_once_every_node_rejects_the_old_key() -> None:
     world = World(annotation="leak")
-    state, _ = until(world, rotation.State(), COMPLETED, policy=Rotation(emergency=True))
+    emergency = Rotation(emergency=True)
+    state, phases = until(world, rotation.State(), COMPLETED, policy=emergency)
+    assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == [
+        MOUNTING, ACKNOWLEDGING, RESIGNING, GRACE, REVOKING, COMPLETED]
     assert world.now < T0 + dt.timedelta(hours=1) and state.current == Key(RSA, "px-jwt-rsa-r1")
-    assert state.retired is None
-    drive(world, state, 3)
-    assert world.mounted == {"px-jwt-rsa-r1"} and world.restarts == 2  # the old key unmounted: revoked
+    assert state.retired is None and world.mounted == {"px-jwt-rsa-r1"} and world.restarts == 2
+    assert "px-jwt-ecdsa" not in world.node_keys  # revoked: no node trusts it any more
+    drive(world, state, 2, policy=emergency)
+    assert world.released == ["px-jwt-ecdsa"]  # its Secret goes (per deletionPolicy) once revoked, once
+
+
+def test_a_node_still_accepting_the_revoked_key_holds_the_emergency_rotation() -> None:
+    world = World(annotation="leak")
+    emergency = Rotation(emergency=True)
+    state, _ = until(world, rotation.State(), REVOKING, policy=emergency)
+    world.mounted, world.restarting = frozenset({"px-jwt-rsa-r1"}), 0  # the restart that unmounts it is over
+    seen = dataclasses.replace(world.seen(state), revoked=(2, 3))
+    p = rotation.plan(SPEC, emergency, state, seen)
+    assert p.state.phase == REVOKING and p.revoke == Key(ECDSA, "px-jwt-ecdsa") and "2/3" in p.message
+    assert p.release == () and p.keys == (Key(RSA, "px-jwt-rsa-r1"),)  # kept to sign its canary: not released
+    unasked = dataclasses.replace(seen, revoked=None)
+    assert rotation.plan(SPEC, emergency, state, unasked).state.phase == REVOKING
+
+
+def test_a_replaced_retired_key_is_released_once_no_pod_mounts_it() -> None:
+    world = World(annotation="1")
+    state, _ = until(world, rotation.State(), GRACE)
+    world.now += DAY
+    state, _ = until(world, state, COMPLETED)
+    assert world.released == []  # retired, still mounted
+    world.annotation = "2"
+    state, _ = drive(world, state, 1)
+    assert state.phase == MOUNTING and state.dropped == (Key(ECDSA, "px-jwt-ecdsa"),) and world.released == []
+    back = rotation.read_state({"rotation": rotation.write_state(rotation.Plan(state, (), None, ""))})
+    assert back.dropped == state.dropped  # kept in status until released
+    state, _ = until(world, state, ACKNOWLEDGING)  # the rollout that unmounts it is over
+    assert world.released == ["px-jwt-ecdsa"] and state.dropped == ()
 
 
 def test_the_effective_spec_holds_the_plans_keys_and_signs_all_but_shared_secret_tokens_with_it() -> None:

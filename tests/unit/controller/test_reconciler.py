@@ -573,3 +573,106 @@ def test_the_status_patch_removes_what_a_nested_object_no_longer_has_and_leaves_
     from pxsec.scmerge import apply_merge_patch
     assert apply_merge_patch(old, patch) == {**new, "kopf": {"progress": {}}}
     assert merge_diff({"a": 1}, None) is None and merge_diff(None, {"a": 1}) == {"a": 1}
+
+
+# -- rotating the shared secret (on demand, through approval) ---------------------------------------------
+
+HS_SPEC: dict[str, Any] = {**SPEC, "storageCluster": {"name": "px-cluster", "apply": True}, "rotation": {},
+                           "tokens": [*SPEC["tokens"], {"secretName": "px-hs-token", "roles": ["system.user"],
+                                                        "signingKey": "SharedSecret"}]}
+
+
+def hs_signed_with(gw: FakeGateway, secret: str) -> bool:
+    import jwt
+
+    token = gw.data(NS, "px-hs-token")["auth-token"].decode()
+    try:
+        jwt.decode(token, gw.data(NS, secret)["shared-secret"], algorithms=["HS256"],
+                   options={"verify_exp": False, "verify_iat": False})
+    except jwt.InvalidTokenError:
+        return False
+    return True
+
+
+def settled_running_world(policy: str) -> FakeGateway:
+    gw = running_world({**HS_SPEC, "deletionPolicy": policy})
+    reconcile(gw)
+    approve(gw, status(gw)["pendingChange"]["id"])  # the ECDSA key mounted: settled before the rotation
+    reconcile(gw)
+    reconcile(gw)
+    assert status(gw).get("pendingChange") is None and hs_signed_with(gw, "px-shared-secret")
+    return gw
+
+
+def annotate(gw: FakeGateway, name: str, value: str) -> None:
+    gw.objects[("PxSecurity", NS, "px")]["metadata"].setdefault("annotations", {})[name] = value
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+def test_a_shared_secret_rotation_switches_through_approval_and_re_mints_in_that_reconcile(policy: str) -> None:
+    gw = settled_running_world(policy)
+    annotate(gw, "pxsec.dev/rotate-shared-secret", "2031-01")
+    outcome = reconcile(gw)
+    assert "SharedSecretRotationStarted" in reasons(gw)
+    assert outcome.outcome.requeue_after is not None and outcome.outcome.requeue_after <= 1  # looked at again soon
+    reconcile(gw)
+    shared = status(gw)["rotation"]["sharedSecret"]
+    assert shared["phase"] == "Switching" and shared["to"] == "px-shared-secret-r1"
+    assert "waits for approval" in shared["message"] and "until the rolling restart ends" in shared["message"]
+    assert gw.data(NS, "px-shared-secret-r1")["shared-secret"] != SHARED  # a new Secret, generated
+    assert sc_writes(gw) == [] and hs_signed_with(gw, "px-shared-secret")  # until approved: the old secret
+    effects = [e["type"] for e in status(gw)["pendingChange"]["effects"]]
+    assert "RollingRestart" in effects and "TokensInvalidated" in effects
+
+    approve(gw, status(gw)["pendingChange"]["id"])
+    gw.clear_writes()
+    reconcile(gw, clear=False)
+    sc = gw.objects[("StorageCluster", NS, "px-cluster")]
+    assert sc["spec"]["security"]["auth"]["selfSigned"]["sharedSecret"] == "px-shared-secret-r1"
+    assert ("patch", "Secret", "px-hs-token") in gw.writes and hs_signed_with(gw, "px-shared-secret-r1")
+    sc["status"]["conditions"] = [{"type": "Update", "status": "InProgress"}]
+    reconcile(gw)
+    assert status(gw)["rotation"]["sharedSecret"]["phase"] == "Switching"
+    assert "window open since" in status(gw)["rotation"]["sharedSecret"]["message"]
+    sc["status"]["conditions"] = [{"type": "Update", "status": "Completed"}]
+    reconcile(gw)
+    shared = status(gw)["rotation"]["sharedSecret"]
+    assert shared["phase"] == "Completed" and "px-shared-secret-r1" in shared["message"]
+    assert "SharedSecretRotationCompleted" in reasons(gw)
+    # Brought beforehand (adopted, never written): kept under either policy, and said so once.
+    kept = next(e for e in gw.events if e.reason == "ReplacedKeyKept")
+    assert ("deletionPolicy Retain" if policy == "Retain" else "not made by this PxSecurity") in kept.message
+    assert gw.data(NS, "px-shared-secret")["shared-secret"] == SHARED
+    reconcile(gw)  # the look the completion asked for
+    reconcile(gw)
+    assert gw.writes == [] and gw.events == []  # settled: said once
+
+    # A second rotation drops px-shared-secret-r1, which this PxSecurity made (our owner reference under
+    # Delete): deleted once no pod uses it under Delete, kept under Retain.
+    annotate(gw, "pxsec.dev/rotate-shared-secret", "2031-02")
+    for _ in range(3):
+        reconcile(gw)
+    approve(gw, status(gw)["pendingChange"]["id"])
+    for _ in range(3):
+        reconcile(gw)
+    assert status(gw)["rotation"]["sharedSecret"]["to"] == "px-shared-secret-r2"
+    assert hs_signed_with(gw, "px-shared-secret-r2")
+    if policy == "Delete":
+        assert gw.secret(NS, "px-shared-secret-r1") is None
+    else:
+        assert gw.secret(NS, "px-shared-secret-r1") is not None
+
+
+def test_removing_spec_rotation_keeps_the_secrets_rotations_made() -> None:
+    gw = settled_running_world("Retain")
+    annotate(gw, "pxsec.dev/rotate-shared-secret", "1")
+    reconcile(gw)
+    approve(gw, status(gw)["pendingChange"]["id"])
+    reconcile(gw)
+    reconcile(gw)
+    del gw.objects[("PxSecurity", NS, "px")]["spec"]["rotation"]
+    annotate(gw, "pxsec.dev/rotate-shared-secret", "2")  # without spec.rotation: starts nothing
+    reconcile(gw)
+    sc = gw.objects[("StorageCluster", NS, "px-cluster")]
+    assert sc["spec"]["security"]["auth"]["selfSigned"]["sharedSecret"] == "px-shared-secret-r1"
+    assert sc_writes(gw) == [] and gw.secret(NS, "px-shared-secret-r2") is None

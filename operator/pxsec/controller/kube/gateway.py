@@ -116,6 +116,7 @@ class GatewayPort(Protocol):
                         resource_version: str) -> None: ...
     def apply_secret_metadata(self, namespace: str, name: str, labels: Mapping[str, str],
                               annotations: Mapping[str, str], owners: list[dict[str, Any]]) -> None: ...
+    def delete_secret(self, namespace: str, name: str, uid: str, resource_version: str) -> bool: ...
     def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
                            annotations: Mapping[str, str], resource_version: str) -> Observed: ...
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
@@ -232,6 +233,22 @@ class Gateway:
         body = {"metadata": {"resourceVersion": resource_version, "annotations": dict(annotations)},
                 "data": _encoded(data)}
         return self._write_secret(namespace, name, f"update secret {name}", "PATCH", body)
+
+    def delete_secret(self, namespace: str, name: str, uid: str, resource_version: str) -> bool:
+        """Delete exactly the Secret that was read (409 if it changed or was replaced since). False when it
+        was already gone. The store learns it is absent at once; the watch's DELETED event wakes nobody (no
+        PxSecurity depends on a Secret it deletes)."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions",
+                "preconditions": {"uid": uid, "resourceVersion": resource_version}}
+        try:
+            self.api.request("DELETE", core_path(namespace, "secrets", name), None, body)
+        except HttpError as exc:
+            if exc.status == 404:
+                self.store.absent_live("Secret", namespace, name)
+                return False
+            raise _err(exc, f"delete secret {name}") from None
+        self.store.absent_live("Secret", namespace, name)
+        return True
 
     def _write_secret(self, namespace: str, name: str, what: str, method: str, body: Any, path: str = "",
                       content_type: str = MERGE_PATCH, manager: str = FIELD_MANAGER, force: bool = False) -> Observed:

@@ -4,8 +4,8 @@ never surprises a running cluster: a change that would restart Portworx pods or 
 in `status.pendingChange`, on StorageClusterApplied (reason AwaitingApproval, which is also a Warning Event
 whenever it starts or its message changes) — and
 is applied once `approvedChange` names its id. A StorageCluster that runs nothing yet gets it at once.
-While a new issuer waits, the product of this step is the issuer Portworx trusts now, and `TokenSync`
-mints under it: our tokens keep working until the change is approved.
+While a new issuer or shared secret waits, the product of this step is what Portworx trusts now (`Trusted`),
+and `TokenSync` mints under it: our tokens keep working until the change is approved.
 
 The merge itself is `scmerge.merge` (everything else the user set stays), sent as a JSON merge patch
 guarded by the resourceVersion it was computed from.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pxsec import coexist, conditions, impact, render, scmerge, verify
@@ -24,6 +25,15 @@ from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.controller.steps.storagecluster import Seen, storagecluster_name
 from pxsec.controller.steps.tokensaccepted import key_secrets
 from pxsec.events import Event
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """The product while a change waits for approval: what Portworx trusts until it is applied, which
+    TokenSync mints under (the issuer; the Secret of the shared secret, e.g. during its rotation)."""
+
+    issuer: str | None
+    shared_secret: str | None
 
 
 class StorageClusterSync(BaseStep):
@@ -103,9 +113,10 @@ class StorageClusterSync(BaseStep):
         message += f"; approve: set spec.storageCluster.approvedChange: {found.id}"
         if conflicts:
             message += "; and: " + "; ".join(conflicts)
-        # Until it is applied, our tokens are minted under the issuer Portworx trusts now (TokenSync).
+        # Until it is applied, our tokens are minted under the issuer and shared secret Portworx trusts now.
         now = coexist.view(sc_name, existing)
-        out = Outcome(status={"pendingChange": pending}, product=now.issuer if now.auth_enabled else None,
+        trusted = Trusted(now.issuer, now.shared_secret) if now.auth_enabled else None
+        out = Outcome(status={"pendingChange": pending}, product=trusted,
                       conditions=[Condition(self.condition, False, "AwaitingApproval", message)])
         return out  # the condition turning AwaitingApproval is the Warning Event (conditions.warnings)
 

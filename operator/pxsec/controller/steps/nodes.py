@@ -14,10 +14,11 @@ import datetime as dt
 import threading
 from collections.abc import Mapping
 
-from pxsec import conditions, nodecheck, rotation, tokens
+from pxsec import conditions, nodecheck, tokens
 from pxsec.controller.kube.gateway import GatewayPort
 from pxsec.controller.nodeprobe import NodeProber
 from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.rotation import Rotations
 from pxsec.controller.steps.storagecluster import Seen
 from pxsec.controller.steps.tokensaccepted import key_secrets
 
@@ -69,19 +70,30 @@ class NodesAcknowledgedCheck(BaseStep):
         secrets: Mapping[str, Mapping[str, bytes] | None] = key_secrets(
             self.gw, ctx.namespace, ctx.product("keys"), [sc])
         keys, notes = nodecheck.canary_keys(sc, secrets)
+        rot: Rotations = ctx.product("rotation")
+        revoke = rot.keys.revoke if rot.keys else None
+        gone = None
+        if revoke is not None:  # an emergency rotation: every node must now reject the old key
+            observed = self.gw.read_secret(ctx.namespace, revoke.secret)
+            gone, note = nodecheck.asymmetric_key(revoke.kind, revoke.secret, observed.data if observed else None)
+            notes += [note] if note else []
         asks: list[tuple[str, str, str, str]] = []
-        for key in keys:
+        for key in keys + ([gone] if gone else []):
             token = self.canaries.token(key, sc.issuer, ctx.now)
             asks += [(n.name, n.address, key.label, token) for n in targets if n.address is not None]
-        condition, status = nodecheck.verdict(targets, keys, self.prober.probe(asks), notes)
+        probes = self.prober.probe(asks)
+        condition, status = nodecheck.verdict(targets, keys, probes, notes)
         wake = ctx.now + nodecheck.RECHECK
-        plan: rotation.Plan | None = ctx.product("rotation")
-        if plan is not None and plan.state.phase in rotation.WAITING_FOR_NODES:
+        if gone is not None:
+            status["revoked"] = nodecheck.revocation(targets, gone, probes)
+            if status["revoked"]["rejecting"] == f"{len(targets)}/{len(targets)}":
+                wake = ctx.now  # the rotation completes on the next reconcile
+        if rot.waiting_for_nodes:
             # While a rotation runs, the nodes' answer is part of Ready, and the one the rotation waits for:
             # the next reconcile moves it on as soon as every node accepts the new key.
-            nxt = plan.state.next
-            if nxt is not None and status.get("acknowledged") == f"{len(targets)}/{len(targets)}" and any(
-                    f"(Secret {nxt.secret})" in label for label in status["keys"]):
+            awaited = rot.awaited()
+            if awaited and status.get("acknowledged") == f"{len(targets)}/{len(targets)}" and all(
+                    any(f"(Secret {secret})" in label for label in status["keys"]) for secret in awaited):
                 wake = ctx.now
             return Outcome(conditions=[condition], status={"nodes": status}, wake=wake)
         return Outcome(informational=[condition], status={"nodes": status}, wake=wake)

@@ -19,6 +19,7 @@ from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
 from pxsec.controller.kube.gateway import Conflict
 from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.apply import Trusted
 from pxsec.controller.steps.metadata import Fixed, owner_reference, sync_metadata
 from pxsec.controller.steps.storagecluster import Seen
 from pxsec.events import Event
@@ -79,10 +80,20 @@ class TokenSync(BaseStep):
     def run(self, ctx: Context) -> Outcome:
         seen: Seen = ctx.product("storagecluster")
         spec = ctx.spec
-        issuer = ctx.products.get("apply")  # while a new issuer waits for approval: the one Portworx trusts
-        if isinstance(issuer, str) and spec.self_signed is not None and issuer != spec.self_signed.issuer:
-            spec = replace(spec, self_signed=replace(spec.self_signed, issuer=issuer))
-        out = self.sync(ctx.cr, spec, ctx.product("keys"), ctx.now, seen.coexistence)
+        keys: Mapping[str, Mapping[str, bytes]] = ctx.product("keys")
+        trusted = ctx.products.get("apply")  # while a change waits for approval: what Portworx trusts now
+        ss = spec.self_signed
+        if isinstance(trusted, Trusted) and ss is not None:
+            if trusted.issuer and trusted.issuer != ss.issuer:
+                ss = replace(ss, issuer=trusted.issuer)
+            if ss.shared_secret and trusted.shared_secret and trusted.shared_secret != ss.shared_secret:
+                # A new shared secret (its rotation) waits: HS tokens stay signed with the one Portworx has.
+                observed = self.gw.read_secret(ctx.namespace, trusted.shared_secret)
+                if observed is not None:
+                    ss = replace(ss, shared_secret=trusted.shared_secret)
+                    keys = {**keys, trusted.shared_secret: observed.data}
+            spec = replace(spec, self_signed=ss)
+        out = self.sync(ctx.cr, spec, keys, ctx.now, seen.coexistence)
         return Outcome(conditions=[c for c in (out.condition,) if c is not None],
                        status={"tokens": out.entries,
                                "nextRenewal": rfc3339(out.next_renewal) if out.next_renewal else None},
