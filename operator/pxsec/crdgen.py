@@ -215,6 +215,8 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                 "revision": _int("The revision of the newest key a rotation made (its Secret is <name>-r<n>)."),
                 "acknowledged": _s("Portworx nodes that accept the new key / all nodes.", 32),
                 "revoked": _s("Emergency: Portworx nodes that reject the old key / all nodes.", 32),
+                "revokedKey": _obj("The key the last rotation revoked (emergency).",
+                                   {"kind": _s("RSA or ECDSA.", 8), "secret": _s("Its Secret.", MAX_NAME)}),
                 "dropped": {
                     "type": "array", "maxItems": 8,
                     "description": "Keys no longer given to Portworx whose Secrets wait for no pod to mount them "

@@ -82,6 +82,7 @@ class State:
     retired: Key | None = None
     revision: int = 0  # of the newest key a rotation made
     dropped: tuple[Key, ...] = ()  # no longer given to Portworx; their Secrets wait for the pods to restart
+    revoked: Key | None = None  # the key the last (emergency) rotation revoked
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def plan(spec: PxSecuritySpec, rotation: Rotation, state: State, seen: Observed)
         steady = tuple(k for k in (current, state.retired) if k is not None)
         if not start:
             done = State(state.phase, trigger, state.started, state.since, current, None, state.retired,
-                         state.revision, state.dropped)
+                         state.revision, state.dropped, state.revoked)
             return _released(Plan(done, steady, current, _steady_message(state, current), wake=next_due), seen)
         revision = state.revision + 1
         nxt = Key(other(current.kind), revisioned(base_name(spec, other(current.kind)), revision))
@@ -265,7 +266,7 @@ def _revoking(state: State, seen: Observed) -> Plan:
         rejected = seen.revoked
         if not seen.running or (rejected is not None and rejected[1] > 0 and rejected[0] == rejected[1]):
             done = State(COMPLETED, state.trigger, state.started, seen.now, nxt, None, None, state.revision,
-                         (*state.dropped, old))
+                         (*state.dropped, old), revoked=old)
             proof = f"every Portworx node ({rejected[1]}) rejects it" if rejected and seen.running else \
                 "no Portworx node runs"
             return Plan(done, (nxt,), nxt, f"rotated to {nxt.show()} in an emergency: {old.show()} is revoked — "
@@ -319,6 +320,9 @@ def _resigning(state: State, seen: Observed) -> Plan:
 
 
 def _steady_message(state: State, current: Key) -> str:
+    if state.phase == COMPLETED and state.revoked is not None:
+        return (f"{current.show()} signs; {state.revoked.show()} is revoked (emergency rotation completed "
+                f"{_rfc3339(state.since)}: no longer given to Portworx, every node rejected it)")
     if state.phase == COMPLETED and state.retired is not None:
         return f"{current.show()} signs; {state.retired.show()} is retired"
     return f"{current.show()} signs"
@@ -376,7 +380,8 @@ def read_state(status: Mapping[str, Any] | None) -> State:
                  _key(raw.get("from") if phase != COMPLETED else raw.get("to")), _key(raw.get("to"))
                  if phase != COMPLETED else None, _key(raw.get("retired")),
                  revision if isinstance(revision, int) and not isinstance(revision, bool) else 0,
-                 tuple(k for k in map(_key, dropped if isinstance(dropped, list) else []) if k is not None))
+                 tuple(k for k in map(_key, dropped if isinstance(dropped, list) else []) if k is not None),
+                 _key(raw.get("revokedKey")) if phase == COMPLETED else None)
 
 
 def write_state(p: Plan, acknowledged: tuple[int, int] | None = None,
@@ -397,6 +402,7 @@ def write_state(p: Plan, acknowledged: tuple[int, int] | None = None,
         "acknowledged": f"{acknowledged[0]}/{acknowledged[1]}" if acknowledged else None,
         "revoked": f"{revoked[0]}/{revoked[1]}" if revoked else None,
         "dropped": [show(k) for k in s.dropped] or None,
+        "revokedKey": show(s.revoked),
     }
     return {k: v for k, v in out.items() if v is not None}
 

@@ -103,7 +103,7 @@ def plan(base: str | None, state: State, seen: Observed) -> Plan:
                           revision, state.dropped)
             return _released(dataclasses.replace(_switching(began, seen), started=True), seen)
         steady = dataclasses.replace(state, current=current, trigger=seen.annotation or state.trigger)
-        msg = f"the shared secret is in Secret {current}" if state.phase else ""
+        msg = f"the shared secret is in Secret {current}{_last(state)}" if state.phase else ""
         return _released(Plan(steady, current, msg), seen)
     if state.next is None:  # a phase recorded without its new Secret: as if none ran
         return plan(base, dataclasses.replace(state, phase=""), seen)
@@ -142,12 +142,18 @@ def _acknowledging(state: State, seen: Observed) -> Plan:
         told = f"{ack[0]}/{ack[1]} Portworx nodes accept it" if ack else "asking the Portworx nodes"
         return Plan(state, nxt, f"rotating the shared secret to Secret {nxt}: {told} (window "
                     f"{window(state, seen.now)})", wake=seen.now + RECHECK)
-    lasted = (f"; tokens of either secret could be rejected from {_rfc3339(state.switched)} for "
-              f"{int((seen.now - state.switched).total_seconds())} s" if state.switched else "")
     done = State(COMPLETED, state.trigger, state.started, seen.now, state.switched, nxt, None, state.revision,
                  state.dropped + tuple(k for k in (old,) if k is not None and k != nxt))
     return Plan(done, nxt, f"rotated the shared secret to Secret {nxt}; the one in Secret {old} is rejected by "
-                f"every node{lasted}", wake=seen.now)
+                f"every node{_last(done)}", wake=seen.now)
+
+
+def _last(state: State) -> str:
+    """The window of the last rotation, once it is over."""
+    if state.phase != COMPLETED or state.switched is None or state.since is None:
+        return ""
+    return (f"; in its last rotation tokens of either secret could be rejected from {_rfc3339(state.switched)} "
+            f"for {int((state.since - state.switched).total_seconds())} s")
 
 
 def _released(p: Plan, seen: Observed) -> Plan:

@@ -1,4 +1,6 @@
-"""Planned key rotation with no rejected request, against Portworx node stand-ins (issue 20).
+"""Key rotation against Portworx node stand-ins (issue 20): planned with no rejected request, emergency with
+proof that every node rejects the old key, and the shared secret with rejections only inside the window it
+states.
 
 Three Portworx pods of the Portworx Operator stand-in (tests/support/portworx_pods.py), each a process of
 tests/interop in node mode: keys read once at start from env and files, tokens judged by golang-jwt v4.3.0
@@ -11,6 +13,9 @@ phase. Two rotations (ECDSA → RSA → ECDSA), the operator SIGKILLed and resta
 
 from __future__ import annotations
 
+import base64
+import copy
+import datetime as dt
 import json
 import threading
 import time
@@ -20,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import kubernetes
 import pytest
 
@@ -45,9 +51,12 @@ PXSECURITY: dict[str, Any] = {
 
 
 class Traffic:
-    """Requests with every token to every node, counted by (phase, token, accepted)."""
+    """Requests with every token to every node, counted by (phase, token, accepted); each rejection kept
+    with its wall-clock time. `which` is the rotation whose phase counts ("" the signing key's,
+    "sharedSecret" the shared secret's)."""
 
-    def __init__(self, cluster: Cluster, namespace: str, addresses: list[str]) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, addresses: list[str], tokens: tuple[str, ...] = TOKENS,
+                 which: str = "") -> None:
         client = kubernetes.config.new_client_from_config(str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
         self.core = kubernetes.client.CoreV1Api(client)
         self.custom = kubernetes.client.CustomObjectsApi(client)
@@ -56,6 +65,8 @@ class Traffic:
         self.phases: list[str] = []
         self.since: list[float] = []  # when each entry of `phases` was first seen
         self.rejections: list[str] = []
+        self.rejected_at: list[float] = []  # time.time() of each rejection
+        self.tokens, self.which = tokens, which
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -70,7 +81,8 @@ class Traffic:
     def phase(self) -> str:
         obj: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
             "pxsec.dev", "v1alpha1", self.namespace, "pxsecurities", "px")
-        return str(((obj.get("status") or {}).get("rotation") or {}).get("phase") or "Steady")
+        rotation = (obj.get("status") or {}).get("rotation") or {}
+        return str((rotation.get(self.which) or {} if self.which else rotation).get("phase") or "Steady")
 
     def _run(self) -> None:
         import base64
@@ -80,7 +92,7 @@ class Traffic:
             if not self.phases or self.phases[-1] != phase:
                 self.phases.append(phase)
                 self.since.append(time.monotonic())
-            for name in TOKENS:
+            for name in self.tokens:
                 secret = self.core.read_namespaced_secret(name, self.namespace)
                 token = base64.b64decode((secret.data or {})["auth-token"]).decode()
                 for address in self.addresses:
@@ -92,6 +104,7 @@ class Traffic:
                     except urllib.error.HTTPError as error:
                         ok = False
                         self.rejections.append(f"{phase} {name} {address} {error.code}")
+                        self.rejected_at.append(time.time())
                     except OSError as error:  # a pod restarting: not an answer, not counted
                         del error
                         continue
@@ -125,18 +138,47 @@ def rotate(cluster: Cluster, namespace: str, value: str) -> None:
     cluster.kubectl("annotate", "--overwrite", "pxsecurity", "px", "-n", namespace, f"pxsec.dev/rotate-keys={value}")
 
 
-@pytest.fixture()
-def nodes_up(cluster: Cluster, namespace: str, portworx_with_pods: PortworxOperatorStandIn) -> Iterator[list[str]]:
+def bring_up(cluster: Cluster, namespace: str, pxsecurity: dict[str, Any]) -> list[str]:
+    """StorageNodes, the StorageCluster and the PxSecurity; once every node runs the first keys, the
+    nodes' REST gateway addresses."""
     rest_port = free_port()
     create_storage_nodes(cluster, namespace, NODES)
     storagecluster_on_port(cluster, namespace, rest_port)
-    apply(cluster, namespace, PXSECURITY)
+    apply(cluster, namespace, pxsecurity)
     first = {"acknowledged": f"{NODES}/{NODES}",
              "keys": ["HS256 (Secret px-shared-secret)", "ES256 (Secret px-jwt-ecdsa)"]}
     wait_for(lambda: ((pxsec(cluster, namespace, "px").get("status") or {}).get("nodes") or {}) == first, 120,
              what="every node runs the first keys (the shared secret and the ECDSA key)")
-    yield [f"{n['status']['network']['mgmtIP']}:{rest_port}"
-           for n in get_json(cluster, "storagenodes", "-n", namespace)["items"]]
+    return [f"{n['status']['network']['mgmtIP']}:{rest_port}"
+            for n in get_json(cluster, "storagenodes", "-n", namespace)["items"]]
+
+
+@pytest.fixture()
+def nodes_up(cluster: Cluster, namespace: str, portworx_with_pods: PortworxOperatorStandIn) -> Iterator[list[str]]:
+    yield bring_up(cluster, namespace, PXSECURITY)
+
+
+def by_phase(traffic: Traffic) -> dict[str, Counter[str]]:
+    table: dict[str, Counter[str]] = {}
+    for (phase, _, ok), count in sorted(traffic.counts.items()):
+        table.setdefault(phase, Counter())["accepted" if ok else "rejected"] += count
+    return table
+
+
+def phase_times(traffic: Traffic) -> str:
+    return ", ".join(f"{p} {b - a:.1f}" for p, a, b in zip(traffic.phases, traffic.since, traffic.since[1:],
+                                                           strict=False))
+
+
+def ask(address: str, token: str) -> int:
+    """One request to a node's REST gateway: its HTTP status."""
+    request = urllib.request.Request(f"http://{address}/v1/identities/version",
+                                     headers={"Authorization": f"bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 def test_two_planned_rotations_reject_no_request(cluster: Cluster, operator: OperatorProcess, namespace: str,
@@ -158,14 +200,11 @@ def test_two_planned_rotations_reject_no_request(cluster: Cluster, operator: Ope
         waiting(cluster, namespace, lambda: completed_to(cluster, namespace, "ECDSA", "px-jwt-ecdsa-r2"), 120,
                 "the second rotation completed")
         time.sleep(1)
-    table: dict[str, Counter[str]] = {}
-    for (phase, _, ok), count in sorted(traffic.counts.items()):
-        table.setdefault(phase, Counter())["accepted" if ok else "rejected"] += count
+    table = by_phase(traffic)
     print(f"\nrotations: first {first:.0f}s, both {time.monotonic() - started:.0f}s; phases {traffic.phases}; "
           f"requests by phase {json.dumps({p: dict(c) for p, c in table.items()})}; "
           f"pod restarts {portworx_with_pods.restarts() - restarts}; seconds per phase (1 s stand-in passes) "
-          + ", ".join(f"{p} {b - a:.1f}" for p, a, b in zip(traffic.phases, traffic.since, traffic.since[1:],
-                                                            strict=False)))
+          + phase_times(traffic))
     assert traffic.rejections == [], traffic.rejections[:10]
     assert {"Mounting", "Acknowledging", "Resigning", "Grace", "Completed"} <= set(traffic.phases)
     assert all(c["accepted"] > 0 for c in table.values())
@@ -174,4 +213,107 @@ def test_two_planned_rotations_reject_no_request(cluster: Cluster, operator: Ope
     assert condition(obj, "Ready")["status"] == "True"
     assert obj["status"]["rotation"]["retired"] == {"kind": "RSA", "secret": "px-jwt-rsa-r1"}
     events = {e["reason"] for e in get_json(cluster, "events", "-n", namespace)["items"]}
-    assert {"RotationStarted", "RotationCompleted"} <= events
+    assert {"RotationStarted", "RotationCompleted", "ReplacedKeyKept"} <= events
+    # The second rotation replaced the retired px-jwt-ecdsa; unmounted, its Secret is kept (Retain).
+    assert get_json(cluster, "secret", "px-jwt-ecdsa", "-n", namespace)["data"]["private.pem"]
+    assert "dropped" not in obj["status"]["rotation"]
+
+
+def outside_token(private_pem: bytes, algorithm: str) -> str:
+    """A token signed with a key as someone outside the cluster would hold one (made with PyJWT, not the
+    operator's code): read-only, one hour."""
+    now = int(time.time())
+    claims = {"iss": "operator.portworx.io", "sub": "outside@example.com", "email": "outside@example.com",
+              "name": "outside", "roles": ["system.view"], "groups": [], "iat": now, "exp": now + 3600}
+    return jwt.encode(claims, private_pem, algorithm=algorithm)
+
+
+def test_an_emergency_rotation_ends_when_every_node_rejects_the_old_key(
+        cluster: Cluster, operator: OperatorProcess, namespace: str,
+        portworx_with_pods: PortworxOperatorStandIn) -> None:
+    spec = copy.deepcopy(PXSECURITY)
+    spec["spec"]["rotation"] = {"emergency": True}
+    spec["spec"]["deletionPolicy"] = "Delete"
+    addresses = bring_up(cluster, namespace, spec)
+    leaked = base64.b64decode(get_json(cluster, "secret", "px-jwt-ecdsa", "-n", namespace)["data"]["private.pem"])
+    copied = outside_token(leaked, "ES256")  # a copy of a token signed with the key that leaked
+    assert [ask(a, copied) for a in addresses] == [200] * NODES
+    restarts = portworx_with_pods.restarts()
+    started = time.monotonic()
+    with Traffic(cluster, namespace, addresses) as traffic:
+        time.sleep(1)
+        rotate(cluster, namespace, "leak-2030-05")
+        waiting(cluster, namespace, lambda: completed_to(cluster, namespace, "RSA", "px-jwt-rsa-r1"), 180,
+                "the emergency rotation completed")
+        took = time.monotonic() - started
+        time.sleep(1)
+    table = by_phase(traffic)
+    print(f"\nemergency rotation {took:.0f}s; phases {traffic.phases}; requests by phase "
+          f"{json.dumps({p: dict(c) for p, c in table.items()})}; pod restarts "
+          f"{portworx_with_pods.restarts() - restarts}; seconds per phase {phase_times(traffic)}")
+    # Revoked: every node rejects the leaked key; no token we hold was ever rejected on the way.
+    assert [ask(a, copied) for a in addresses] == [403] * NODES
+    assert traffic.rejections == [], traffic.rejections[:10]
+    assert {"Mounting", "Acknowledging", "Resigning", "Revoking", "Completed"} <= set(traffic.phases)
+    assert portworx_with_pods.restarts() - restarts == 2 * NODES  # mount the new key, unmount the old
+    obj = pxsec(cluster, namespace, "px")
+    assert obj["status"]["nodes"]["keys"] == ["HS256 (Secret px-shared-secret)", "RS256 (Secret px-jwt-rsa-r1)"]
+    assert "retired" not in obj["status"]["rotation"] and "is revoked" in obj["status"]["rotation"]["message"]
+    assert obj["status"]["rotation"]["revokedKey"] == {"kind": "ECDSA", "secret": "px-jwt-ecdsa"}
+    completed = [e["message"] for e in get_json(cluster, "events", "-n", namespace)["items"]
+                 if e["reason"] == "RotationCompleted"]
+    assert any(f"every Portworx node ({NODES}) rejects it" in m for m in completed), completed
+    # deletionPolicy Delete: the revoked key's Secret is deleted once no pod mounts it.
+    wait_for(lambda: cluster.kubectl("get", "secret", "px-jwt-ecdsa", "-n", namespace, check=False).returncode != 0,
+             30, what="the revoked key's Secret deleted")
+    events = {e["reason"] for e in get_json(cluster, "events", "-n", namespace)["items"]}
+    assert {"RotationStarted", "KeyRevoking", "RotationCompleted", "ReplacedKeyDeleted"} <= events
+
+
+HS_TOKENS = ("px-hs-token", "px-ops-token", "px-admin-token", "px-user-token")
+
+
+def test_a_shared_secret_rotation_rejects_only_inside_the_window_it_states(
+        cluster: Cluster, operator: OperatorProcess, namespace: str,
+        portworx_with_pods: PortworxOperatorStandIn) -> None:
+    spec = copy.deepcopy(PXSECURITY)
+    spec["spec"]["tokens"].append({"secretName": "px-hs-token", "roles": ["system.user"], "groups": ["ci"],
+                                   "signingKey": "SharedSecret"})
+    addresses = bring_up(cluster, namespace, spec)
+    old = base64.b64decode(get_json(cluster, "secret", "px-shared-secret", "-n", namespace)["data"]["shared-secret"])
+    copied = outside_token(old, "HS256")
+    restarts = portworx_with_pods.restarts()
+    started = time.monotonic()
+    with Traffic(cluster, namespace, addresses, tokens=HS_TOKENS, which="sharedSecret") as traffic:
+        time.sleep(1)
+        cluster.kubectl("annotate", "--overwrite", "pxsecurity", "px", "-n", namespace,
+                        "pxsec.dev/rotate-shared-secret=2030-05")
+        waiting(cluster, namespace, lambda: (rotation_status(cluster, namespace).get("sharedSecret") or {}).get(
+            "phase") == "Completed", 180, "the shared-secret rotation completed")
+        took = time.monotonic() - started
+        time.sleep(2)
+    shared = rotation_status(cluster, namespace)["sharedSecret"]
+    opened = dt.datetime.fromisoformat(shared["switchedAt"].replace("Z", "+00:00")).timestamp()
+    closed = dt.datetime.fromisoformat(shared["since"].replace("Z", "+00:00")).timestamp()
+    table = by_phase(traffic)
+    inside = sum(1 for t in traffic.rejected_at if opened - 1 <= t <= closed + 1)
+    print(f"\nshared-secret rotation {took:.0f}s; window {closed - opened:.0f}s (stated: {shared['message']!r}); "
+          f"phases {traffic.phases}; requests by phase {json.dumps({p: dict(c) for p, c in table.items()})}; "
+          f"rejected {len(traffic.rejected_at)}, inside the window {inside}; pod restarts "
+          f"{portworx_with_pods.restarts() - restarts}; seconds per phase {phase_times(traffic)}")
+    # Status times are whole seconds: a rejection counts as inside within one second of either end.
+    outside = [r for r, t in zip(traffic.rejections, traffic.rejected_at, strict=True)
+               if not opened - 1 <= t <= closed + 1]
+    assert outside == [], outside[:10]
+    assert all(r.split()[1] != "px-ops-token" for r in traffic.rejections)  # ECDSA-signed: never in the window
+    assert portworx_with_pods.restarts() - restarts == NODES  # one rolling restart
+    assert shared["to"] == "px-shared-secret-r1" and "could be rejected from" in shared["message"]
+    assert f"for {int(closed - opened)} s" in shared["message"]  # the window it states is the one measured
+    assert [ask(a, copied) for a in addresses] == [403] * NODES  # the old secret is trusted by no node
+    for name in ("px-hs-token", "px-admin-token", "px-user-token"):  # re-minted with the new secret
+        token = base64.b64decode(get_json(cluster, "secret", name, "-n", namespace)["data"]["auth-token"])
+        new = base64.b64decode(get_json(cluster, "secret", "px-shared-secret-r1", "-n", namespace)["data"][
+            "shared-secret"])
+        jwt.decode(token, new, algorithms=["HS256"], options={"verify_aud": False})
+    events = {e["reason"] for e in get_json(cluster, "events", "-n", namespace)["items"]}
+    assert {"SharedSecretRotationStarted", "SharedSecretRotationCompleted", "ReplacedKeyKept"} <= events
