@@ -676,3 +676,47 @@ def test_removing_spec_rotation_keeps_the_secrets_rotations_made() -> None:
     sc = gw.objects[("StorageCluster", NS, "px-cluster")]
     assert sc["spec"]["security"]["auth"]["selfSigned"]["sharedSecret"] == "px-shared-secret-r1"
     assert sc_writes(gw) == [] and gw.secret(NS, "px-shared-secret-r2") is None
+
+
+# -- asking the Portworx nodes: answers reused while nothing changed -----------------------------------------
+
+class CountingProber:
+    """Every node accepts every canary; the questions are recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    def probe(self, asks: Any) -> list[Any]:
+        from pxsec.nodecheck import Outcome as Answer
+        from pxsec.nodecheck import Probe
+
+        self.asked += [(node, key) for node, _, key, _ in asks]
+        return [Probe(node, key, Answer.ACCEPTED) for node, _, key, _ in asks]
+
+
+def storage_node(gw: FakeGateway, name: str, ip: str) -> None:
+    gw.put("StorageNode", NS, name, {"status": {"phase": "Online", "network": {"mgmtIP": ip}}})
+
+
+def test_a_reconcile_woken_for_something_else_asks_the_nodes_nothing_new() -> None:
+    gw = running_world(TARGETED)
+    storage_node(gw, "node-a", "10.0.0.1")
+    storage_node(gw, "node-b", "10.0.0.2")
+    prober = CountingProber()
+    now = [NOW]
+    reconciler = Reconciler(gw, clock=lambda: now[0], prober=NoNetwork(), node_prober=prober)  # type: ignore[arg-type]
+    reconciler.reconcile(KEY)
+    assert sorted(prober.asked) == [("node-a", "HS256 (Secret px-shared-secret)"),
+                                    ("node-b", "HS256 (Secret px-shared-secret)")]
+    assert status(gw)["nodes"]["acknowledged"] == "2/2"
+    prober.asked.clear()
+    now[0] += dt.timedelta(seconds=10)
+    reconciler.reconcile(KEY)
+    assert prober.asked == [] and status(gw)["nodes"]["acknowledged"] == "2/2"  # the answers of 10 s ago
+    storage_node(gw, "node-b", "10.0.0.3")  # a node that changed is asked again, the other is not
+    reconciler.reconcile(KEY)
+    assert prober.asked == [("node-b", "HS256 (Secret px-shared-secret)")]
+    prober.asked.clear()
+    now[0] += dt.timedelta(seconds=60)  # the timed recheck: everyone again
+    reconciler.reconcile(KEY)
+    assert sorted(node for node, _ in prober.asked) == ["node-a", "node-b"]

@@ -5,7 +5,8 @@ It runs when the PxSecurity targets a StorageCluster with security on, StorageNo
 and `spec.storageCluster.probeNodes` is not false. Canary tokens are kept per key and issuer and signed
 again only when half their lifetime is gone, so a reconcile probes but rarely signs. The nodes are asked
 again every `nodecheck.RECHECK` (a node restarts without any object telling us) and at once when a
-StorageNode changes.
+StorageNode changes; in between, a reconcile woken for something else reuses their answers (`Answers`), so
+the nodes are not on its path — except while a rotation waits on them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,34 @@ class Canaries:
             return token
 
 
+Ident = tuple[str, str, str, str, str, str]  # namespace, node, its resourceVersion, address, key label, key
+
+
+class Answers:
+    """What each node last answered about each key, reused for `FRESH` while nothing about the node (its
+    StorageNode's resourceVersion, its address) or the key (label and fingerprint) changed: a reconcile woken
+    for another reason costs no request to the nodes. `FRESH` is shorter than the recheck period, so the
+    timed recheck always asks again; a rotation waiting on the nodes never uses it."""
+
+    FRESH = nodecheck.RECHECK - dt.timedelta(seconds=5)
+
+    def __init__(self) -> None:
+        self._kept: dict[Ident, tuple[nodecheck.Probe, dt.datetime]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ident: Ident, now: dt.datetime) -> nodecheck.Probe | None:
+        with self._lock:
+            kept = self._kept.get(ident)
+        return kept[0] if kept is not None and now < kept[1] else None
+
+    def keep(self, answers: list[tuple[Ident, nodecheck.Probe]], now: dt.datetime) -> None:
+        with self._lock:
+            for stale in [i for i, (_, until) in self._kept.items() if until <= now]:
+                del self._kept[stale]
+            for ident, probe in answers:
+                self._kept[ident] = (probe, now + self.FRESH)
+
+
 class NodesAcknowledgedCheck(BaseStep):
     name = "nodes"
     condition = conditions.NODES_ACKNOWLEDGED
@@ -53,6 +82,7 @@ class NodesAcknowledgedCheck(BaseStep):
         super().__init__(gateway)
         self.prober = prober or NodeProber()
         self.canaries = Canaries()
+        self.answers = Answers()
 
     def blocked(self, ctx: Context, by: str) -> Outcome:
         return Outcome(status=self.kept(ctx.old_status))
@@ -77,11 +107,27 @@ class NodesAcknowledgedCheck(BaseStep):
             observed = self.gw.read_secret(ctx.namespace, revoke.secret)
             gone, note = nodecheck.asymmetric_key(revoke.kind, revoke.secret, observed.data if observed else None)
             notes += [note] if note else []
+        versions = {str((n.get("metadata") or {}).get("name") or ""): str((n.get("metadata") or {}).get(
+            "resourceVersion") or "") for n in storagenodes}
+        fresh = not rot.waiting_for_nodes and gone is None  # a rotation waiting on the nodes asks every time
+        probes: list[nodecheck.Probe] = []
         asks: list[tuple[str, str, str, str]] = []
+        idents: list[Ident] = []
         for key in keys + ([gone] if gone else []):
-            token = self.canaries.token(key, sc.issuer, ctx.now)
-            asks += [(n.name, n.address, key.label, token) for n in targets if n.address is not None]
-        probes = self.prober.probe(asks)
+            fingerprint = tokens.key_fingerprint(key.kind, key.ring)
+            for n in targets:
+                if n.address is None:
+                    continue
+                ident = (ctx.namespace, n.name, versions.get(n.name, ""), n.address, key.label, fingerprint)
+                kept = self.answers.get(ident, ctx.now) if fresh else None
+                if kept is not None:
+                    probes.append(kept)
+                    continue
+                asks.append((n.name, n.address, key.label, self.canaries.token(key, sc.issuer, ctx.now)))
+                idents.append(ident)
+        answered = self.prober.probe(asks)
+        self.answers.keep(list(zip(idents, answered, strict=True)), ctx.now)
+        probes += answered
         condition, status = nodecheck.verdict(targets, keys, probes, notes)
         wake = ctx.now + nodecheck.RECHECK
         if gone is not None:
