@@ -92,6 +92,38 @@ def rest_gateway_port(storagecluster: Mapping[str, Any] | None) -> int:
     return DEFAULT_REST_GATEWAY_PORT if start == DEFAULT_START_PORT else start + REST_GATEWAY_OFFSET
 
 
+@dataclass(frozen=True)
+class ApiTLS:
+    """Portworx serves its API (the REST gateway too) over TLS: where the CA that signed its certificates is.
+    As the Portworx Operator tells Portworx's own clients (util.go AppendTLSEnv): `rootCA.secretRef`; a
+    `rootCA.filename` (on the hosts) means the same CA uploaded to Secret px-api-root-ca, key root-ca; no
+    rootCA means a well-known CA (the system's trust store: `secret` None)."""
+
+    secret: str | None = None
+    key: str | None = None
+
+    def show(self) -> str:
+        return f"Secret {self.secret} key {self.key}" if self.secret else "the system's trusted CAs"
+
+
+DEFAULT_CA_SECRET, DEFAULT_CA_KEY = "px-api-root-ca", "root-ca"
+
+
+def api_tls(storagecluster: Mapping[str, Any] | None) -> ApiTLS | None:
+    """None unless spec.security.enabled and spec.security.tls.enabled (IsTLSEnabledOnCluster)."""
+    security = _map(_map(_map(storagecluster).get("spec")).get("security"))
+    tls = _map(security.get("tls"))
+    if security.get("enabled") is not True or tls.get("enabled") is not True:
+        return None
+    root = _map(tls.get("rootCA"))
+    ref = _map(root.get("secretRef"))
+    if ref.get("secretName") and ref.get("secretKey"):
+        return ApiTLS(str(ref["secretName"]), str(ref["secretKey"]))
+    if root.get("filename") or ref:
+        return ApiTLS(DEFAULT_CA_SECRET, DEFAULT_CA_KEY)
+    return ApiTLS()
+
+
 def nodes(storagenodes: Iterable[Mapping[str, Any]], storagecluster: Mapping[str, Any] | None) -> list[Node]:
     """The namespace's StorageNodes as probe targets, by name."""
     port = rest_gateway_port(storagecluster)

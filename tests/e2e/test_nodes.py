@@ -14,8 +14,12 @@ the SDK REST gateway's GET /v1/identities/version on 127.0.0.<10+i> at the Stora
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +105,72 @@ def test_every_node_acknowledges_the_keys_and_a_node_with_an_old_key_is_named(
     cond, _ = wait_for(lambda: acknowledged(NODES), 60, what="3/3 after the last pod restarted")
     assert cond["status"] == "True"
 
+
+
+def pem_pair(common_name: str, issuer: tuple[Any, Any] | None = None) -> tuple[Any, Any, bytes, bytes]:
+    """(key, certificate, certificate PEM, key PEM): a CA when `issuer` is None, else signed by it."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    signer_key, signer_name = (key, name) if issuer is None else (issuer[0], issuer[1].subject)
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(signer_name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+               .not_valid_after(now + dt.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True))
+    cert = builder.sign(signer_key, hashes.SHA256())
+    return (key, cert, cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def test_nodes_serving_their_api_over_tls_are_asked_over_https_with_the_clusters_ca(
+        cluster: Cluster, operator: OperatorProcess, namespace: str,
+        portworx_with_pods: PortworxOperatorStandIn) -> None:
+    ca_key, ca_cert, ca_pem, _ = pem_pair("px-api-ca")
+    _, _, server_pem, server_key = pem_pair("portworx-api", (ca_key, ca_cert))
+    _, _, other_ca_pem, _ = pem_pair("someone-else")
+    for name, data in (("px-api-ca", {"ca.crt": ca_pem}), ("other-ca", {"ca.crt": other_ca_pem}),
+                       ("px-api-tls", {"tls.crt": server_pem, "tls.key": server_key})):
+        cluster.kubectl("create", "secret", "generic", name, "-n", namespace,
+                        *[f"--from-literal={k}={v.decode()}" for k, v in data.items()])
+    rest_port = free_port()
+    create_storage_nodes(cluster, namespace, NODES)
+    storagecluster_on_port(cluster, namespace, rest_port)
+    tls = {"enabled": True, "rootCA": {"secretRef": {"secretName": "px-api-ca", "secretKey": "ca.crt"}},
+           "serverCert": {"secretRef": {"secretName": "px-api-tls", "secretKey": "tls.crt"}},
+           "serverKey": {"secretRef": {"secretName": "px-api-tls", "secretKey": "tls.key"}}}
+    cluster.kubectl("patch", "storagecluster", "px-cluster", "-n", namespace, "--type", "merge",
+                    "-p", json.dumps({"spec": {"security": {"tls": tls}}}))
+    apply(cluster, namespace, PXSECURITY)
+
+    def all_over_tls() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        cond, status = nodes_status(cluster, namespace)
+        return (cond, status) if status.get("acknowledged") == f"{NODES}/{NODES}" and len(
+            status.get("keys") or []) == 2 else None
+
+    def unreachable() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        cond, status = nodes_status(cluster, namespace)
+        # (While the CA change restarts the pods, "connection refused" first.)
+        return (cond, status) if cond.get("reason") == "ProbeUnreachable" and "CERTIFICATE_VERIFY_FAILED" in str(
+            cond.get("message")).upper() else None
+
+    cond, status = wait_for(all_over_tls, 120, what="3/3 acknowledged over TLS")
+    assert (cond["status"], cond["reason"]) == ("True", "Acknowledged"), cond
+    # The nodes really serve TLS: plain http is not answered.
+    ip = get_json(cluster, "storagenodes", "-n", namespace)["items"][0]["status"]["network"]["mgmtIP"]
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(f"http://{ip}:{rest_port}/v1/identities/version", timeout=5).read()
+
+    # A CA that did not sign the nodes' certificates: nobody is asked, and it says why.
+    cluster.kubectl("patch", "storagecluster", "px-cluster", "-n", namespace, "--type", "merge", "-p", json.dumps(
+        {"spec": {"security": {"tls": {"rootCA": {"secretRef": {"secretName": "other-ca", "secretKey": "ca.crt"}}}}}}))
+    cond, status = wait_for(unreachable, 120, what="a wrong CA: the nodes cannot be asked")
+    assert cond["status"] == "Unknown", cond
+    assert status["acknowledged"] == f"0/{NODES}"

@@ -74,6 +74,8 @@ func runNode(args []string) int {
 	listen := fs.String("listen", "127.0.0.1:9021", "address of the SDK REST gateway")
 	root := fs.String("root", "/", "directory the node's file paths are read under (its mounts)")
 	name := fs.String("name", "node", "the node's name, for its log")
+	tlsCert := fs.String("tls-cert", "", "serve over TLS with this certificate (PEM), as Portworx with PX_ENABLE_TLS")
+	tlsKey := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -145,10 +147,15 @@ func runNode(args []string) int {
 	})
 	server := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	// One line a test can wait for, naming what this node loaded (digests, never values).
-	fmt.Printf("node %s listening on %s; issuer %q hs %s rs %s es %s apps %s\n", *name, *listen, cfg.Issuer,
-		short(cfg.SharedSecret), short([]byte(cfg.RSAPublicPEM)), short([]byte(cfg.ECDSAPublicPEM)),
-		short([]byte(os.Getenv("PORTWORX_AUTH_SYSTEM_APPS_KEY"))))
-	if err := server.ListenAndServe(); err != nil {
+	fmt.Printf("node %s listening on %s (tls %v); issuer %q hs %s rs %s es %s apps %s\n", *name, *listen,
+		*tlsCert != "", cfg.Issuer, short(cfg.SharedSecret), short([]byte(cfg.RSAPublicPEM)),
+		short([]byte(cfg.ECDSAPublicPEM)), short([]byte(os.Getenv("PORTWORX_AUTH_SYSTEM_APPS_KEY"))))
+	if *tlsCert != "" {
+		err = server.ListenAndServeTLS(*tlsCert, *tlsKey)
+	} else {
+		err = server.ListenAndServe()
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "node %s: %v\n", *name, err)
 		return 1
 	}

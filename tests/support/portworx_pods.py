@@ -97,6 +97,28 @@ def fill_volumes(spec: dict[str, Any], root: Path, read: ReadSecret) -> None:
             (target / str(item["path"])).write_bytes(data[item["key"]])
 
 
+def tls_args(spec: dict[str, Any], root: Path, read: ReadSecret) -> list[str]:
+    """With spec.security.enabled and tls.enabled (IsTLSEnabledOnCluster): the node serves its API over TLS
+    with the server certificate and key of spec.security.tls (Secret references, written under `root`)."""
+    security = spec.get("security") or {}
+    tls = security.get("tls") or {}
+    if security.get("enabled") is not True or tls.get("enabled") is not True:
+        return []
+    args = []
+    for field_name, flag in (("serverCert", "--tls-cert"), ("serverKey", "--tls-key")):
+        ref = ((tls.get(field_name) or {}).get("secretRef") or {})
+        data = read(str(ref.get("secretName"))) if ref.get("secretName") else None
+        value = (data or {}).get(str(ref.get("secretKey")))
+        if not value:
+            raise Unresolvable(f"spec.security.tls.{field_name}: Secret {ref.get('secretName')} key "
+                               f"{ref.get('secretKey')} not found")
+        path = root / "etc" / "pwx" / "tls" / field_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(value)
+        args += [flag, str(path)]
+    return args
+
+
 @dataclass
 class Pod:
     node: str
@@ -146,11 +168,12 @@ class Pods:
         pod.root = self.workdir / f"{pod.node}-{pod.generation}"
         pod.root.mkdir(parents=True, exist_ok=True)
         fill_volumes(pod.spec, pod.root, read)
+        tls = tls_args(pod.spec, pod.root, read)
         pod.port = rest_gateway_port(pod.spec)
         log = (self.workdir / f"{pod.node}.log").open("ab")
         pod.process = subprocess.Popen(
             [str(self.binary), "node", "--listen", f"{pod.ip}:{pod.port}", "--root", str(pod.root),
-             "--name", pod.node], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+             "--name", pod.node, *tls], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
 
     def sync(self, spec: dict[str, Any], revision: str, nodes: list[str],

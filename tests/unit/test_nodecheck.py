@@ -112,3 +112,18 @@ def test_an_unreachable_node_or_one_without_an_address_is_unknown_never_false() 
 def test_with_no_key_to_sign_a_canary_nothing_is_claimed() -> None:
     cond, _ = nodecheck.verdict(NODES, [], [], ["Secret theirs has no private.pem: its public key is not probed"])
     assert (cond.status, cond.reason) == (None, "NothingToProbe") and "theirs" in cond.message
+
+
+@pytest.mark.parametrize(("security", "expected"), [
+    (None, None),
+    ({"enabled": True}, None),
+    ({"enabled": False, "tls": {"enabled": True}}, None),  # IsTLSEnabledOnCluster: both must be true
+    ({"enabled": True, "tls": {"enabled": True}}, nodecheck.ApiTLS()),  # a well-known CA: the system's
+    ({"enabled": True, "tls": {"enabled": True, "rootCA": {"secretRef": {"secretName": "ca", "secretKey": "c"}}}},
+     nodecheck.ApiTLS("ca", "c")),
+    ({"enabled": True, "tls": {"enabled": True, "rootCA": {"filename": "/etc/pwx/ca.crt"}}},
+     nodecheck.ApiTLS("px-api-root-ca", "root-ca")),  # on the hosts: uploaded to the default Secret too
+])
+def test_the_ca_of_an_api_served_over_tls_is_where_the_portworx_operator_tells_clients(
+        security: dict[str, object] | None, expected: nodecheck.ApiTLS | None) -> None:
+    assert nodecheck.api_tls({"spec": {"security": security}} if security is not None else None) == expected

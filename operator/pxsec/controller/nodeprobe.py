@@ -5,11 +5,17 @@ by TIMEOUT: a reconcile that probes 100 nodes for two keys waits about one timeo
 next reconcile, a minute later, asks again). Redirects are not followed: a node answers itself. The token
 is sent only in the Authorization header and never logged; an unreachable node is said by the error's
 class and errno text only.
+
+When Portworx serves its API over TLS, the question goes over https and the node's certificate must chain
+to the cluster's CA (`nodecheck.ApiTLS`; the system's CAs when none is named). Its host name is not
+checked: nodes are asked at their StorageNode's mgmtIP, which their certificates seldom name, and a
+certificate of the cluster's CA is what a canary (read-only, minutes) needs.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Sequence
 
 import urllib3
@@ -22,21 +28,43 @@ WORKERS = 16
 
 class NodeProber:
     def __init__(self, timeout: float = TIMEOUT, workers: int = WORKERS) -> None:
-        self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                                        maxsize=workers)
+        self.timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self.http = urllib3.PoolManager(retries=False, timeout=self.timeout, maxsize=workers)
         self.workers = workers
+        self._tls: dict[bytes | None, urllib3.PoolManager] = {}  # by CA bundle (None: the system's)
+        self._lock = threading.Lock()
 
-    def probe(self, asks: Sequence[tuple[str, str, str, str]]) -> list[Probe]:
-        """(node, address, key label, token) for each question; the answers in the same order."""
+    def probe(self, asks: Sequence[tuple[str, str, str, str]], tls: bool = False,
+              ca: bytes | None = None) -> list[Probe]:
+        """(node, address, key label, token) for each question; the answers in the same order. `tls`: over
+        https, the node's certificate checked against `ca` (PEM; None: the system's CAs)."""
         if not asks:
             return []
+        http, scheme = (self._https(ca), "https") if tls else (self.http, "http")
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.workers, len(asks)),
                                                    thread_name_prefix="pxsec-nodeprobe") as pool:
-            return list(pool.map(lambda ask: self._one(*ask), asks))
+            return list(pool.map(lambda ask: self._one(http, scheme, *ask), asks))
 
-    def _one(self, node: str, address: str, key: str, token: str) -> Probe:
+    def _https(self, ca: bytes | None) -> urllib3.PoolManager:
+        with self._lock:
+            pool = self._tls.get(ca)
+            if pool is None:
+                if ca is not None:
+                    pool = urllib3.PoolManager(retries=False, timeout=self.timeout, maxsize=self.workers,
+                                               cert_reqs="CERT_REQUIRED", assert_hostname=False,
+                                               ca_cert_data=ca.decode("ascii", "replace"))
+                else:
+                    pool = urllib3.PoolManager(retries=False, timeout=self.timeout, maxsize=self.workers,
+                                               cert_reqs="CERT_REQUIRED", assert_hostname=False)
+                if len(self._tls) > 8:  # CAs replaced over a long life: keep the few in use
+                    self._tls.clear()
+                self._tls[ca] = pool
+            return pool
+
+    def _one(self, http: urllib3.PoolManager, scheme: str, node: str, address: str, key: str,
+             token: str) -> Probe:
         try:
-            response = self.http.request("GET", f"http://{address}{PROBE_PATH}",
+            response = http.request("GET", f"{scheme}://{address}{PROBE_PATH}",
                                          headers={"Authorization": f"bearer {token}"}, redirect=False,
                                          preload_content=True)
         except urllib3.exceptions.HTTPError as exc:

@@ -686,7 +686,7 @@ class CountingProber:
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
 
-    def probe(self, asks: Any) -> list[Any]:
+    def probe(self, asks: Any, **tls: Any) -> list[Any]:
         from pxsec.nodecheck import Outcome as Answer
         from pxsec.nodecheck import Probe
 

@@ -12,6 +12,7 @@ the nodes are not on its path — except while a rotation waits on them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Mapping
 
@@ -73,6 +74,8 @@ class Answers:
 
 
 class NodesAcknowledgedCheck(BaseStep):
+    """Asks the nodes (over https with the cluster's CA when Portworx serves its API over TLS)."""
+
     name = "nodes"
     condition = conditions.NODES_ACKNOWLEDGED
     needs = ("storagecluster", "rotation", "keys")
@@ -86,6 +89,17 @@ class NodesAcknowledgedCheck(BaseStep):
 
     def blocked(self, ctx: Context, by: str) -> Outcome:
         return Outcome(status=self.kept(ctx.old_status))
+
+    def _ca(self, namespace: str, tls: nodecheck.ApiTLS | None) -> tuple[bytes | None, str]:
+        """The CA bundle the nodes' certificates must chain to (None: the system's), or why it is missing."""
+        if tls is None or tls.secret is None or tls.key is None:
+            return None, ""
+        observed = self.gw.read_secret(namespace, tls.secret)
+        ca = (observed.data if observed else {}).get(tls.key)
+        if not ca:
+            return None, (f"Portworx serves its API over TLS and the CA is not in {tls.show()} (the StorageCluster's "
+                          "spec.security.tls.rootCA): the nodes cannot be asked")
+        return ca, ""
 
     def run(self, ctx: Context) -> Outcome:
         seen: Seen = ctx.product("storagecluster")
@@ -110,6 +124,9 @@ class NodesAcknowledgedCheck(BaseStep):
         versions = {str((n.get("metadata") or {}).get("name") or ""): str((n.get("metadata") or {}).get(
             "resourceVersion") or "") for n in storagenodes}
         fresh = not rot.waiting_for_nodes and gone is None  # a rotation waiting on the nodes asks every time
+        tls = nodecheck.api_tls(seen.body)
+        ca, missing = self._ca(ctx.namespace, tls)
+        how = "http" if tls is None else f"https {hashlib.sha256(ca or b'').hexdigest()[:16]}"
         probes: list[nodecheck.Probe] = []
         asks: list[tuple[str, str, str, str]] = []
         idents: list[Ident] = []
@@ -118,14 +135,18 @@ class NodesAcknowledgedCheck(BaseStep):
             for n in targets:
                 if n.address is None:
                     continue
-                ident = (ctx.namespace, n.name, versions.get(n.name, ""), n.address, key.label, fingerprint)
+                ident = (ctx.namespace, n.name, versions.get(n.name, ""), f"{how} {n.address}", key.label,
+                         fingerprint)
                 kept = self.answers.get(ident, ctx.now) if fresh else None
                 if kept is not None:
                     probes.append(kept)
                     continue
+                if missing:
+                    probes.append(nodecheck.Probe(n.name, key.label, nodecheck.Outcome.UNREACHABLE, missing))
+                    continue
                 asks.append((n.name, n.address, key.label, self.canaries.token(key, sc.issuer, ctx.now)))
                 idents.append(ident)
-        answered = self.prober.probe(asks)
+        answered = self.prober.probe(asks, tls=tls is not None, ca=ca)
         self.answers.keep(list(zip(idents, answered, strict=True)), ctx.now)
         probes += answered
         condition, status = nodecheck.verdict(targets, keys, probes, notes)
