@@ -29,8 +29,9 @@ def test_operator_is_not_cluster_admin(cluster: Cluster, operator: OperatorProce
         "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig_path=kubeconfig
     ).stdout
     assert who == "system:serviceaccount:pxsec-system:px-security-operator"
-    denied = cluster.kubectl("auth", "can-i", "delete", "secrets", "-A", kubeconfig_path=kubeconfig, check=False)
-    assert denied.stdout.strip() == "no"
+    for verb, resource in (("update", "secrets"), ("delete", "namespaces"), ("create", "pods")):
+        denied = cluster.kubectl("auth", "can-i", verb, resource, "-A", kubeconfig_path=kubeconfig, check=False)
+        assert denied.stdout.strip() == "no", (verb, resource)
     allowed = cluster.kubectl("auth", "can-i", "create", "secrets", "-A", kubeconfig_path=kubeconfig, check=False)
     assert allowed.stdout.strip() == "yes"
 
