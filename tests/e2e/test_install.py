@@ -53,7 +53,7 @@ SERVED = (CRD_WATCH
           | grants("pxsecurities.pxsec.dev", "get list watch")
           | grants("pxsecurities.pxsec.dev/status", "patch")
           | grants("pxsecurities.pxsec.dev/finalizers", "update")
-          | grants("secrets", "get list watch create patch")
+          | grants("secrets", "get list watch create patch delete")
           | grants("configmaps", "get list watch create patch")
           | grants("events", "create get patch")
           | grants("storageclusters.core.libopenstorage.org", "get list watch patch")
