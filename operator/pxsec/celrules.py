@@ -27,6 +27,7 @@ from pxsec.caveats import MIN_LIFETIME_TEXT, MIN_LIFETIME_WITH_STORAGECLUSTER, s
 from pxsec.crdschema import (
     CHANGE_ID,
     CONFIGMAP_KEY,
+    DNS1123_LABEL,
     DNS1123_SUBDOMAIN,
     HTTPS_URL_NO_QUERY,
     LABEL_VALUE,
@@ -63,6 +64,9 @@ class Rule:
     # The CEL may read `oldSelf` (an optional: none on create) to spare objects stored before the rule.
     # `check` sees no old object: offline, every document is judged as a create.
     optional_old_self: bool = False
+    # A rule about changes only (a create always passes it): offline there is no old object, so `check`
+    # accepts; tests/e2e/test_admission.py updates objects to prove each such rule.
+    transition: bool = False
 
     def to_crd(self) -> dict[str, Any]:
         """The `x-kubernetes-validations` entry for the CRD."""
@@ -154,6 +158,19 @@ def _token_signing_keys_configured(spec: Mapping[str, Any]) -> bool:
 def _token_names_unique(tokens: list[Mapping[str, Any]]) -> bool:
     names = [token["secretName"] for token in tokens]
     return len(names) == len(set(names))
+
+
+def _tenant_signing_keys_configured(spec: Mapping[str, Any]) -> bool:
+    return _token_signing_keys_configured({**spec, "tokens": spec.get("tenants", [])})
+
+
+def _tenant_names_unique(tenants: list[Mapping[str, Any]]) -> bool:
+    names = [t["name"] for t in tenants]
+    return len(names) == len(set(names))
+
+
+def _selector_not_empty(selector: Mapping[str, Any]) -> bool:
+    return bool(selector.get("matchLabels")) or bool(selector.get("matchExpressions"))
 
 
 def _qualified_keys(mapping: Mapping[str, Any]) -> bool:
@@ -451,6 +468,113 @@ RULES: Final[tuple[Rule, ...]] = (
         "sharedSecret, RSA needs rsa, ECDSA needs ecdsa",
         _token_signing_keys_configured,
         field_path=".tokens",
+    ),
+    Rule(
+        "tenant-name",
+        "spec.tenants[*].name",
+        f"self.matches({_cel_str(DNS1123_LABEL)})",
+        "spec.tenants[].name must be a DNS label: lowercase letters, digits and '-', starting and ending with "
+        "a letter or digit, at most 63",
+        lambda value: re2_search(DNS1123_LABEL, value),
+    ),
+    Rule(
+        "tenant-names-unique",
+        "spec.tenants",
+        "self.all(t, self.exists_one(u, u.name == t.name))",
+        "spec.tenants[].name must be unique",
+        _tenant_names_unique,
+    ),
+    _dns_rule("tenant-secret-name", "spec.tenants[*].secretName", "Secret"),
+    Rule(
+        "tenants-need-self-signed",
+        "spec",
+        "!has(self.tenants) || size(self.tenants) == 0 || has(self.selfSigned)",
+        "spec.tenants needs spec.selfSigned: the operator signs tenant tokens with a self-signed key",
+        lambda spec: not spec.get("tenants") or "selfSigned" in spec,
+        field_path=".tenants",
+    ),
+    Rule(
+        "tenant-signing-key-configured",
+        "spec",
+        "!has(self.tenants) || self.tenants.all(t, !has(t.signingKey) || "
+        "(t.signingKey == 'SharedSecret' && has(self.selfSigned) && has(self.selfSigned.sharedSecret)) || "
+        "(t.signingKey == 'RSA' && has(self.selfSigned) && has(self.selfSigned.rsa)) || "
+        "(t.signingKey == 'ECDSA' && has(self.selfSigned) && has(self.selfSigned.ecdsa)))",
+        "spec.tenants[].signingKey must name a key configured in spec.selfSigned: SharedSecret needs "
+        "sharedSecret, RSA needs rsa, ECDSA needs ecdsa",
+        _tenant_signing_keys_configured,
+        field_path=".tenants",
+    ),
+    Rule(
+        "tenant-no-admin-role",
+        "spec.tenants[*].roles",
+        "!self.exists(r, r == 'system.admin')",
+        "spec.tenants[].roles must not hold system.admin: a tenant token is readable by every pod of its "
+        "namespaces, which would all be Portworx admins",
+        lambda roles: "system.admin" not in roles,
+    ),
+    Rule(
+        "tenant-no-wildcard-group",
+        "spec.tenants[*].groups",
+        "!self.exists(g, g == '*')",
+        'spec.tenants[].groups must not hold "*": it makes the token an ownership admin over every volume',
+        lambda groups: "*" not in groups,
+    ),
+    Rule(
+        "tenant-selector-not-empty",
+        "spec.tenants[*].namespaceSelector",
+        "(has(self.matchLabels) && size(self.matchLabels) > 0) || "
+        "(has(self.matchExpressions) && size(self.matchExpressions) > 0)",
+        "spec.tenants[].namespaceSelector must not be empty: an empty selector selects every namespace",
+        _selector_not_empty,
+    ),
+    Rule(
+        "tenant-selector-values",
+        "spec.tenants[*].namespaceSelector.matchExpressions[*]",
+        "(self.operator == 'In' || self.operator == 'NotIn') == (has(self.values) && size(self.values) > 0)",
+        "spec.tenants[].namespaceSelector.matchExpressions[]: In and NotIn need values, Exists and "
+        "DoesNotExist take none",
+        lambda e: (e["operator"] in ("In", "NotIn")) == bool(e.get("values")),
+    ),
+    Rule(
+        "tenant-selector-label-keys",
+        "spec.tenants[*].namespaceSelector.matchLabels",
+        _QUALIFIED_KEYS_CEL,
+        "spec.tenants[].namespaceSelector.matchLabels keys must be valid label keys",
+        _qualified_keys,
+    ),
+    Rule(
+        "tenant-selector-label-values",
+        "spec.tenants[*].namespaceSelector.matchLabels[*]",
+        _LABEL_VALUE_CEL,
+        "spec.tenants[].namespaceSelector.matchLabels values must be valid label values",
+        _LABEL_VALUE_CHECK,
+    ),
+    Rule(
+        "tenant-token-lifetime",
+        "spec.tenants[*].tokenLifetime",
+        _LIFETIME_CEL,
+        "spec.tenants[].tokenLifetime must be one positive whole number and one unit, s, m, h, d or y, e.g. 24h",
+        _LIFETIME_CHECK,
+    ),
+    Rule(
+        "tenant-token-lifetime-max",
+        "spec.tenants[*].tokenLifetime",
+        f"!self.matches({_cel_str(TOKEN_LIFETIME)}) || (self.size() <= 11 && "
+        f"{cel_lifetime_seconds('self')} <= {MAX_TOKEN_LIFETIME_SECONDS})",
+        "spec.tenants[].tokenLifetime must be at most 100 years",
+        _lifetime_within_max,
+    ),
+    Rule(
+        "tenant-subject-immutable",
+        "spec.tenants[*]",
+        "!oldSelf.hasValue() || (has(self.subject) ? self.subject : self.name) == "
+        "(has(oldSelf.value().subject) ? oldSelf.value().subject : oldSelf.value().name)",
+        "spec.tenants[].subject cannot change (nor be set to other than the name it defaulted to): Portworx "
+        "records it as the owner of the tenant's volumes, which would lose their owner",
+        lambda tenant: True,
+        optional_old_self=True,
+        transition=True,
     ),
     Rule(
         "secret-template-label-keys",

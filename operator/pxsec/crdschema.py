@@ -21,7 +21,11 @@ from pxsec.spec import (
     DEFAULT_SELF_SIGNED_ISSUER,
     DEFAULT_SHARED_SECRET,
     DEFAULT_SYSTEM_SECRET,
+    DEFAULT_TENANT_ROLES,
+    DEFAULT_TENANT_SECRET,
     DEFAULT_TOKEN_LIFETIME,
+    NAMESPACE_EXIT,
+    SELECTOR_OPERATORS,
 )
 
 GUEST_ACCESS: Final = ("Enabled", "Disabled", "Managed")
@@ -36,6 +40,7 @@ ECDSA_CURVES: Final = tuple(c.name for c in CURVE_TABLE)
 # engines agree: no \s, \d or POSIX classes; `$` is translated to `\Z` for Python
 # (see `pxsec.celrules.re2_search`).
 DNS1123_SUBDOMAIN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS1123_LABEL: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # https://, a host (a name, an IPv4 address or a bracketed IPv6 one; no user:password@) and an optional
 # port of 1-5 digits, then an optional path: no query, no fragment, no whitespace.
 HTTPS_URL_NO_QUERY: Final = (r"^https://(\[[0-9A-Fa-f:.]+\]|[^/?#\t\n\f\r @:\[\]]+)(:[0-9]{1,5})?"
@@ -57,6 +62,9 @@ MAX_NAME: Final = 253
 MAX_URL: Final = 2048
 MAX_CLAIM: Final = 1024
 MAX_TOKENS: Final = 32
+MAX_TENANTS: Final = 32
+MAX_SELECTOR_TERMS: Final = 16
+MAX_SELECTOR_VALUES: Final = 64
 MAX_ROLES: Final = 32
 MAX_GROUPS: Final = 64
 MAX_TEMPLATE_ENTRIES: Final = 64
@@ -339,6 +347,94 @@ SPEC_SCHEMA: Final[dict[str, Any]] = _object(
                     ),
                 },
                 required=("secretName", "roles"),
+            ),
+        },
+        "tenants": {
+            "type": "array",
+            "description": "Tenants (Portworx multi-tenancy, the shared-secret model): for each, one token Secret "
+            "in every namespace its namespaceSelector selects — namespaces created later and restore targets "
+            "included — kept fresh like spec.tokens, so that a tenant StorageClass (the rendered "
+            "storageclass-tenant.yaml, ${pvc.namespace}) finds it. Never in the StorageCluster's namespace; "
+            "a namespace two tenants select gets nothing (Conflict); a Secret of that name that is not ours "
+            "is never touched. Requires spec.selfSigned.",
+            "maxItems": MAX_TENANTS,
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+            "items": _object(
+                "One tenant.",
+                {
+                    "name": _string("The tenant's name: a DNS label, unique among the tenants.", max_length=63),
+                    "namespaceSelector": _object(
+                        "The namespaces this tenant owns (a standard label selector; not empty).",
+                        {
+                            "matchLabels": _string_map("Labels a namespace must have.", value_max=63),
+                            "matchExpressions": {
+                                "type": "array", "maxItems": MAX_SELECTOR_TERMS,
+                                "description": "Requirements on a namespace's labels; all must hold.",
+                                "items": _object(
+                                    "One requirement.",
+                                    {
+                                        "key": _string("The label key.", max_length=QUALIFIED_KEY_MAX),
+                                        "operator": _string("In, NotIn, Exists or DoesNotExist.", max_length=16,
+                                                            enum=list(SELECTOR_OPERATORS)),
+                                        "values": {"type": "array", "maxItems": MAX_SELECTOR_VALUES,
+                                                   "description": "The values (In, NotIn: at least one; "
+                                                   "Exists, DoesNotExist: none).",
+                                                   "items": {"type": "string", "maxLength": 63}},
+                                    },
+                                    required=("key", "operator"),
+                                ),
+                            },
+                        },
+                    ),
+                    "secretName": _secret_name(
+                        f"The Secret in each selected namespace, key auth-token. Default {DEFAULT_TENANT_SECRET}: "
+                        "the name the tenant StorageClass gives with ${pvc.namespace}.",
+                        default=DEFAULT_TENANT_SECRET,
+                    ),
+                    "subject": _string(
+                        "The token's sub, email and name: the identity Portworx records as the owner of the "
+                        "volumes the tenant creates. Default: the tenant's name. Cannot change once set "
+                        "(the volumes would lose their owner).",
+                        max_length=MAX_CLAIM,
+                    ),
+                    "roles": {
+                        "type": "array",
+                        "description": "Portworx roles in the token. Default [system.user]; system.admin is "
+                        "refused (every pod that can read the namespace's Secrets would be a Portworx admin).",
+                        "default": list(DEFAULT_TENANT_ROLES),
+                        "minItems": 1,
+                        "maxItems": MAX_ROLES,
+                        "items": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                    },
+                    "groups": {
+                        "type": "array",
+                        "description": 'Groups in the token (e.g. the tenant\'s name). "*" is refused: it makes '
+                        "the token an ownership admin over every volume. Default none.",
+                        "maxItems": MAX_GROUPS,
+                        "items": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                    },
+                    "signingKey": _string(
+                        "Which spec.selfSigned key signs the tenant's tokens (SharedSecret, RSA, ECDSA); if "
+                        "omitted, as for spec.tokens. A key rotation moves RSA/ECDSA tokens with it.",
+                        max_length=16,
+                        enum=list(SIGNING_KEYS),
+                    ),
+                    "tokenLifetime": _string(
+                        "The tenant tokens' lifetime (e.g. 24h); default selfSigned.tokenLifetime. Each is "
+                        "renewed between half and three quarters of it, spread per namespace.",
+                        max_length=16,
+                    ),
+                    "onNamespaceExit": _string(
+                        "A namespace that stops being selected: Orphan keeps its Secret (default), Delete "
+                        "deletes it — never while a PersistentVolume provisioned with it exists (its volume "
+                        "could not be deleted).",
+                        max_length=8,
+                        enum=list(NAMESPACE_EXIT),
+                        default="Orphan",
+                    ),
+                },
+                required=("name", "namespaceSelector"),
             ),
         },
         "secretTemplate": _object(

@@ -35,6 +35,10 @@ KEY_SHARED_SECRET = "shared-secret"
 KEY_PRIVATE_PEM = "private.pem"
 KEY_PUBLIC_PEM = "public.pem"
 KEY_AUTH_TOKEN = "auth-token"
+DEFAULT_TENANT_SECRET = "px-user-token"  # the name tenant StorageClasses use with ${pvc.namespace}
+DEFAULT_TENANT_ROLES = ("system.user",)
+NAMESPACE_EXIT = ("Orphan", "Delete")
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
 class SpecError(ValueError):
@@ -107,6 +111,33 @@ class TokenSpec:
 
 
 @dataclass(frozen=True)
+class LabelSelector:
+    """A standard label selector (metav1.LabelSelector): matchLabels and matchExpressions, all must hold."""
+
+    match_labels: Mapping[str, str] = field(default_factory=dict)
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (key, operator, values)
+
+
+@dataclass(frozen=True)
+class TenantSpec:
+    """`spec.tenants[]`: one token per selected namespace, in Secret `secret_name`."""
+
+    name: str
+    selector: LabelSelector
+    secret_name: str = DEFAULT_TENANT_SECRET
+    subject: str = ""  # sub/email/name of the token; "" = the tenant's name
+    roles: tuple[str, ...] = DEFAULT_TENANT_ROLES
+    groups: tuple[str, ...] = ()
+    signing_key: str | None = None  # None: the best available, as for spec.tokens
+    token_lifetime: str | None = None  # None: selfSigned.tokenLifetime
+    on_namespace_exit: str = "Orphan"
+
+    @property
+    def identity(self) -> str:
+        return self.subject or self.name
+
+
+@dataclass(frozen=True)
 class SecretTemplate:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -124,6 +155,7 @@ class PxSecuritySpec:
     secret_template: SecretTemplate = SecretTemplate()
     deletion_policy: str = "Retain"
     rotation: KeyRotation | None = None
+    tenants: tuple[TenantSpec, ...] = ()
 
 
 def _map(value: Any, where: str) -> Mapping[str, Any]:
@@ -236,4 +268,38 @@ def _parse(raw: Any) -> PxSecuritySpec:
         ),
         deletion_policy=str(spec["deletionPolicy"]),
         rotation=_rotation(_map(spec["rotation"], "spec.rotation")) if "rotation" in spec else None,
+        tenants=_tenants(spec.get("tenants")),
     )
+
+
+def _selector(value: Any, where: str) -> LabelSelector:
+    raw = _map(value, where)
+    expressions = []
+    for i, e in enumerate(raw.get("matchExpressions") or []):
+        e = _map(e, f"{where}.matchExpressions[{i}]")
+        expressions.append((str(e.get("key", "")), str(e.get("operator", "")),
+                            _strs(e.get("values"), f"{where}.matchExpressions[{i}].values")))
+    return LabelSelector(_str_map(raw.get("matchLabels"), f"{where}.matchLabels"), tuple(expressions))
+
+
+def _tenants(value: Any) -> tuple[TenantSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise SpecError("spec.tenants must be a list")
+    out = []
+    for i, t in enumerate(value):
+        where = f"spec.tenants[{i}]"
+        t = _map(t, where)
+        out.append(TenantSpec(
+            name=str(t.get("name", "")),
+            selector=_selector(t.get("namespaceSelector"), f"{where}.namespaceSelector"),
+            secret_name=str(t.get("secretName") or DEFAULT_TENANT_SECRET),
+            subject=str(t.get("subject") or ""),
+            roles=_strs(t.get("roles"), f"{where}.roles") if t.get("roles") is not None else DEFAULT_TENANT_ROLES,
+            groups=_strs(t.get("groups"), f"{where}.groups"),
+            signing_key=str(t["signingKey"]) if t.get("signingKey") else None,
+            token_lifetime=str(t["tokenLifetime"]) if t.get("tokenLifetime") else None,
+            on_namespace_exit=str(t.get("onNamespaceExit") or "Orphan"),
+        ))
+    return tuple(out)

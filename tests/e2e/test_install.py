@@ -58,9 +58,11 @@ SERVED = (CRD_WATCH
           | grants("events", "create get patch")
           | grants("storageclusters.core.libopenstorage.org", "get list watch patch")
           | grants("storagenodes.core.libopenstorage.org", "list watch"))
+CLUSTER_READS = grants("namespaces", "list watch") | grants("persistentvolumes", "list watch")  # tenants
 LEASE = grants("leases.coordination.k8s.io", "create") | grants("leases.coordination.k8s.io", "get update", SA)
 ALLOW: dict[str, dict[str, set[Atom]]] = {
-    "cluster-wide": {OPERATOR_NS: SERVED | LEASE, SERVED_NS: SERVED, OTHER_NS: SERVED},
+    "cluster-wide": {OPERATOR_NS: SERVED | CLUSTER_READS | LEASE, SERVED_NS: SERVED | CLUSTER_READS,
+                     OTHER_NS: SERVED | CLUSTER_READS},
     "namespaced": {OPERATOR_NS: DISCOVERY | LEASE, SERVED_NS: SERVED | DISCOVERY, OTHER_NS: DISCOVERY},
 }
 

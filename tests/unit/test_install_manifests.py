@@ -95,8 +95,10 @@ def test_the_namespaced_role_has_the_cluster_roles_rules_less_the_crd_watch() ->
     namespaced = rbac(kustomize("manifests/namespaced"))
     served = namespaced[("Role", "portworx", "px-security-operator")]
     crd = {a for a in wide if a[1] == "customresourcedefinitions"}
-    assert served == wide - crd and crd == {("apiextensions.k8s.io", "customresourcedefinitions", "", v)
-                                            for v in ("list", "watch")}
+    tenants = {a for a in wide if a[1] in ("namespaces", "persistentvolumes")}  # cluster-scoped reads
+    assert served == wide - crd - tenants and crd == {("apiextensions.k8s.io", "customresourcedefinitions", "", v)
+                                                      for v in ("list", "watch")}
+    assert tenants == {("", r, "", v) for r in ("namespaces", "persistentvolumes") for v in ("list", "watch")}
     # Cluster-wide, the namespaced install only reads definitions: CRDs and namespace names.
     cluster_scoped = {k: v for k, v in namespaced.items() if k[0] == "ClusterRole"}
     assert cluster_scoped == {("ClusterRole", "", "px-security-operator-discovery"):

@@ -51,7 +51,32 @@ ALL_NAMESPACES = ""
 NEWER = "?"  # held_version of a WHOLE kind after a 409 or an unknown outcome: some newer version exists
 PXSECURITY = "PxSecurity"
 # Kinds whose watch delivers whole objects (bodies are kept); the rest are watched metadata only.
-WHOLE = frozenset({PXSECURITY, "StorageCluster", "StorageNode"})
+WHOLE = frozenset({PXSECURITY, "StorageCluster", "StorageNode", "PersistentVolume"})
+TENANT_LABEL = "pxsec.dev/tenant"  # pxsec.tenants.TENANT_LABEL: tenant token Secrets
+
+
+def _keeps_meta(kind: str, meta: Mapping[str, Any]) -> bool:
+    """Metadata-only kinds whose metadata is kept from the watch, so that a reconcile over thousands of
+    them reads none: every Namespace (its labels select tenants), and the Secrets holding tenant tokens."""
+    return kind == "Namespace" or (kind == "Secret" and TENANT_LABEL in (meta.get("labels") or {}))
+
+
+def _reduced(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept of a whole body: a PersistentVolume only by the Secrets its CSI driver uses (they may be
+    many, and nothing else of them is read)."""
+    if kind != "PersistentVolume":
+        return _trimmed(body)
+    spec = body.get("spec") or {}
+    csi = spec.get("csi") or {}
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    refs = [{"namespace": str(v.get("namespace") or ""), "name": str(v.get("name") or "")}
+            for k, v in sorted(csi.items()) if k.endswith("SecretRef") and isinstance(v, Mapping)]
+    deletion = (annotations.get("volume.kubernetes.io/provisioner-deletion-secret-namespace"),
+                annotations.get("volume.kubernetes.io/provisioner-deletion-secret-name"))
+    if all(deletion):
+        refs.append({"namespace": str(deletion[0]), "name": str(deletion[1])})
+    return {"metadata": {"name": (body.get("metadata") or {}).get("name")}, "secretRefs": refs,
+            "driver": csi.get("driver")}
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 Notify = Callable[[str, str, str], None]  # (kind, namespace, name): may be called from any thread
@@ -63,6 +88,7 @@ class Entry:
     body: dict[str, Any] | None = None  # the watch's body at `version` (WHOLE kinds)
     held_version: str = ""  # what we last read live or wrote ...
     held: Any = None  # ... and its value (Secrets, ConfigMaps; WHOLE kinds keep only the version)
+    meta: dict[str, Any] | None = None  # the watch's metadata where kept (`_keeps_meta`), at `version`
     echo: str = ""  # the version our last write returned, until the watch reports it
     trusted: bool = False  # PxSecurity: see rule 4
     fresh: bool = False  # PxSecurity: an event of its own arrived since the last read
@@ -120,7 +146,11 @@ class Store:
             entry = self._entries[key] = Entry()
         entry.version = version
         if key[0] in WHOLE and body is not None:
-            entry.body = _trimmed(body)
+            entry.body = _reduced(key[0], body)
+        elif body is not None:
+            meta = body.get("metadata") or {}
+            entry.meta = ({k: copy.deepcopy(v) for k, v in meta.items() if k != "managedFields"}
+                          if _keeps_meta(key[0], meta) else None)
         if key[0] == PXSECURITY:
             entry.fresh = True
             if first and self._reconciling and not (body or {}).get("status"):
@@ -220,6 +250,14 @@ class Store:
                            if k[0] == kind and k[1] == namespace and e.body is not None)
         return [copy.deepcopy(body) for _, body in found]
 
+    def metas(self, kind: str, name: str | None = None) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """(namespace, name, kept metadata or None) of every object of `kind` the store knows (of that
+        `name` only, when given). None: it exists, and its metadata is not kept (not ours), or a write of
+        ours to it is under way (its outcome not known yet). The dicts are the store's own: read only."""
+        with self._lock:
+            return [(k[1], k[2], None if k in self._writing else e.meta) for k, e in self._entries.items()
+                    if k[0] == kind and (name is None or k[2] == name)]
+
     def count(self, kind: str, namespace: str) -> int:
         """How many objects of `kind` the watch knows in `namespace`."""
         with self._lock:
@@ -284,6 +322,9 @@ class Store:
             if write.outcome == "done":
                 if entry is None:
                     entry = self._entries[key] = Entry()  # exists now, before its event says so
+                meta = write.meta or {}
+                if key[0] not in WHOLE and _keeps_meta(key[0], meta):
+                    entry.meta = {k: copy.deepcopy(v) for k, v in meta.items() if k != "managedFields"}
                 if write.version in parked:
                     parked = [v for v in parked if v != write.version]
                 else:
@@ -292,10 +333,12 @@ class Store:
             elif write.outcome == "conflict":
                 if entry is None:
                     entry = self._entries[key] = Entry()  # it exists, at a version we do not know
+                entry.meta = None
                 # A newer version than anything we hold exists: read live until a read says which.
                 entry.held, entry.held_version = None, (NEWER if key[0] in WHOLE else "")
             elif write.outcome == "unknown" and entry is not None:  # it may or may not have been written
                 entry.held, entry.held_version, entry.echo = None, (NEWER if key[0] in WHOLE else ""), ""
+                entry.meta = None
                 entry.trusted = False
             # "refused" (any other answer of the API server): nothing was written, nothing changes
             return bool(parked)
@@ -308,11 +351,13 @@ class Write:
         self.outcome = "unknown"
         self.version = ""
         self.value: Any = None
+        self.meta: Mapping[str, Any] | None = None
 
     def done(self, response: Mapping[str, Any], value: Any = None) -> None:
         """It succeeded; `response` is what the API server returned (its version is the echo to come),
         `value` what a later read of that version should answer (metadata kinds)."""
         self.outcome, self.version, self.value = "done", version_of(response), value
+        self.meta = response.get("metadata") or {}
         if not self.version:
             self.outcome = "unknown"
 

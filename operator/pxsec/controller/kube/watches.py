@@ -1,4 +1,5 @@
-"""The reflectors that feed the store: Secrets and ConfigMaps metadata only, StorageClusters whole.
+"""The reflectors that feed the store: Secrets, ConfigMaps and Namespaces metadata only, StorageClusters,
+StorageNodes and PersistentVolumes whole (a PersistentVolume reduced to the Secrets it uses).
 
 Why not kopf's watch, as for PxSecurities: a PxSecurity depends on a handful of Secrets and ConfigMaps,
 but a watch cannot be narrowed to them (ours carry our labels; adopted, shared and the Portworx
@@ -54,6 +55,7 @@ class Resource:
     group: str = ""  # "" = core/v1
     version: str = "v1"
     whole: bool = False  # bodies (else metadata only)
+    cluster: bool = False  # cluster-scoped: one reflector for all, whatever namespaces are served
 
     def path(self, scope: str) -> str:
         if self.group:
@@ -66,6 +68,9 @@ CONFIGMAPS = Resource("ConfigMap", "configmaps")
 STORAGECLUSTERS = Resource("StorageCluster", SC_PLURAL, SC_GROUP, SC_VERSION, whole=True)
 # Whether Portworx runs, and where each node's REST gateway is (status.network.mgmtIP: pxsec.nodecheck).
 STORAGENODES = Resource("StorageNode", "storagenodes", SC_GROUP, SC_VERSION, whole=True)
+# Tenants: which namespaces a selector picks (labels), and which volumes still need a tenant's Secret.
+NAMESPACES = Resource("Namespace", "namespaces", cluster=True)
+PERSISTENTVOLUMES = Resource("PersistentVolume", "persistentvolumes", whole=True, cluster=True)
 
 
 class Gone(Exception):
@@ -144,7 +149,7 @@ class Reflector:
                 for item in page.get("items") or []:
                     m = item.get("metadata") or {}
                     listed.append((str(m.get("namespace") or ""), str(m.get("name") or ""),
-                                   str(m.get("resourceVersion") or ""), item if self.resource.whole else None))
+                                   str(m.get("resourceVersion") or ""), item))
                 token = str(meta.get("continue") or "")
                 if not token:
                     break
@@ -215,7 +220,7 @@ class Reflector:
         if kind == "DELETED":
             self.store.deleted(self.resource.kind, namespace, name)
         else:
-            self.store.observed(self.resource.kind, namespace, name, version, obj if self.resource.whole else None)
+            self.store.observed(self.resource.kind, namespace, name, version, obj)
         return version
 
 
@@ -245,9 +250,14 @@ class Watches:
     def __init__(self, namespaces: tuple[str, ...], store: Store, api: RestClient | None = None) -> None:
         scopes = namespaces or (ALL_NAMESPACES,)
         resources = (SECRETS, CONFIGMAPS, STORAGECLUSTERS, STORAGENODES)
+        # Namespaces: both installs may list them. PersistentVolumes only cluster-wide: a namespaced install
+        # reads nothing of other namespaces' objects (a tenant Secret is then never deleted: its volumes
+        # cannot be seen).
+        cluster = (NAMESPACES,) if namespaces else (NAMESPACES, PERSISTENTVOLUMES)
         # One connection per stream (each reflector holds one while it watches), and a few for listings.
-        api = api or new_client(pool=len(resources) * len(scopes) + 4)
+        api = api or new_client(pool=len(resources) * len(scopes) + len(cluster) + 4)
         self.watches = [Reflector(api, r, s, store) for r in resources for s in scopes]
+        self.watches += [Reflector(api, r, ALL_NAMESPACES, store) for r in cluster]
 
     def start(self) -> None:
         for w in self.watches:
