@@ -31,6 +31,8 @@ KEYS_RETAINED = "KeysRetained"
 NODES_ACKNOWLEDGED = "NodesAcknowledged"
 # Only when the rotation step itself fails (pxsec.rotation): the keys, the rendering and the tokens wait for it.
 KEY_ROTATION = "KeyRotation"
+# Only with spec.tenants: does every namespace a tenant selects hold its current token (pxsec.tenants)?
+TENANTS_READY = "TenantsReady"
 READY = "Ready"
 # kstatus (Flux, Argo CD's kstatus users) reports Failed only for a True `Stalled` condition: set while a
 # component is False for a reason no retry fixes — a person must change the spec, the key material, a
@@ -39,6 +41,7 @@ STALLED = "Stalled"
 STALLED_REASONS = frozenset({"InvalidSpec", "InvalidKeyMaterial", "SystemSecretIgnored", "CannotSign", "Conflict",
                              "RejectedByAPIServer", "Forbidden"})
 
+INFORMATIONAL = frozenset({KEYS_RETAINED})  # never part of Ready, wherever they are given
 # The order matters: it is the order in which a user should fix things.
 CHAIN = (KEYS_READY, OIDC_READY, TOKENS_READY, PARAMETERS_RENDERED, STORAGECLUSTER_APPLIED, TOKENS_ACCEPTED)
 
@@ -69,9 +72,12 @@ def false(type_: str, reason: str, message: str) -> Condition:
 
 
 def ready(components: Sequence[Condition]) -> Condition:
-    """Ready is True only when every component present is True; else the first failure explains."""
+    """Ready is True only when every component present is True; else the first failure explains — in the
+    order of CHAIN, then the others (NodesAcknowledged while a rotation waits on the nodes, TenantsReady) in
+    the order given."""
     by_type = {c.type: c for c in components}
-    for type_ in CHAIN:
+    order = [*CHAIN, *(c.type for c in components if c.type not in CHAIN and c.type not in INFORMATIONAL)]
+    for type_ in order:
         cond = by_type.get(type_)
         if cond is not None and cond.status is not True:
             return Condition(READY, False, cond.reason, f"{type_}: {cond.message}")

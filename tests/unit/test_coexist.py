@@ -240,6 +240,12 @@ def test_tokens_accepted_is_part_of_ready() -> None:
     assert ready.status is False and ready.reason == "WouldBeRejected"
     info = conditions.false(conditions.KEYS_RETAINED, "NothingToRetain", "y")
     assert conditions.ready([info]).status is True  # informational only
+    # A component outside the chain that a step gives as part of Ready (NodesAcknowledged while a rotation
+    # waits on the nodes, TenantsReady) counts, after the chain.
+    nodes = conditions.false(conditions.NODES_ACKNOWLEDGED, "NotAcknowledged", "2/3")
+    assert conditions.ready([conditions.true(conditions.KEYS_READY, "KeysReady", "ok"), nodes]).reason == (
+        "NotAcknowledged")
+    assert conditions.ready([nodes, bad]).reason == "WouldBeRejected"  # the chain first
 
 
 def test_a_renamed_system_secret_beside_the_portworx_operator_is_said_to_be_unused() -> None:
