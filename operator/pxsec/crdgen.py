@@ -245,6 +245,22 @@ STATUS_SCHEMA: Final[dict[str, Any]] = _obj(
                 ),
             },
         ),
+        "tenants": {
+            "type": "array", "maxItems": 32,
+            "description": "Per tenant (spec.tenants): the namespaces its selector picks and those holding its "
+                           "current token, the next renewal, and at most 20 problems (never one entry per "
+                           "namespace: the TenantsReady condition says the same in words).",
+            "items": _obj("One tenant.", {
+                "name": _s("The tenant.", 63),
+                "selected": _int("Namespaces its selector picks (the PxSecurity's own namespace aside)."),
+                "ready": _int("Of those, the namespaces holding its current token."),
+                "nextRenewal": _time("When the first of its tokens is minted again."),
+                "problems": {"type": "array", "maxItems": 21,
+                             "description": "What keeps a namespace from its token (a conflict, a Secret that is "
+                                            "not ours, a namespace not served), at most 20, then how many more.",
+                             "items": _s("One problem.", 1024)},
+            }, required=("name",)),
+        },
         "nodes": _obj(
             "What the Portworx nodes answered to a canary token signed with each key the StorageCluster gives "
             "them (spec.storageCluster.probeNodes): the NodesAcknowledged condition says the same in words.",

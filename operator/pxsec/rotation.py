@@ -345,7 +345,9 @@ def effective(spec: PxSecuritySpec, p: Plan) -> PxSecuritySpec:
     signing = p.signing.kind if p.signing else None
     tokens = tuple(t if t.signing_key == "SharedSecret" or signing is None
                    else dataclasses.replace(t, signing_key=signing) for t in spec.tokens)
-    return dataclasses.replace(spec, self_signed=new_ss, tokens=tokens)
+    tenants = tuple(t if t.signing_key == "SharedSecret" or signing is None
+                    else dataclasses.replace(t, signing_key=signing) for t in spec.tenants)
+    return dataclasses.replace(spec, self_signed=new_ss, tokens=tokens, tenants=tenants)
 
 
 # -- status.rotation, both ways ----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ TOKEN_ANNOTATION = "pxsec.dev/tenant-token"  # digest of the claims, issuer, lif
 RENEW_ANNOTATION = "pxsec.dev/renew-at"  # when it is minted again
 SKIP_BACKUP_ANNOTATION = "stork.libopenstorage.org/skip-resource"  # tenant tokens are per cluster
 MAX_PROBLEMS = 20
-RENEW_FROM, RENEW_SPREAD = 0.5, 0.25  # renewed at lifetime × [0.5, 0.75), by tenant and namespace
+RENEW_FROM, RENEW_SPREAD = 0.5, 0.25  # renewed at lifetime * [0.5, 0.75), by tenant and namespace
 
 
 @dataclass(frozen=True)
@@ -231,10 +231,10 @@ def plan(cr: str, own_namespace: str, tenants: Sequence[TenantSpec], desired: Ma
         if policy != "Delete":
             continue  # Orphan: kept as it is, no longer renewed
         volume = used_by_volumes(found.namespace, found.name)
-        report = out.reports.get(found.tenant())
+        said = out.reports.get(found.tenant())
         if volume is not None:
-            if report is not None:
-                report.problem(f"Secret {found.namespace}/{found.name} is kept although its namespace left the "
+            if said is not None:
+                said.problem(f"Secret {found.namespace}/{found.name} is kept although its namespace left the "
                                f"tenant: PersistentVolume {volume} uses it (its volume could not be deleted)")
             continue
         out.writes.append(Write("delete", found.namespace, found.name, found.tenant(), found.version, found.uid))
@@ -265,7 +265,7 @@ def _keep(cr: str, tenant: TenantSpec, want: Desired, namespace: str, found: Exi
         report.renews(due)
 
 
-def annotations(cr: str, want: Desired, renew_at: dt.datetime) -> dict[str, str]:
+def secret_annotations(cr: str, want: Desired, renew_at: dt.datetime) -> dict[str, str]:
     """The annotations of a tenant Secret: who made it, what it holds, when it is due, and no backups."""
     assert want.digest is not None
     return {PXSECURITY_ANNOTATION: cr, TOKEN_ANNOTATION: want.digest,

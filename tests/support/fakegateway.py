@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pxsec import tenants
 from pxsec.controller.kube.gateway import METADATA_MANAGER, Conflict, CRRef, GatewayError
 from pxsec.keyplan import Observed
 from pxsec.scmerge import apply_merge_patch
@@ -151,6 +152,51 @@ class FakeGateway:
         obj["metadata"].setdefault("annotations", {}).update(annotations)
         self._done("patch", "Secret", name, obj)
         return self._observed(name, obj)
+
+    def patch_tenant_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
+                            annotations: Mapping[str, str], resource_version: str) -> None:
+        self._write("patch", "Secret", name)
+        obj = self._guard(self.secret(namespace, name), resource_version, f"update secret {name}")
+        obj["data"].update(data)
+        obj["metadata"].setdefault("labels", {}).update(labels)
+        obj["metadata"].setdefault("annotations", {}).update(annotations)
+        self._done("patch", "Secret", name, obj)
+
+    # -- tenants: what the watches would hold --------------------------------------------------------
+
+    served: tuple[str, ...] = ()  # () = every namespace
+
+    def namespaces(self) -> list[tenants.Namespace] | None:
+        return [tenants.Namespace(name, dict((obj.get("metadata") or {}).get("labels") or {}),
+                                  bool((obj.get("metadata") or {}).get("deletionTimestamp")))
+                for (kind, _, name), obj in sorted(self.objects.items()) if kind == "Namespace"]
+
+    def tenant_secrets(self, name: str | None = None) -> list[tenants.Existing]:
+        out = []
+        for (kind, ns, n), obj in sorted(self.objects.items()):
+            if kind != "Secret" or (name is not None and n != name):
+                continue
+            meta = obj.get("metadata") or {}
+            kept = copy.deepcopy(meta) if tenants.TENANT_LABEL in (meta.get("labels") or {}) else None
+            if name is None and kept is None:
+                continue
+            out.append(tenants.Existing(ns, n, kept))
+        return out
+
+    def volume_secrets(self) -> dict[tuple[str, str], str] | None:
+        out: dict[tuple[str, str], str] = {}
+        for (kind, _, name), obj in sorted(self.objects.items()):
+            if kind == "PersistentVolume":
+                for ref in ((obj.get("spec") or {}).get("csi") or {}).values():
+                    if isinstance(ref, dict) and "name" in ref:
+                        out.setdefault((ref.get("namespace", ""), ref["name"]), name)
+        return out
+
+    def secrets_listed(self, namespace: str) -> bool:
+        return True
+
+    def serves(self, namespace: str) -> bool:
+        return not self.served or namespace in self.served
 
     def delete_secret(self, namespace: str, name: str, uid: str, resource_version: str) -> bool:
         self._write("delete", "Secret", name)

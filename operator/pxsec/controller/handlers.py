@@ -152,7 +152,8 @@ class Runtime:
     def depended_on(self, kind: str, namespace: str, name: str) -> bool:
         """Whether any PxSecurity depends on this object (so its events may matter)."""
         with self._lock:
-            return bool(self.watchers.get((kind, namespace, name)) or self.watchers.get((kind, namespace, ANY)))
+            return bool(self.watchers.get((kind, namespace, name)) or self.watchers.get((kind, namespace, ANY))
+                        or self.watchers.get((kind, ANY, name)))
 
     def wake(self, kind: str, namespace: str, name: str) -> None:
         """Queue the PxSecurity itself, or every PxSecurity that depends on this object (on the event loop)."""
@@ -161,7 +162,7 @@ class Runtime:
             return
         with self._lock:
             keys = list(self.watchers.get((kind, namespace, name), ())) + list(
-                self.watchers.get((kind, namespace, ANY), ()))
+                self.watchers.get((kind, namespace, ANY), ())) + list(self.watchers.get((kind, ANY, name), ()))
         for key in keys:
             self.queue.add(key)
 
@@ -237,7 +238,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     store = Store()
-    _runtime = Runtime(ObservedReconciler(Gateway(store)), workers=_options.workers, metrics=Metrics(),
+    gateway = Gateway(store, scopes=_options.namespaces)
+    _runtime = Runtime(ObservedReconciler(gateway), workers=_options.workers, metrics=Metrics(),
                        active=_options.lease is None, store=store)
     _runtime.loop = asyncio.get_running_loop()
     # Secrets, ConfigMaps and StorageClusters are watched outside kopf (kube/watches.py explains why).

@@ -30,6 +30,7 @@ from pxsec.controller.steps.oidc import OIDCCheck
 from pxsec.controller.steps.parameters import ParameterSync
 from pxsec.controller.steps.rotation import KeyRotationStep
 from pxsec.controller.steps.storagecluster import StorageClusterCheck, storagecluster_name
+from pxsec.controller.steps.tenants import TenantSync
 from pxsec.controller.steps.tokens import TokenSync
 from pxsec.controller.steps.tokensaccepted import TokensAcceptedCheck
 from pxsec.controller.workqueue import Outcome as Done
@@ -41,7 +42,7 @@ logger = logging.getLogger("pxsec.controller.reconciler")
 
 Key = tuple[str, str]  # (namespace, name)
 Dependency = tuple[str, str, str]  # (kind, namespace, name)
-ANY = "*"  # as a Dependency's name: every object of that kind in the namespace
+ANY = "*"  # as a Dependency's name: every object of that kind in the namespace; as its namespace: that name anywhere
 
 REFUSED = frozenset({400, 403, 413, 422})  # a request the API server refuses as such, not for now
 
@@ -66,6 +67,11 @@ def dependencies_of(namespace: str, name: str, spec: PxSecuritySpec) -> set[Depe
     if spec.oidc and spec.oidc.certificate_authority:
         deps.add(("ConfigMap", namespace, spec.oidc.certificate_authority.config_map))
     deps.add(("ConfigMap", namespace, configmap_name(name)))
+    if spec.tenants:
+        # A namespace labelled in or out, a tenant Secret changed or gone anywhere, a volume released.
+        deps.add(("Namespace", "", ANY))
+        deps |= {("Secret", ANY, t.secret_name) for t in spec.tenants}
+        deps.add(("PersistentVolume", "", ANY))
     if spec.storage_cluster.targeted:
         # Beside the Portworx Operator: its tokens are checked, the StorageCluster's security settings
         # and deleteStrategy decide who writes what, and the retained copy may be needed.
@@ -175,7 +181,7 @@ class Reconciler:
         # The table, in order (steps/__init__.py has what each needs, reads, writes and keeps).
         self.steps: list[Step] = [StorageClusterCheck(gateway), KeyRotationStep(gateway), KeySync(gateway),
                                   OIDCCheck(gateway, prober), ParameterSync(gateway), StorageClusterSync(gateway),
-                                  TokenSync(gateway), TokensAcceptedCheck(gateway),
+                                  TokenSync(gateway), TenantSync(gateway), TokensAcceptedCheck(gateway),
                                   NodesAcknowledgedCheck(gateway, node_prober)]
 
     def reconcile(self, key: Key, watch: Callable[[set[Dependency]], None] | None = None) -> Result:

@@ -720,3 +720,43 @@ def test_a_reconcile_woken_for_something_else_asks_the_nodes_nothing_new() -> No
     now[0] += dt.timedelta(seconds=60)  # the timed recheck: everyone again
     reconciler.reconcile(KEY)
     assert sorted(node for node, _ in prober.asked) == ["node-a", "node-b"]
+
+
+# -- tenants ------------------------------------------------------------------------------------------------
+
+TENANTS: dict[str, Any] = {**SPEC, "tenants": [
+    {"name": "team-a", "namespaceSelector": {"matchLabels": {"team": "a"}}, "groups": ["team-a"]},
+    {"name": "team-b", "namespaceSelector": {"matchLabels": {"team": "b"}}, "signingKey": "ECDSA",
+     "onNamespaceExit": "Delete"}]}
+
+
+def test_tenant_tokens_are_minted_once_then_cost_nothing_and_leave_per_their_policy() -> None:
+    import jwt
+
+    gw = world(TENANTS)
+    for name, team in (("a1", "a"), ("a2", "a"), ("b1", "b"), ("none", "c"), (NS, "a")):
+        gw.put("Namespace", "", name, {"metadata": {"labels": {"team": team}}})
+    reconcile(gw)
+    tenant_writes = sorted(w for w in gw.writes if w[1] == "Secret" and w[2] == "px-user-token")
+    assert len(tenant_writes) == 3 and gw.secret("none", "px-user-token") is None
+    assert gw.secret(NS, "px-user-token") is None  # the PxSecurity's own namespace: never
+    token = gw.data("a1", "px-user-token")["auth-token"].decode()
+    claims = jwt.decode(token, gw.data(NS, "px-shared-secret")["shared-secret"], algorithms=["HS256"],
+                        options={"verify_exp": False, "verify_iat": False})  # minted at NOW (2030)
+    assert (claims["sub"], claims["groups"], claims["roles"]) == ("team-a", ["team-a"], ["system.user"])
+    assert jwt.get_unverified_header(gw.data("b1", "px-user-token")["auth-token"].decode())["alg"] == "ES256"
+    meta = gw.secret("a1", "px-user-token")["metadata"]
+    assert meta["annotations"]["stork.libopenstorage.org/skip-resource"] == "true"
+    assert meta["labels"]["pxsec.dev/tenant"] == "team-a"
+    rows = {r["name"]: r for r in status(gw)["tenants"]}
+    assert (rows["team-a"]["selected"], rows["team-a"]["ready"], rows["team-b"]["ready"]) == (2, 2, 1)
+    assert "never written" in rows["team-a"]["problems"][0]
+    assert "TenantTokensWritten" in reasons(gw)
+
+    reconcile(gw)
+    assert not [w for w in gw.writes if w[0] != "get"] and gw.events == []  # steady: nothing
+
+    gw.put("Namespace", "", "b1", {"metadata": {"labels": {}}})  # b1 leaves team-b (Delete)
+    gw.put("Namespace", "", "a2", {"metadata": {"labels": {}}})  # a2 leaves team-a (Orphan)
+    reconcile(gw)
+    assert gw.secret("b1", "px-user-token") is None and gw.secret("a2", "px-user-token") is not None

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar, cast
 import kubernetes
 import urllib3
 
+from pxsec import tenants
 from pxsec.controller.kube.rest import (
     APPLY_PATCH,
     MERGE_PATCH,
@@ -36,7 +37,7 @@ from pxsec.controller.kube.rest import (
     core_path,
     group_path,
 )
-from pxsec.controller.kube.store import PXSECURITY, Store, version_of
+from pxsec.controller.kube.store import ALL_NAMESPACES, PXSECURITY, Store, version_of
 from pxsec.keyplan import Observed
 from pxsec.spec import API_GROUP, API_VERSION, KEY_AUTH_TOKEN, KIND, PLURAL
 
@@ -119,6 +120,13 @@ class GatewayPort(Protocol):
     def delete_secret(self, namespace: str, name: str, uid: str, resource_version: str) -> bool: ...
     def update_secret_data(self, namespace: str, name: str, data: Mapping[str, bytes],
                            annotations: Mapping[str, str], resource_version: str) -> Observed: ...
+    def patch_tenant_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
+                            annotations: Mapping[str, str], resource_version: str) -> None: ...
+    def namespaces(self) -> list[tenants.Namespace] | None: ...
+    def tenant_secrets(self, name: str | None = None) -> list[tenants.Existing]: ...
+    def volume_secrets(self) -> dict[tuple[str, str], str] | None: ...
+    def secrets_listed(self, namespace: str) -> bool: ...
+    def serves(self, namespace: str) -> bool: ...
     def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def create_configmap(self, namespace: str, body: Mapping[str, Any]) -> None: ...
     def patch_configmap(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
@@ -140,9 +148,11 @@ class Gateway:
     every write runs inside `Store.writing`, so the store knows the echo to come and what a later read
     of that version should answer."""
 
-    def __init__(self, store: Store, client: kubernetes.client.ApiClient | None = None) -> None:
+    def __init__(self, store: Store, client: kubernetes.client.ApiClient | None = None,
+                 scopes: tuple[str, ...] = ()) -> None:
         self.store = store
         self.api = RestClient(client or api_client())
+        self.scopes = scopes  # the namespaces served; () = all
 
     def _read(self, kind: str, namespace: str, name: str, path: str,
               keep: Callable[[dict[str, Any]], T]) -> T | None:
@@ -249,6 +259,46 @@ class Gateway:
             raise _err(exc, f"delete secret {name}") from None
         self.store.absent_live("Secret", namespace, name)
         return True
+
+    def patch_tenant_secret(self, namespace: str, name: str, data: Mapping[str, bytes], labels: Mapping[str, str],
+                            annotations: Mapping[str, str], resource_version: str) -> None:
+        """A tenant token minted again: its data, labels and annotations, guarded by the version planned from."""
+        self._write_secret(namespace, name, f"update secret {name}", "PATCH", {
+            "metadata": {"resourceVersion": resource_version, "labels": dict(labels),
+                         "annotations": dict(annotations)}, "data": _encoded(data)})
+
+    # -- tenants: answered from the watches alone ------------------------------------------------
+
+    def namespaces(self) -> list[tenants.Namespace] | None:
+        """Every Namespace with its labels (None until the first listing is in)."""
+        if not self.store.synced("Namespace", ALL_NAMESPACES):
+            return None
+        return [tenants.Namespace(name, dict((meta or {}).get("labels") or {}),
+                                  bool((meta or {}).get("deletionTimestamp")))
+                for _, name, meta in self.store.metas("Namespace")]
+
+    def tenant_secrets(self, name: str | None = None) -> list[tenants.Existing]:
+        """The Secrets named `name` in any namespace (each with its metadata if it is a tenant Secret), or,
+        without a name, every tenant Secret."""
+        found = self.store.metas("Secret", name, kept_only=name is None)
+        return [tenants.Existing(ns, n, meta) for ns, n, meta in found]
+
+    def volume_secrets(self) -> dict[tuple[str, str], str] | None:
+        """(namespace, name) of each Secret a PersistentVolume's CSI driver uses -> that volume; None when
+        volumes cannot be seen (a namespaced install, or before their first listing)."""
+        if not self.store.synced("PersistentVolume", ALL_NAMESPACES):
+            return None
+        out: dict[tuple[str, str], str] = {}
+        for body in self.store.bodies("PersistentVolume", ALL_NAMESPACES):
+            for ref in body.get("secretRefs") or []:
+                out.setdefault((ref["namespace"], ref["name"]), str((body.get("metadata") or {}).get("name")))
+        return out
+
+    def secrets_listed(self, namespace: str) -> bool:
+        return self.store.synced("Secret", ALL_NAMESPACES) or self.store.synced("Secret", namespace)
+
+    def serves(self, namespace: str) -> bool:
+        return not self.scopes or namespace in self.scopes
 
     def _write_secret(self, namespace: str, name: str, what: str, method: str, body: Any, path: str = "",
                       content_type: str = MERGE_PATCH, manager: str = FIELD_MANAGER, force: bool = False) -> Observed:

@@ -47,12 +47,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pxsec.tenants import TENANT_LABEL
+
 ALL_NAMESPACES = ""
 NEWER = "?"  # held_version of a WHOLE kind after a 409 or an unknown outcome: some newer version exists
 PXSECURITY = "PxSecurity"
 # Kinds whose watch delivers whole objects (bodies are kept); the rest are watched metadata only.
 WHOLE = frozenset({PXSECURITY, "StorageCluster", "StorageNode", "PersistentVolume"})
-TENANT_LABEL = "pxsec.dev/tenant"  # pxsec.tenants.TENANT_LABEL: tenant token Secrets
 
 
 def _keeps_meta(kind: str, meta: Mapping[str, Any]) -> bool:
@@ -250,13 +251,15 @@ class Store:
                            if k[0] == kind and k[1] == namespace and e.body is not None)
         return [copy.deepcopy(body) for _, body in found]
 
-    def metas(self, kind: str, name: str | None = None) -> list[tuple[str, str, dict[str, Any] | None]]:
+    def metas(self, kind: str, name: str | None = None,
+              kept_only: bool = False) -> list[tuple[str, str, dict[str, Any] | None]]:
         """(namespace, name, kept metadata or None) of every object of `kind` the store knows (of that
-        `name` only, when given). None: it exists, and its metadata is not kept (not ours), or a write of
-        ours to it is under way (its outcome not known yet). The dicts are the store's own: read only."""
+        `name` only, when given; only those with kept metadata, with `kept_only`). None: it exists, and its
+        metadata is not kept (not ours), or a write of ours to it is under way (its outcome not known yet).
+        The dicts are the store's own: read only."""
         with self._lock:
             return [(k[1], k[2], None if k in self._writing else e.meta) for k, e in self._entries.items()
-                    if k[0] == kind and (name is None or k[2] == name)]
+                    if k[0] == kind and (name is None or k[2] == name) and (not kept_only or e.meta is not None)]
 
     def count(self, kind: str, namespace: str) -> int:
         """How many objects of `kind` the watch knows in `namespace`."""

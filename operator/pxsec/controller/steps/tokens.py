@@ -17,7 +17,7 @@ from typing import Any
 
 from pxsec import coexist, conditions, keyplan, tokens
 from pxsec.conditions import Condition, rfc3339
-from pxsec.controller.kube.gateway import Conflict
+from pxsec.controller.kube.gateway import Conflict, GatewayPort
 from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.controller.steps.apply import Trusted
 from pxsec.controller.steps.metadata import Fixed, owner_reference, sync_metadata
@@ -67,6 +67,26 @@ def _previous_message(cr: Mapping[str, Any], type_: str) -> str:
     return ""
 
 
+def trusted_view(gw: GatewayPort, ctx: Context, spec: PxSecuritySpec, keys: Mapping[str, Mapping[str, bytes]]
+                 ) -> tuple[PxSecuritySpec, Mapping[str, Mapping[str, bytes]]]:
+    """The spec and key material to sign with: while a change waits for approval (`Trusted`, the apply
+    step's product), the issuer and the shared secret Portworx trusts now — so that our tokens keep working
+    until the change is applied."""
+    trusted = ctx.products.get("apply")
+    ss = spec.self_signed
+    if not isinstance(trusted, Trusted) or ss is None:
+        return spec, keys
+    if trusted.issuer and trusted.issuer != ss.issuer:
+        ss = replace(ss, issuer=trusted.issuer)
+    if ss.shared_secret and trusted.shared_secret and trusted.shared_secret != ss.shared_secret:
+        # A new shared secret (its rotation) waits: HS tokens stay signed with the one Portworx has.
+        observed = gw.read_secret(ctx.namespace, trusted.shared_secret)
+        if observed is not None:
+            ss = replace(ss, shared_secret=trusted.shared_secret)
+            keys = {**keys, trusted.shared_secret: observed.data}
+    return replace(spec, self_signed=ss), keys
+
+
 def ours(rows: Any) -> list[dict[str, Any]]:
     """The rows of `status.tokens` this step writes (the Portworx Operator's carry `mintedBy`)."""
     return [r for r in rows or [] if isinstance(r, dict) and "mintedBy" not in r]
@@ -80,19 +100,7 @@ class TokenSync(BaseStep):
     def run(self, ctx: Context) -> Outcome:
         seen: Seen = ctx.product("storagecluster")
         spec = ctx.spec
-        keys: Mapping[str, Mapping[str, bytes]] = ctx.product("keys")
-        trusted = ctx.products.get("apply")  # while a change waits for approval: what Portworx trusts now
-        ss = spec.self_signed
-        if isinstance(trusted, Trusted) and ss is not None:
-            if trusted.issuer and trusted.issuer != ss.issuer:
-                ss = replace(ss, issuer=trusted.issuer)
-            if ss.shared_secret and trusted.shared_secret and trusted.shared_secret != ss.shared_secret:
-                # A new shared secret (its rotation) waits: HS tokens stay signed with the one Portworx has.
-                observed = self.gw.read_secret(ctx.namespace, trusted.shared_secret)
-                if observed is not None:
-                    ss = replace(ss, shared_secret=trusted.shared_secret)
-                    keys = {**keys, trusted.shared_secret: observed.data}
-            spec = replace(spec, self_signed=ss)
+        spec, keys = trusted_view(self.gw, ctx, spec, ctx.product("keys"))
         out = self.sync(ctx.cr, spec, keys, ctx.now, seen.coexistence)
         return Outcome(conditions=[c for c in (out.condition,) if c is not None],
                        status={"tokens": out.entries,
