@@ -16,6 +16,8 @@ Targets, and the facts they rest on (Portworx Operator `component/auth.go`, `uti
 * `px-runc` — `px-runc` / oci-monitor arguments (single dash, underscores) plus the secret env.
 * `stork` — `PX_SHARED_SECRET` and `PX_JWT_ISSUER` for a Stork that the Portworx Operator does not run.
 * `storageclass` — CSI and in-tree StorageClass parameters pointing volumes at the user token Secret.
+* `storageclass-tenant` — CSI StorageClass parameters for tenants: each tenant's token Secret, looked up in
+  the PVC's namespace (`${pvc.namespace}`).
 
 Environment names are those Portworx reads: `PORTWORX_AUTH_JWT_ECDS_PUBKEY` is spelled ECDS (not ECDSA),
 and the `*_PUBKEY` values are file paths, as the Portworx Operator's migration copies the
@@ -38,6 +40,7 @@ import yaml
 from pxsec.keymaterial import KeyKind
 from pxsec.spec import (
     DEFAULT_SYSTEM_SECRET,
+    DEFAULT_TENANT_SECRET,
     KEY_APPS_SECRET,
     KEY_AUTH_TOKEN,
     KEY_PUBLIC_PEM,
@@ -46,7 +49,7 @@ from pxsec.spec import (
     PxSecuritySpec,
 )
 
-TARGETS: Final = ("storagecluster", "daemonset", "px-runc", "stork", "storageclass")
+TARGETS: Final = ("storagecluster", "daemonset", "px-runc", "stork", "storageclass", "storageclass-tenant")
 FORMATS: Final = ("yaml", "json")
 
 STORAGECLUSTER_API_VERSION: Final = "core.libopenstorage.org/v1"
@@ -339,12 +342,39 @@ def storageclass(spec: PxSecuritySpec, namespace: str, cr_name: str | None) -> d
     return out
 
 
+def storageclass_tenant(spec: PxSecuritySpec, namespace: str, cr_name: str | None) -> dict[str, Any]:
+    """StorageClass parameters for tenants (Portworx multi-tenancy, CSI only): the token Secret is looked up
+    in the namespace of each PVC (`${pvc.namespace}`, external-provisioner's template), where the operator
+    keeps the tenant's token (spec.tenants). One class per tenant Secret name. StorageClasses cannot be
+    changed once created, and a PersistentVolume keeps the Secret reference it was provisioned with: the
+    Secret's name chosen here is for good."""
+    by_secret: dict[str, list[str]] = {}
+    for tenant in spec.tenants:
+        by_secret.setdefault(tenant.secret_name, []).append(tenant.name)
+    out: dict[str, Any] = {}
+    if not by_secret:
+        by_secret = {DEFAULT_TENANT_SECRET: []}
+        out["note"] = ("no spec.tenants: these parameters point at the default tenant Secret name, which the "
+                       "operator keeps only in the namespaces a tenant selects")
+    classes = []
+    for secret, names in sorted(by_secret.items()):
+        parameters: dict[str, str] = {}
+        for op in ("provisioner", "node-publish", "controller-expand"):
+            parameters[f"csi.storage.k8s.io/{op}-secret-name"] = secret
+            parameters[f"csi.storage.k8s.io/{op}-secret-namespace"] = "${pvc.namespace}"
+        classes.append({"tokenSecret": {"name": secret, "namespace": "${pvc.namespace}", "key": KEY_AUTH_TOKEN},
+                        "tenants": names, "csi": {"provisioner": CSI_PROVISIONER, "parameters": parameters}})
+    out["storageClasses"] = classes
+    return out
+
+
 _RENDERERS: Final[dict[str, Callable[[PxSecuritySpec, str, str | None], dict[str, Any]]]] = {
     "storagecluster": storagecluster,
     "daemonset": daemonset,
     "px-runc": px_runc,
     "stork": stork,
     "storageclass": storageclass,
+    "storageclass-tenant": storageclass_tenant,
 }
 
 
