@@ -107,11 +107,16 @@ class Metrics:
         self.key_revision = Gauge("pxsec_key_secret_revision",
                                   "status.secrets[].revision: grows each time a lost key Secret was generated again.",
                                   ["namespace", "pxsecurity", "secret"], registry=r)
+        self.tenant_namespaces = Gauge(
+            "pxsec_tenant_namespaces", "Per tenant: the namespaces its selector picks (state=selected) and those "
+            "holding its current token (state=ready). No per-namespace series.",
+            ["namespace", "pxsecurity", "tenant", "state"], registry=r)
         self.nodes = Gauge("pxsec_portworx_nodes",
                            "Portworx nodes (StorageNodes) of the targeted StorageCluster, by whether they accept a "
                            "canary signed with every current key (status.nodes; NodesAcknowledged).",
                            ["namespace", "pxsecurity", "acknowledged"], registry=r)
-        self._per_key = (self.ready, self.token_expiry, self.oidc, self.key_revision, self.nodes)
+        self._per_key = (self.ready, self.token_expiry, self.oidc, self.key_revision, self.nodes,
+                         self.tenant_namespaces)
         self._series: dict[Key, set[tuple[Gauge, tuple[str, ...]]]] = {}
         self._lock = threading.Lock()
 
@@ -137,6 +142,12 @@ class Metrics:
         if done.isdigit() and total.isdigit():
             values[(self.nodes, (namespace, name, "true"))] = float(done)
             values[(self.nodes, (namespace, name, "false"))] = float(int(total) - int(done))
+        for tenant in status.get("tenants") or []:
+            if isinstance(tenant, Mapping) and tenant.get("name"):
+                for state in ("selected", "ready"):
+                    count = tenant.get(state)
+                    if isinstance(count, int):
+                        values[(self.tenant_namespaces, (namespace, name, str(tenant["name"]), state))] = float(count)
         oidc = by_type.get(OIDC_READY)
         if spec is not None and spec.oidc is not None and oidc is not None:
             oidc_labels: tuple[str, ...] = (namespace, name, issuer_label(spec.oidc.issuer), oidc.reason)

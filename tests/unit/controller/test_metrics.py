@@ -92,6 +92,18 @@ def test_nodes_are_counted_by_whether_they_acknowledge_and_go_with_status_nodes(
     assert not [k for k in samples(m) if k[0] == "pxsec_portworx_nodes"]
 
 
+def test_tenants_are_counted_per_tenant_never_per_namespace() -> None:
+    m = Metrics(process_collectors=False)
+    rows = [{"name": "team-a", "selected": 2000, "ready": 1998, "problems": ["x"]}, {"name": "team-b", "selected": 0,
+                                                                                   "ready": 0}]
+    m.observe(KEY, SPEC, {**STATUS, "tenants": rows}, [READY])
+    assert value(m, "pxsec_tenant_namespaces", namespace="portworx", pxsecurity="px-cluster", tenant="team-a",
+                 state="ready") == 1998
+    assert len([k for k in samples(m) if k[0] == "pxsec_tenant_namespaces"]) == 4
+    m.observe(KEY, SPEC, STATUS, [READY])
+    assert not [k for k in samples(m) if k[0] == "pxsec_tenant_namespaces"]
+
+
 def test_issuer_label_keeps_no_user_info_or_query() -> None:
     assert issuer_label("https://user:pw@idp.example.com:8443/realms/px?x=1#f") == "https://idp.example.com:8443/realms/px"
 
