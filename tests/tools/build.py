@@ -77,6 +77,9 @@ HELM = GoTool("helm", "helm", "helm.sh/helm/v3/cmd/helm", "helm",
               "the Helm chart is linted, rendered and installed by the real helm")
 KSTATUS = GoTool("kstatus", "kstatus", ".", "pxsec-kstatus",
                  "Flux's health (kstatus, sigs.k8s.io/cli-utils) is computed on live PxSecurity objects")
+# Not in TOOLS (`make tools` and the tests never need it): tests/bench/trust_manager.py ensures it itself.
+TRUST_MANAGER = GoTool("trust-manager", "trust-manager", "github.com/cert-manager/trust-manager/cmd/trust-manager",
+                       "trust-manager", "the tenant benchmark compares with trust-manager (tests/bench/trust_manager.py)")
 TOOLS = (HELM, KSTATUS)
 
 

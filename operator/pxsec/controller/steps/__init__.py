@@ -17,11 +17,13 @@ Names say what a step does: `…Sync` writes, `…Check` only reads and judges.
 | `ParameterSync` | | ConfigMap | ConfigMap | `parameters` |
 | `StorageClusterSync` | storagecluster, keys | StorageCluster, (1) | StorageCluster (2) | `pendingChange` |
 | `TokenSync` | storagecluster, keys, apply (3) | token Secrets | token Secrets | our `tokens` rows, `nextRenewal` |
+| `TenantSync` | storagecluster, rotation, keys, apply (3) | Namespaces, tenant Secrets, PersistentVolumes (4) | tenant Secrets | `tenants` |
 | `TokensAcceptedCheck` | storagecluster, keys, tokens | shared-secret Secret, its token Secrets | | its `tokens` rows |
 
 (1) StorageNodes; every token Secret of the namespace, listed only while a change is pending on a running cluster.
 (2) with `apply: true`; a change that restarts a running Portworx or rejects tokens only once approved.
 (3) optional: while a new issuer waits for approval, tokens are minted under the one Portworx trusts now.
+(4) from the watches only (the store): no request when everything is in order.
 """
 
 from __future__ import annotations
