@@ -12,13 +12,15 @@ Names say what a step does: `…Sync` writes, `…Check` only reads and judges.
 | step | needs | reads | writes | keeps on failure |
 |---|---|---|---|---|
 | `StorageClusterCheck` | | StorageCluster | | `storageCluster` |
-| `KeySync` | storagecluster | key Secrets, retained copy | key Secrets, retained copy | `secrets` |
+| `KeyRotationStep` | storagecluster | StorageCluster, StorageNodes, its own status | replaced key Secrets (deleted per deletionPolicy) | `rotation` |
+| `KeySync` | storagecluster, rotation | key Secrets, retained copy | key Secrets, retained copy | `secrets` |
 | `OIDCCheck` | | CA ConfigMap, the provider | | `oidc` |
 | `ParameterSync` | | ConfigMap | ConfigMap | `parameters` |
 | `StorageClusterSync` | storagecluster, keys | StorageCluster, (1) | StorageCluster (2) | `pendingChange` |
 | `TokenSync` | storagecluster, keys, apply (3) | token Secrets | token Secrets | our `tokens` rows, `nextRenewal` |
 | `TenantSync` | storagecluster, rotation, keys, apply (3) | Namespaces, tenant Secrets, PersistentVolumes (4) | tenant Secrets | `tenants` |
 | `TokensAcceptedCheck` | storagecluster, keys, tokens | shared-secret Secret, its token Secrets | | its `tokens` rows |
+| `NodesAcknowledgedCheck` | storagecluster, rotation, keys | StorageNodes, each node's REST gateway | | `nodes` |
 
 (1) StorageNodes; every token Secret of the namespace, listed only while a change is pending on a running cluster.
 (2) with `apply: true`; a change that restarts a running Portworx or rejects tokens only once approved.
