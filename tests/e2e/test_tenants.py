@@ -210,3 +210,27 @@ def judge_every_token(cluster: Cluster, namespace: str, names: list[str], spaces
     wrong = [(v["id"], v.get("cause")) for v, want in zip(verdicts, expected, strict=True)
              if not v["accepted"] or (v["username"], v["groups"] or [], v["roles"]) != want]
     assert wrong == [], wrong[:5]
+
+
+def test_a_tenants_subject_cannot_change_once_set(cluster: Cluster, crds_installed: None, namespace: str) -> None:
+    """The CEL transition rule (tenant-subject-immutable): the API server refuses the change, offline
+    validation cannot (it has no old object), and removing the tenant is still possible."""
+    doc = {"apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "px-subject"},
+           "spec": {"selfSigned": {"sharedSecret": {}},
+                    "tenants": [{"name": "team-a", "namespaceSelector": {"matchLabels": {"team": "a"}}}]}}
+    apply(cluster, namespace, doc)
+    for subject in ("alice", None):
+        changed = json.loads(json.dumps(doc))
+        tenant = changed["spec"]["tenants"][0]
+        tenant["subject"] = subject or "team-a"  # the default made explicit is no change
+        result = cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", input=json.dumps(changed),
+                                 check=False)
+        if subject:
+            assert result.returncode != 0 and "spec.tenants[].subject cannot change" in result.stderr, result.stderr
+        else:
+            assert result.returncode == 0, result.stderr
+    gone = json.loads(json.dumps(doc))
+    gone["spec"]["tenants"] = []
+    result = cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", input=json.dumps(gone),
+                             check=False)
+    assert result.returncode == 0, result.stderr

@@ -56,7 +56,7 @@ PXSECURITY = "PxSecurity"
 WHOLE = frozenset({PXSECURITY, "StorageCluster", "StorageNode", "PersistentVolume"})
 
 
-def _keeps_meta(kind: str, meta: Mapping[str, Any]) -> bool:
+def keeps_meta(kind: str, meta: Mapping[str, Any]) -> bool:
     """Metadata-only kinds whose metadata is kept from the watch, so that a reconcile over thousands of
     them reads none: every Namespace (its labels select tenants), and the Secrets holding tenant tokens."""
     return kind == "Namespace" or (kind == "Secret" and TENANT_LABEL in (meta.get("labels") or {}))
@@ -148,10 +148,10 @@ class Store:
         entry.version = version
         if key[0] in WHOLE and body is not None:
             entry.body = _reduced(key[0], body)
-        elif body is not None:
-            meta = body.get("metadata") or {}
+        elif key[0] not in WHOLE:  # the watch gives a body only where the metadata is kept
+            meta = (body or {}).get("metadata") or {}
             entry.meta = ({k: copy.deepcopy(v) for k, v in meta.items() if k != "managedFields"}
-                          if _keeps_meta(key[0], meta) else None)
+                          if body is not None and keeps_meta(key[0], meta) else None)
         if key[0] == PXSECURITY:
             entry.fresh = True
             if first and self._reconciling and not (body or {}).get("status"):
@@ -326,7 +326,7 @@ class Store:
                 if entry is None:
                     entry = self._entries[key] = Entry()  # exists now, before its event says so
                 meta = write.meta or {}
-                if key[0] not in WHOLE and _keeps_meta(key[0], meta):
+                if key[0] not in WHOLE and keeps_meta(key[0], meta):
                     entry.meta = {k: copy.deepcopy(v) for k, v in meta.items() if k != "managedFields"}
                 if write.version in parked:
                     parked = [v for v in parked if v != write.version]

@@ -35,7 +35,7 @@ import urllib3
 
 from pxsec.controller.kube.gateway import SC_GROUP, SC_PLURAL, SC_VERSION
 from pxsec.controller.kube.rest import HttpError, RestClient, group_path, new_client
-from pxsec.controller.kube.store import ALL_NAMESPACES, Store
+from pxsec.controller.kube.store import ALL_NAMESPACES, Store, keeps_meta
 
 logger = logging.getLogger("pxsec.controller.kube.watches")
 
@@ -148,8 +148,9 @@ class Reflector:
                 version = version or str(meta.get("resourceVersion") or "")
                 for item in page.get("items") or []:
                     m = item.get("metadata") or {}
+                    # Bodies only where the store keeps them: a listing of 20,000 Secrets holds no 20,000 dicts.
                     listed.append((str(m.get("namespace") or ""), str(m.get("name") or ""),
-                                   str(m.get("resourceVersion") or ""), item))
+                                   str(m.get("resourceVersion") or ""), item if self._kept(item) else None))
                 token = str(meta.get("continue") or "")
                 if not token:
                     break
@@ -160,6 +161,9 @@ class Reflector:
         self.store.listed(self.resource.kind, self.scope, listed)
         self._synced(len(listed))
         return version
+
+    def _kept(self, obj: dict[str, Any]) -> bool:
+        return self.resource.whole or keeps_meta(self.resource.kind, obj.get("metadata") or {})
 
     def _await_served(self) -> None:
         """Return once the resource's CRD is established (at once if it already is), or when the watch ends."""
@@ -220,7 +224,7 @@ class Reflector:
         if kind == "DELETED":
             self.store.deleted(self.resource.kind, namespace, name)
         else:
-            self.store.observed(self.resource.kind, namespace, name, version, obj)
+            self.store.observed(self.resource.kind, namespace, name, version, obj if self._kept(obj) else None)
         return version
 
 

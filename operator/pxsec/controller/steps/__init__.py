@@ -12,13 +12,13 @@ Names say what a step does: `…Sync` writes, `…Check` only reads and judges.
 | step | needs | reads | writes | keeps on failure |
 |---|---|---|---|---|
 | `StorageClusterCheck` | | StorageCluster | | `storageCluster` |
-| `KeyRotationStep` | storagecluster | StorageCluster, StorageNodes, its own status | replaced key Secrets (deleted per deletionPolicy) | `rotation` |
+| `KeyRotationStep` | storagecluster | StorageCluster, StorageNodes, status | replaced key Secrets (5) | `rotation` |
 | `KeySync` | storagecluster, rotation | key Secrets, retained copy | key Secrets, retained copy | `secrets` |
 | `OIDCCheck` | | CA ConfigMap, the provider | | `oidc` |
 | `ParameterSync` | | ConfigMap | ConfigMap | `parameters` |
 | `StorageClusterSync` | storagecluster, keys | StorageCluster, (1) | StorageCluster (2) | `pendingChange` |
 | `TokenSync` | storagecluster, keys, apply (3) | token Secrets | token Secrets | our `tokens` rows, `nextRenewal` |
-| `TenantSync` | storagecluster, rotation, keys, apply (3) | Namespaces, tenant Secrets, PersistentVolumes (4) | tenant Secrets | `tenants` |
+| `TenantSync` | storagecluster, keys, apply (3) | Namespaces, tenant Secrets, volumes (4) | tenant Secrets | `tenants` |
 | `TokensAcceptedCheck` | storagecluster, keys, tokens | shared-secret Secret, its token Secrets | | its `tokens` rows |
 | `NodesAcknowledgedCheck` | storagecluster, rotation, keys | StorageNodes, each node's REST gateway | | `nodes` |
 
@@ -26,6 +26,7 @@ Names say what a step does: `…Sync` writes, `…Check` only reads and judges.
 (2) with `apply: true`; a change that restarts a running Portworx or rejects tokens only once approved.
 (3) optional: while a new issuer waits for approval, tokens are minted under the one Portworx trusts now.
 (4) from the watches only (the store): no request when everything is in order.
+(5) deleted under deletionPolicy Delete once no Portworx pod mounts them.
 """
 
 from __future__ import annotations

@@ -59,9 +59,14 @@ class TenantSync(BaseStep):
             signers[tenant.name] = kind
         namespaces = self.gw.namespaces()
         if namespaces is None:
-            return Outcome(conditions=[Condition(self.condition, None, "Waiting", "the namespaces are being listed")],
-                           status={"tenants": tenants.status({t.name: tenants.Report(t.name) for t in spec.tenants})},
-                           wake=ctx.now + WAIT)
+            # Just started: the listing of the namespaces is not in yet. What was said stays said (a restart
+            # changes nothing on the object); the listing's news wakes this PxSecurity.
+            before = next((c for c in ctx.old_status.get("conditions") or []
+                           if isinstance(c, Mapping) and c.get("type") == self.condition), None)
+            said = (Condition(self.condition, {"True": True, "False": False}.get(str(before.get("status"))),
+                              str(before.get("reason") or ""), str(before.get("message") or ""))
+                    if before else Condition(self.condition, None, "Waiting", "the namespaces are being listed"))
+            return Outcome(conditions=[said], status=self.kept(ctx.old_status), wake=ctx.now + WAIT)
         existing = {(e.namespace, e.name): e for t in {t.secret_name for t in spec.tenants}
                     for e in self.gw.tenant_secrets(t)}
         cr = f"{ctx.namespace}/{ctx.name}"
