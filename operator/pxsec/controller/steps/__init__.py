@@ -18,7 +18,7 @@ Names say what a step does: `…Sync` writes, `…Check` only reads and judges.
 | `ParameterSync` | | ConfigMap | ConfigMap | `parameters` |
 | `StorageClusterSync` | storagecluster, keys | StorageCluster, (1) | StorageCluster (2) | `pendingChange` |
 | `TokenSync` | storagecluster, keys, apply (3) | token Secrets | token Secrets | our `tokens` rows, `nextRenewal` |
-| `TenantSync` | storagecluster, keys, apply (3) | Namespaces, tenant Secrets, volumes (4) | tenant Secrets | `tenants` |
+| `TenantSync` | storagecluster, keys, apply (3) | Namespaces, tenant Secrets, volumes (4) | their Secrets | `tenants` |
 | `TokensAcceptedCheck` | storagecluster, keys, tokens | shared-secret Secret, its token Secrets | | its `tokens` rows |
 | `NodesAcknowledgedCheck` | storagecluster, rotation, keys | StorageNodes, each node's REST gateway | | `nodes` |
 
