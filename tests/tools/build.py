@@ -3,7 +3,9 @@
 - `helm` (helm.sh/helm/v3, the version tests/tools/helm/go.mod pins): `helm lint`, `helm template` and
   `helm install` of charts/px-security-operator against the real control plane;
 - `pxsec-kstatus` (tests/tools/kstatus/main.go on sigs.k8s.io/cli-utils' kstatus, what Flux's health
-  checks compute): the status of live PxSecurity objects as Flux sees them.
+  checks compute): the status of live PxSecurity objects as Flux sees them;
+- `trust-manager` (github.com/cert-manager/trust-manager, the version tests/tools/trust-manager/go.mod pins):
+  only for tests/bench/trust_manager.py, which builds it itself (not in TOOLS: `make tools` skips it).
 
 Like tests/interop/build.py: each binary is cached under
 `${PXSEC_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/pxsec}/<tool>-<hash>/`, the hash covering the tool's go.mod,
@@ -79,7 +81,7 @@ KSTATUS = GoTool("kstatus", "kstatus", ".", "pxsec-kstatus",
                  "Flux's health (kstatus, sigs.k8s.io/cli-utils) is computed on live PxSecurity objects")
 # Not in TOOLS (`make tools` and the tests never need it): tests/bench/trust_manager.py ensures it itself.
 TRUST_MANAGER = GoTool("trust-manager", "trust-manager", "github.com/cert-manager/trust-manager/cmd/trust-manager",
-                       "trust-manager", "the tenant benchmark compares with trust-manager (tests/bench/trust_manager.py)")
+                       "trust-manager", "the tenant benchmark compares with trust-manager")
 TOOLS = (HELM, KSTATUS)
 
 
