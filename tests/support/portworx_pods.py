@@ -129,6 +129,7 @@ class Pod:
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     root: Path = field(default_factory=Path)
+    just_started: bool = False  # started in this pass (its StorageNode shows Initializing once)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -165,6 +166,7 @@ class Pods:
 
     def _start(self, pod: Pod, env: dict[str, str], read: ReadSecret) -> None:
         pod.generation += 1
+        pod.just_started = True
         pod.root = self.workdir / f"{pod.node}-{pod.generation}"
         pod.root.mkdir(parents=True, exist_ok=True)
         fill_volumes(pod.spec, pod.root, read)

@@ -587,8 +587,10 @@ class StandIn:
             if pod is None:
                 continue
             # storagenode.go: the node's address and phase, as Portworx reports them (a restarted pod is
-            # Initializing until its API answers).
-            shown = (pod.ip, "Online" if pod.ready() else "Initializing")
+            # Initializing until its API answers, and for the pass that started it at least: Portworx takes
+            # minutes to start, a stand-in milliseconds, and the node's status shows every restart).
+            shown = (pod.ip, "Online" if pod.ready() and not pod.just_started else "Initializing")
+            pod.just_started = False
             if self.node_status.get(node) != shown:
                 self.custom.patch_namespaced_custom_object_status(
                     GROUP, VERSION, self.namespace, NODES, node,

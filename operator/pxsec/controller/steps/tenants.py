@@ -59,14 +59,7 @@ class TenantSync(BaseStep):
             signers[tenant.name] = kind
         namespaces = self.gw.namespaces()
         if namespaces is None:
-            # Just started: the listing of the namespaces is not in yet. What was said stays said (a restart
-            # changes nothing on the object); the listing's news wakes this PxSecurity.
-            before = next((c for c in ctx.old_status.get("conditions") or []
-                           if isinstance(c, Mapping) and c.get("type") == self.condition), None)
-            said = (Condition(self.condition, {"True": True, "False": False}.get(str(before.get("status"))),
-                              str(before.get("reason") or ""), str(before.get("message") or ""))
-                    if before else Condition(self.condition, None, "Waiting", "the namespaces are being listed"))
-            return Outcome(conditions=[said], status=self.kept(ctx.old_status), wake=ctx.now + WAIT)
+            return self._unchanged(ctx)
         existing = {(e.namespace, e.name): e for t in {t.secret_name for t in spec.tenants}
                     for e in self.gw.tenant_secrets(t)}
         cr = f"{ctx.namespace}/{ctx.name}"
@@ -82,7 +75,19 @@ class TenantSync(BaseStep):
                          self.gw.serves, self.gw.secrets_listed, ctx.now)
         by_name = {t.name: t for t in spec.tenants}
         done, raced = self._write(ctx, spec, p, by_name, desired, signers, ring)
+        if p.waiting and not done:
+            return self._unchanged(ctx)
         return self._outcome(ctx, p, done, raced)
+
+    def _unchanged(self, ctx: Context) -> Outcome:
+        """Just started: a listing (the namespaces, the Secrets of some) is not in yet. What was said stays
+        said — a restart changes nothing on the object — and the listing's news wakes this PxSecurity."""
+        before = next((c for c in ctx.old_status.get("conditions") or []
+                       if isinstance(c, Mapping) and c.get("type") == self.condition), None)
+        said = (Condition(self.condition, {"True": True, "False": False}.get(str(before.get("status"))),
+                          str(before.get("reason") or ""), str(before.get("message") or ""))
+                if before else Condition(self.condition, None, "Waiting", "the namespaces are being listed"))
+        return Outcome(conditions=[said], status=self.kept(ctx.old_status), wake=ctx.now + WAIT)
 
     def _write(self, ctx: Context, spec: PxSecuritySpec, p: tenants.Plan, by_name: Mapping[str, TenantSpec],
                desired: Mapping[str, tenants.Desired], signers: Mapping[str, str | None],
