@@ -173,6 +173,22 @@ def _selector_not_empty(selector: Mapping[str, Any]) -> bool:
     return bool(selector.get("matchLabels")) or bool(selector.get("matchExpressions"))
 
 
+def _signing_key_rule(rule_id: str, field: str, check: Callable[[Any], bool]) -> Rule:
+    """spec.<field>[].signingKey names a key spec.selfSigned configures (spec.tokens, spec.tenants)."""
+    return Rule(
+        rule_id,
+        "spec",
+        f"!has(self.{field}) || self.{field}.all(t, !has(t.signingKey) || "
+        "(t.signingKey == 'SharedSecret' && has(self.selfSigned) && has(self.selfSigned.sharedSecret)) || "
+        "(t.signingKey == 'RSA' && has(self.selfSigned) && has(self.selfSigned.rsa)) || "
+        "(t.signingKey == 'ECDSA' && has(self.selfSigned) && has(self.selfSigned.ecdsa)))",
+        f"spec.{field}[].signingKey must name a key configured in spec.selfSigned: SharedSecret needs "
+        "sharedSecret, RSA needs rsa, ECDSA needs ecdsa",
+        check,
+        field_path=f".{field}",
+    )
+
+
 def _qualified_keys(mapping: Mapping[str, Any]) -> bool:
     return all(len(key) <= QUALIFIED_KEY_MAX and re2_search(QUALIFIED_KEY, key) for key in mapping)
 
@@ -457,18 +473,7 @@ RULES: Final[tuple[Rule, ...]] = (
         lambda spec: not spec.get("tokens") or "selfSigned" in spec,
         field_path=".tokens",
     ),
-    Rule(
-        "token-signing-key-configured",
-        "spec",
-        "!has(self.tokens) || self.tokens.all(t, !has(t.signingKey) || "
-        "(t.signingKey == 'SharedSecret' && has(self.selfSigned) && has(self.selfSigned.sharedSecret)) || "
-        "(t.signingKey == 'RSA' && has(self.selfSigned) && has(self.selfSigned.rsa)) || "
-        "(t.signingKey == 'ECDSA' && has(self.selfSigned) && has(self.selfSigned.ecdsa)))",
-        "spec.tokens[].signingKey must name a key configured in spec.selfSigned: SharedSecret needs "
-        "sharedSecret, RSA needs rsa, ECDSA needs ecdsa",
-        _token_signing_keys_configured,
-        field_path=".tokens",
-    ),
+    _signing_key_rule("token-signing-key-configured", "tokens", _token_signing_keys_configured),
     Rule(
         "tenant-name",
         "spec.tenants[*].name",
@@ -493,18 +498,7 @@ RULES: Final[tuple[Rule, ...]] = (
         lambda spec: not spec.get("tenants") or "selfSigned" in spec,
         field_path=".tenants",
     ),
-    Rule(
-        "tenant-signing-key-configured",
-        "spec",
-        "!has(self.tenants) || self.tenants.all(t, !has(t.signingKey) || "
-        "(t.signingKey == 'SharedSecret' && has(self.selfSigned) && has(self.selfSigned.sharedSecret)) || "
-        "(t.signingKey == 'RSA' && has(self.selfSigned) && has(self.selfSigned.rsa)) || "
-        "(t.signingKey == 'ECDSA' && has(self.selfSigned) && has(self.selfSigned.ecdsa)))",
-        "spec.tenants[].signingKey must name a key configured in spec.selfSigned: SharedSecret needs "
-        "sharedSecret, RSA needs rsa, ECDSA needs ecdsa",
-        _tenant_signing_keys_configured,
-        field_path=".tenants",
-    ),
+    _signing_key_rule("tenant-signing-key-configured", "tenants", _tenant_signing_keys_configured),
     Rule(
         "tenant-no-admin-role",
         "spec.tenants[*].roles",
