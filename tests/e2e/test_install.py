@@ -53,7 +53,7 @@ SERVED = (CRD_WATCH
           | grants("pxsecurities.pxsec.dev", "get list watch")
           | grants("pxsecurities.pxsec.dev/status", "patch")
           | grants("pxsecurities.pxsec.dev/finalizers", "update")
-          | grants("secrets", "get list watch create patch delete")
+          | grants("secrets", "get list watch create patch")
           | grants("configmaps", "get list watch create patch")
           | grants("events", "create get patch")
           | grants("storageclusters.core.libopenstorage.org", "get list watch patch")
@@ -132,7 +132,7 @@ def test_the_namespaced_install_cannot_touch_secrets_elsewhere(installed: Instal
     if installed.mode == "cluster-wide":
         assert allowed("get", "secrets", "-n", OTHER_NS)  # by design: it serves every namespace
         return
-    for verb in ("get", "list", "watch", "create", "patch", "delete"):
+    for verb in ("get", "list", "watch", "create", "patch"):
         for namespace in (OTHER_NS, "kube-system", OPERATOR_NS):
             assert not allowed(verb, "secrets", "-n", namespace), f"{verb} secrets in {namespace}"
     for args in (("get", "secret", "not-yours", "-n", OTHER_NS), ("get", "secrets", "-A")):

@@ -29,7 +29,7 @@ import jwt
 import kubernetes
 import pytest
 
-from pxsec.devcluster.cluster import Cluster, OperatorProcess
+from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from pxsec.devcluster.controlplane import free_port
 from tests.e2e.conftest import apply, condition, pxsec
 from tests.support.helpers import get_json, wait_for
@@ -234,6 +234,8 @@ def test_an_emergency_rotation_ends_when_every_node_rejects_the_old_key(
     spec = copy.deepcopy(PXSECURITY)
     spec["spec"]["rotation"] = {"emergency": True}
     spec["spec"]["deletionPolicy"] = "Delete"
+    # The optional RBAC piece that lets the operator delete Secrets (not in the default allow-list).
+    cluster.install_kustomization(project_root() / "manifests" / "optional" / "delete-secrets")
     addresses = bring_up(cluster, namespace, spec)
     leaked = base64.b64decode(get_json(cluster, "secret", "px-jwt-ecdsa", "-n", namespace)["data"]["private.pem"])
     copied = outside_token(leaked, "ES256")  # a copy of a token signed with the key that leaked

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pxsec.devcluster.cluster import Cluster, OperatorProcess
+from pxsec.devcluster.cluster import Cluster, OperatorProcess, project_root
 from pxsec.spec import parse_spec
 from pxsec.verify import VerifyKeys
 from tests.e2e.conftest import apply, pxsec
@@ -106,6 +106,8 @@ def secret(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None
 def test_tenant_tokens_follow_the_namespaces_and_never_touch_what_is_not_theirs(
         cluster: Cluster, operator: OperatorProcess, namespace: str, spaces: Namespaces) -> None:
     a = [spaces.name(f"a{i}") for i in range(3 * WAVE)]
+    # The optional RBAC piece that lets the operator delete Secrets (not in the default allow-list).
+    cluster.install_kustomization(project_root() / "manifests" / "optional" / "delete-secrets")
     b = [spaces.name(f"b{i}") for i in range(3 * WAVE)]
     both, foreign = spaces.name("both"), spaces.name("foreign")
     # Before anything: a foreign px-user-token where team-a will be, and the PxSecurity's own namespace labelled.

@@ -198,8 +198,14 @@ class FakeGateway:
     def serves(self, namespace: str) -> bool:
         return not self.served or namespace in self.served
 
+    may_delete = True  # False: deletes are refused as without the optional RBAC piece (403)
+    delete_attempts = 0
+
     def delete_secret(self, namespace: str, name: str, uid: str, resource_version: str) -> bool:
+        self.delete_attempts += 1
         self._write("delete", "Secret", name)
+        if not self.may_delete:
+            raise GatewayError(f"delete secret {name}: 403 forbidden", 403)
         obj = self.secret(namespace, name)
         if obj is None:
             return False

@@ -105,6 +105,19 @@ def test_the_namespaced_role_has_the_cluster_roles_rules_less_the_crd_watch() ->
                               crd | {("", "namespaces", "", "list"), ("", "namespaces", "", "watch")}}
 
 
+def test_deleting_secrets_is_an_optional_piece_granting_exactly_that() -> None:
+    """Not in any install by default (the allow-list), one ClusterRole with `delete` on secrets when asked."""
+    for path in ("manifests/cluster-wide", "manifests/namespaced"):
+        rules = [r for k, r in rbac(kustomize(path)).items() if k[0] in ("ClusterRole", "Role")]
+        assert not [a for atoms in rules for a in atoms if a[3] == "delete"], path
+    optional = kustomize("manifests/optional/delete-secrets")
+    roles = {k: v for k, v in rbac(optional).items() if k[0] == "ClusterRole"}
+    assert roles == {("ClusterRole", "", "px-security-operator-delete-secrets"): {("", "secrets", "", "delete")}}
+    binding = next(d for d in optional if d["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "px-security-operator",
+                                    "namespace": "pxsec-system"}]
+
+
 @pytest.mark.parametrize("path", [
     pytest.param("manifests/cluster-wide", id="kustomize-cluster-wide"),
     pytest.param("manifests/namespaced", id="kustomize-namespaced"),

@@ -43,7 +43,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   verbs: [update]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch{{ if .Values.rbac.deleteSecrets }}, delete{{ end }}]
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch]

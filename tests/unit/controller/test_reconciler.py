@@ -663,6 +663,22 @@ def test_a_shared_secret_rotation_switches_through_approval_and_re_mints_in_that
         assert gw.secret(NS, "px-shared-secret-r1") is not None
 
 
+def test_without_the_delete_permission_a_replaced_key_is_kept_and_said() -> None:
+    gw = settled_running_world("Delete")
+    gw.may_delete = False
+    said = []
+    for value in ("1", "2"):  # the second rotation drops px-shared-secret-r1, which this PxSecurity made
+        annotate(gw, "pxsec.dev/rotate-shared-secret", value)
+        for i in range(6):
+            if i == 3:
+                approve(gw, status(gw)["pendingChange"]["id"])
+            reconcile(gw)
+            said += [e.message for e in gw.events if e.reason == "ReplacedKeyKept"]
+    assert gw.secret(NS, "px-shared-secret-r1") is not None and gw.delete_attempts == 1
+    assert any("px-shared-secret-r1" in m and "may not delete Secrets" in m for m in said), said
+    assert status(gw)["rotation"]["sharedSecret"]["to"] == "px-shared-secret-r2"
+
+
 def test_removing_spec_rotation_keeps_the_secrets_rotations_made() -> None:
     gw = settled_running_world("Retain")
     annotate(gw, "pxsec.dev/rotate-shared-secret", "1")
@@ -760,3 +776,27 @@ def test_tenant_tokens_are_minted_once_then_cost_nothing_and_leave_per_their_pol
     gw.put("Namespace", "", "a2", {"metadata": {"labels": {}}})  # a2 leaves team-a (Orphan)
     reconcile(gw)
     assert gw.secret("b1", "px-user-token") is None and gw.secret("a2", "px-user-token") is not None
+
+
+def test_without_the_delete_permission_a_leaving_tenant_secret_is_kept_said_and_not_asked_for_each_pass() -> None:
+    gw = world(TENANTS)
+    gw.put("Namespace", "", "b1", {"metadata": {"labels": {"team": "b"}}})
+    now = [NOW]
+    reconciler = Reconciler(gw, clock=lambda: now[0], prober=NoNetwork())  # type: ignore[arg-type]
+    reconciler.reconcile(KEY)
+    gw.may_delete = False
+    gw.put("Namespace", "", "b1", {"metadata": {"labels": {}}})
+    gw.clear_writes()
+    reconciler.reconcile(KEY)
+    assert gw.writes.count(("delete", "Secret", "px-user-token")) == 0  # refused: nothing deleted
+    assert gw.secret("b1", "px-user-token") is not None
+    problems = next(r for r in status(gw)["tenants"] if r["name"] == "team-b")["problems"]
+    assert "the operator may not delete Secrets" in problems[0] and "manifests/optional/delete-secrets" in problems[0]
+    assert gw.delete_attempts == 1
+    now[0] += dt.timedelta(minutes=1)
+    reconciler.reconcile(KEY)  # within the pause: said again, not asked again
+    assert status(gw)["tenants"][1]["problems"] == problems and gw.delete_attempts == 1
+    gw.may_delete = True  # granted: tried again after the pause
+    now[0] += dt.timedelta(minutes=10)
+    reconciler.reconcile(KEY)
+    assert gw.secret("b1", "px-user-token") is None

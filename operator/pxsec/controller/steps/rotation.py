@@ -23,10 +23,14 @@ from typing import Any
 
 from pxsec import conditions, rotation, sharedrotation, tokens
 from pxsec.conditions import Condition
+from pxsec.controller.kube.gateway import GatewayError
 from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.controller.steps.storagecluster import Seen
 from pxsec.events import Event
 from pxsec.spec import KeyRotation, PxSecuritySpec
+
+DELETE_GRANT = ("the optional RBAC piece manifests/optional/delete-secrets (chart: rbac.deleteSecrets) lets it "
+                "delete a Secret")
 
 
 @dataclass(frozen=True)
@@ -230,15 +234,21 @@ class KeyRotationStep(BaseStep):
                 continue
             meta = observed.metadata or {}
             ours = any(o.get("uid") == uid for o in meta.get("ownerReferences") or []) and bool(uid)
+            why = (f"deletionPolicy {ctx.spec.deletion_policy}" if ctx.spec.deletion_policy != "Delete"
+                   else "it was not made by this PxSecurity")
             if ctx.spec.deletion_policy == "Delete" and ours:
-                if self.gw.delete_secret(ctx.namespace, name, str(meta.get("uid") or ""), observed.resource_version):
-                    events.append(Event("Normal", "ReplacedKeyDeleted", (
-                        f"deleted Secret {name}: its {what} was replaced by a rotation and no Portworx pod "
-                        "mounts it any more (deletionPolicy Delete)")))
-            else:
-                why = (f"deletionPolicy {ctx.spec.deletion_policy}" if ctx.spec.deletion_policy != "Delete"
-                       else "it was not made by this PxSecurity")
-                events.append(Event("Normal", "ReplacedKeyKept", (
-                    f"Secret {name} is no longer given to Portworx (its {what} was replaced by a rotation) and "
-                    f"is kept ({why}): delete it when no copy of a token signed with it matters")))
+                try:
+                    if self.gw.delete_secret(ctx.namespace, name, str(meta.get("uid") or ""),
+                                             observed.resource_version):
+                        events.append(Event("Normal", "ReplacedKeyDeleted", (
+                            f"deleted Secret {name}: its {what} was replaced by a rotation and no Portworx pod "
+                            "mounts it any more (deletionPolicy Delete)")))
+                    continue
+                except GatewayError as exc:
+                    if exc.status != 403:
+                        raise
+                    why = f"the operator may not delete Secrets: {DELETE_GRANT}"
+            events.append(Event("Normal", "ReplacedKeyKept", (
+                f"Secret {name} is no longer given to Portworx (its {what} was replaced by a rotation) and "
+                f"is kept ({why}): delete it when no copy of a token signed with it matters")))
         return events

@@ -20,8 +20,9 @@ from typing import Any
 
 from pxsec import conditions, keyplan, tenants, tokens
 from pxsec.conditions import Condition
-from pxsec.controller.kube.gateway import Conflict
+from pxsec.controller.kube.gateway import Conflict, GatewayError, GatewayPort
 from pxsec.controller.steps import BaseStep, Context, Outcome
+from pxsec.controller.steps.rotation import DELETE_GRANT
 from pxsec.controller.steps.tokens import trusted_view
 from pxsec.events import Event
 from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TenantSpec, TokenSpec
@@ -29,6 +30,7 @@ from pxsec.spec import KEY_AUTH_TOKEN, PxSecuritySpec, TenantSpec, TokenSpec
 WRITERS = 8  # writes in flight at once: 2,000 namespaces are 2,000 creates
 WAIT = dt.timedelta(seconds=2)  # a listing not in yet, or a write that raced: looked at again this soon
 PURPOSE = "tenant-token"
+FORBIDDEN_PAUSE = dt.timedelta(minutes=10)  # after a refused delete: the RBAC is not granted in a second
 
 
 def token_spec(tenant: TenantSpec) -> TokenSpec:
@@ -40,6 +42,10 @@ class TenantSync(BaseStep):
     condition = conditions.TENANTS_READY
     needs = ("storagecluster", "rotation", "keys")
     fields = ("tenants",)
+
+    def __init__(self, gateway: GatewayPort) -> None:
+        super().__init__(gateway)
+        self.forbidden_until: dt.datetime | None = None  # a delete was refused (403): not tried before then
 
     def run(self, ctx: Context) -> Outcome:
         spec = ctx.spec
@@ -106,7 +112,13 @@ class TenantSync(BaseStep):
         def one(w: tenants.Write) -> tuple[tenants.Write, dt.datetime | None] | None:
             try:
                 if w.action == "delete":
-                    self.gw.delete_secret(w.namespace, w.secret, w.uid, w.version)
+                    try:
+                        self.gw.delete_secret(w.namespace, w.secret, w.uid, w.version)
+                    except GatewayError as exc:
+                        if exc.status != 403:
+                            raise
+                        refused.append(w)
+                        return None
                     return w, None
                 tenant, want, kind = by_name[w.tenant], desired[w.tenant], signers[w.tenant]
                 assert kind is not None
@@ -124,13 +136,27 @@ class TenantSync(BaseStep):
             except Conflict:
                 return None  # someone wrote it meanwhile: the watch says what, and the next pass decides
 
-        if not p.writes:
-            return [], 0
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(WRITERS, len(p.writes)),
-                                                   thread_name_prefix="pxsec-tenants") as pool:
-            results = list(pool.map(one, p.writes))
+        refused: list[tenants.Write] = []
+        if self.forbidden_until is not None and ctx.now < self.forbidden_until:
+            # Refused before (no delete permission): not asked again for a while, said instead.
+            refused = [w for w in p.writes if w.action == "delete"]
+            p.writes = [w for w in p.writes if w.action != "delete"]
+        if p.writes:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=min(WRITERS, len(p.writes)),
+                                                       thread_name_prefix="pxsec-tenants") as pool:
+                results = list(pool.map(one, p.writes))
+        else:
+            results = []
         done = [r for r in results if r is not None]
-        return done, len(results) - len(done)
+        if refused:
+            if self.forbidden_until is None or ctx.now >= self.forbidden_until:
+                self.forbidden_until = ctx.now + FORBIDDEN_PAUSE
+            for w in refused:
+                if w.tenant in p.reports:
+                    p.reports[w.tenant].problem(
+                        f"Secret {w.namespace}/{w.secret} is kept although its namespace left the tenant "
+                        f"(onNamespaceExit Delete): the operator may not delete Secrets; {DELETE_GRANT}")
+        return done, len(results) - len(done) - sum(1 for w in refused if w in p.writes)
 
     def _outcome(self, ctx: Context, p: tenants.Plan, done: list[tuple[tenants.Write, dt.datetime | None]],
                  raced: int) -> Outcome:
