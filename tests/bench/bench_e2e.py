@@ -7,7 +7,9 @@ Starts its own control plane (etcd, kube-apiserver, kube-controller-manager) who
 the operator's get and list requests (Metadata level: names, never bodies), installs the CRDs and the
 operator's RBAC from PATH (default: this checkout), and runs that version's operator
 (PYTHONPATH=PATH/operator) as its ServiceAccount. Every PxSecurity lives in its own namespace and has the
-same shape: a shared secret, an ECDSA P-256 key pair and one HS256 token. Then, in order:
+same shape: a shared secret, an ECDSA P-256 key pair and one HS256 token (with --shape storagecluster also
+`storageCluster: {name: px-cluster}`, a StorageCluster that does not exist: the shape nearly every user's
+PxSecurity has). Then, in order:
 
   single  --single objects one after another: create -> Ready (Ready=True at the current generation, as a
           watch of the bench sees it), median / min / max. One warm-up object before them is reported apart.
@@ -77,13 +79,19 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+SHAPES = ("plain", "storagecluster")
+SHAPE = "plain"  # --shape: "storagecluster" names a StorageCluster (absent), as nearly every user's PxSecurity does
+
+
 def pxsecurity(namespace: str) -> dict[str, Any]:
-    """The workload: shared secret (HS256), ECDSA P-256 key pair, one token signed with the shared secret."""
+    """The workload: shared secret (HS256), ECDSA P-256 key pair, one token signed with the shared secret;
+    with --shape storagecluster also `storageCluster: {name: px-cluster}` (that StorageCluster does not exist)."""
     return {
         "apiVersion": GROUP_VERSION,
         "kind": "PxSecurity",
         "metadata": {"name": NAME, "namespace": namespace},
         "spec": {
+            **({"storageCluster": {"name": "px-cluster"}} if SHAPE == "storagecluster" else {}),
             "selfSigned": {
                 "issuer": "bench.pxsec.dev",
                 "sharedSecret": {},
@@ -679,8 +687,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operator-arg", action="append", default=[], metavar="ARG",
                         help="an extra argument of `pxsec operator` (repeatable), e.g. --operator-arg=--verbose")
     parser.add_argument("--label", default="", help="a name for this run in the output")
+    parser.add_argument("--shape", choices=SHAPES, default="plain",
+                        help="the workload: plain, or storagecluster (each PxSecurity names an absent StorageCluster)")
     parser.add_argument("--workdir", type=Path, default=None, help="logs and a copy of the audit log go here")
     args = parser.parse_args(argv)
+    global SHAPE
+    SHAPE = args.shape
 
     wall_start = time.monotonic()
     root = (args.operator_root or project_root()).resolve()
