@@ -1,7 +1,8 @@
 """`make bench-e2e`: the operator end to end on a fresh local control plane, measured — never asserted.
 
     .venv/bin/python -m tests.bench.bench_e2e [--objects 200] [--single 10] [--noise 5000] [--idle 30]
-                                              [--json out.json] [--operator-root PATH] [--operator-arg ARG ...]
+                                              [--shape plain|storagecluster] [--json out.json]
+                                              [--operator-root PATH] [--operator-arg ARG ...]
 
 Starts its own control plane (etcd, kube-apiserver, kube-controller-manager) whose audit log also records
 the operator's get and list requests (Metadata level: names, never bodies), installs the CRDs and the
