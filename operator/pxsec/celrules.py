@@ -155,18 +155,16 @@ def _token_signing_keys_configured(spec: Mapping[str, Any]) -> bool:
     )
 
 
-def _token_names_unique(tokens: list[Mapping[str, Any]]) -> bool:
-    names = [token["secretName"] for token in tokens]
-    return len(names) == len(set(names))
+def _unique(key: str) -> Callable[[list[Mapping[str, Any]]], bool]:
+    """The check of a list whose items' `key` values must differ (the CEL `exists_one` rules)."""
+    def check(items: list[Mapping[str, Any]]) -> bool:
+        names = [item[key] for item in items]
+        return len(names) == len(set(names))
+    return check
 
 
 def _tenant_signing_keys_configured(spec: Mapping[str, Any]) -> bool:
     return _token_signing_keys_configured({**spec, "tokens": spec.get("tenants", [])})
-
-
-def _tenant_names_unique(tenants: list[Mapping[str, Any]]) -> bool:
-    names = [t["name"] for t in tenants]
-    return len(names) == len(set(names))
 
 
 def _selector_not_empty(selector: Mapping[str, Any]) -> bool:
@@ -234,6 +232,12 @@ def cel_lifetime_seconds(expr: str) -> str:
     units = " : ".join(f"{expr}.endsWith('{unit}') ? {seconds}" for unit, seconds in LIFETIME_UNITS.items()
                        if unit != "s")
     return f"int({expr}.substring(0, {expr}.size() - 1)) * ({units} : 1)"
+
+
+# A lifetime within MAX_TOKEN_LIFETIME_SECONDS: ten digits at most can stay under the limit, which also keeps
+# CEL's int64 from overflowing (the format rule speaks for a value that does not match).
+_LIFETIME_MAX_CEL: Final = (f"!self.matches({_cel_str(TOKEN_LIFETIME)}) || (self.size() <= 11 && "
+                            f"{cel_lifetime_seconds('self')} <= {MAX_TOKEN_LIFETIME_SECONDS})")
 
 
 def _lifetime_within_max(value: str) -> bool:
@@ -358,9 +362,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "self-signed-token-lifetime-max",
         "spec.selfSigned.tokenLifetime",
-        # Ten digits at most can stay under the limit, which also keeps CEL's int64 from overflowing.
-        f"!self.matches({_cel_str(TOKEN_LIFETIME)}) || (self.size() <= 11 && "
-        f"{cel_lifetime_seconds('self')} <= {MAX_TOKEN_LIFETIME_SECONDS})",
+        _LIFETIME_MAX_CEL,
         f"spec.selfSigned.tokenLifetime must be at most 100 years ({MAX_TOKEN_LIFETIME_SECONDS // 86400}d, "
         "100y): a token's exp must stay a date Portworx and the operator can both represent",
         _lifetime_within_max,
@@ -450,7 +452,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "spec.tokens",
         "self.all(t, self.exists_one(u, u.secretName == t.secretName))",
         "spec.tokens[].secretName must be unique: each token is kept in its own Secret",
-        _token_names_unique,
+        _unique("secretName"),
     ),
     Rule(
         "token-secrets-distinct",
@@ -487,7 +489,7 @@ RULES: Final[tuple[Rule, ...]] = (
         "spec.tenants",
         "self.all(t, self.exists_one(u, u.name == t.name))",
         "spec.tenants[].name must be unique",
-        _tenant_names_unique,
+        _unique("name"),
     ),
     _dns_rule("tenant-secret-name", "spec.tenants[*].secretName", "Secret"),
     Rule(
@@ -554,8 +556,7 @@ RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "tenant-token-lifetime-max",
         "spec.tenants[*].tokenLifetime",
-        f"!self.matches({_cel_str(TOKEN_LIFETIME)}) || (self.size() <= 11 && "
-        f"{cel_lifetime_seconds('self')} <= {MAX_TOKEN_LIFETIME_SECONDS})",
+        _LIFETIME_MAX_CEL,
         "spec.tenants[].tokenLifetime must be at most 100 years",
         _lifetime_within_max,
     ),

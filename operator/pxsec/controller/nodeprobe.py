@@ -49,13 +49,10 @@ class NodeProber:
         with self._lock:
             pool = self._tls.get(ca)
             if pool is None:
-                if ca is not None:
-                    pool = urllib3.PoolManager(retries=False, timeout=self.timeout, maxsize=self.workers,
-                                               cert_reqs="CERT_REQUIRED", assert_hostname=False,
-                                               ca_cert_data=ca.decode("ascii", "replace"))
-                else:
-                    pool = urllib3.PoolManager(retries=False, timeout=self.timeout, maxsize=self.workers,
-                                               cert_reqs="CERT_REQUIRED", assert_hostname=False)
+                # Without a CA bundle urllib3 loads the system's.
+                pool = urllib3.PoolManager(retries=False, timeout=self.timeout, maxsize=self.workers,
+                                           cert_reqs="CERT_REQUIRED", assert_hostname=False,
+                                           ca_cert_data=ca.decode("ascii", "replace") if ca is not None else None)
                 if len(self._tls) > 8:  # CAs replaced over a long life: keep the few in use
                     self._tls.clear()
                 self._tls[ca] = pool

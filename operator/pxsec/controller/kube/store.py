@@ -76,8 +76,7 @@ def _reduced(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
                 annotations.get("volume.kubernetes.io/provisioner-deletion-secret-name"))
     if all(deletion):
         refs.append({"namespace": str(deletion[0]), "name": str(deletion[1])})
-    return {"metadata": {"name": (body.get("metadata") or {}).get("name")}, "secretRefs": refs,
-            "driver": csi.get("driver")}
+    return {"metadata": {"name": (body.get("metadata") or {}).get("name")}, "secretRefs": refs}
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 Notify = Callable[[str, str, str], None]  # (kind, namespace, name): may be called from any thread
@@ -89,7 +88,7 @@ class Entry:
     body: dict[str, Any] | None = None  # the watch's body at `version` (WHOLE kinds)
     held_version: str = ""  # what we last read live or wrote ...
     held: Any = None  # ... and its value (Secrets, ConfigMaps; WHOLE kinds keep only the version)
-    meta: dict[str, Any] | None = None  # the watch's metadata where kept (`_keeps_meta`), at `version`
+    meta: dict[str, Any] | None = None  # the watch's metadata where kept (`keeps_meta`), at `version`
     echo: str = ""  # the version our last write returned, until the watch reports it
     trusted: bool = False  # PxSecurity: see rule 4
     fresh: bool = False  # PxSecurity: an event of its own arrived since the last read

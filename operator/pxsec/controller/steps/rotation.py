@@ -118,11 +118,11 @@ class KeyRotationStep(BaseStep):
         out = Outcome()
 
         keys_plan = None
-        key_trigger = _annotation(ctx.cr, rotation.ANNOTATION) if triggers else None
+        key_trigger = _annotation(ctx.cr, rotation.ANNOTATION) if triggers else state.trigger or None
         if rotation.initial(ctx.spec) is not None or state.phase:
             keys_plan = self._keys(ctx, state, policy_spec, seen, running, done, waiting, key_trigger, triggers)
         nothing = []
-        if keys_plan is None and key_trigger:
+        if keys_plan is None and triggers and key_trigger:
             nothing.append(f"{rotation.ANNOTATION} asks for a rotation of the signing key, but there is none to "
                            "rotate: it needs spec.selfSigned.rsa or .ecdsa")
         sc = seen.coexistence.cluster
@@ -140,11 +140,13 @@ class KeyRotationStep(BaseStep):
         ctx.spec = self._effective(ctx.spec, keys_plan, shared_plan)
         out.events += self._events(keys_plan, state, shared_plan, shared_state)
         out.events += self._settle(ctx, keys_plan, shared_plan)
-        status = dict(rotation.write_state(
-            keys_plan, acknowledged(old, keys_plan.state.next.secret) if keys_plan and keys_plan.state.next
-            and keys_plan.state.phase in rotation.WAITING_FOR_NODES else None,
-            revoked(old, keys_plan.revoke.secret) if keys_plan and keys_plan.revoke else None) or {}
-        ) if keys_plan else {}
+        status: dict[str, Any] = {}
+        if keys_plan is not None:
+            nxt = keys_plan.state.next
+            waits = nxt is not None and keys_plan.state.phase in rotation.WAITING_FOR_NODES
+            status.update(rotation.write_state(
+                keys_plan, acknowledged(old, nxt.secret) if waits and nxt else None,
+                revoked(old, keys_plan.revoke.secret) if keys_plan.revoke else None) or {})
         shared_status = sharedrotation.write_state(
             shared_plan, acknowledged(old, shared_plan.state.next) if shared_plan.state.next else None)
         if shared_status:
@@ -161,6 +163,7 @@ class KeyRotationStep(BaseStep):
 
     def _keys(self, ctx: Context, state: rotation.State, spec_rotation: KeyRotation, seen: Seen, running: bool,
               done: bool, waiting: bool, trigger: str | None, triggers: bool) -> rotation.Plan:
+        """`trigger`: the annotation's value (the one last used when `triggers` is off: nothing starts)."""
         old = ctx.old_status
         ss = ctx.spec.self_signed
         assert ss is not None
@@ -170,7 +173,7 @@ class KeyRotationStep(BaseStep):
         nxt = state.next
         observed = rotation.Observed(
             now=ctx.now,
-            annotation=trigger if triggers else state.trigger or None,
+            annotation=trigger,
             mounted=frozenset(k.secret for k in mounted_keys),
             mounted_keys=mounted_keys,
             rollout_done=done,

@@ -103,11 +103,8 @@ class TenantSync(BaseStep):
         assert spec.self_signed is not None
         issuer = spec.self_signed.issuer
         cr = f"{ctx.namespace}/{ctx.name}"
-        labels_of = {}
-        for t in spec.tenants:
-            labels, annotations = keyplan.desired_metadata(ctx.name, PURPOSE, spec.secret_template.labels,
-                                                           spec.secret_template.annotations)
-            labels_of[t.name] = ({**labels, tenants.TENANT_LABEL: t.name}, annotations)
+        labels, template = keyplan.desired_metadata(ctx.name, PURPOSE, spec.secret_template.labels,
+                                                    spec.secret_template.annotations)
 
         def one(w: tenants.Write) -> tuple[tenants.Write, dt.datetime | None] | None:
             try:
@@ -125,13 +122,13 @@ class TenantSync(BaseStep):
                 claims = tokens.identity_claims(issuer, tenants.identity(tenant), ctx.now, want.lifetime)
                 token, _ = tokens.sign_claims(claims, kind, ring)
                 renew = tenants.renewal(tenant.name, w.namespace, ctx.now, want.lifetime)
-                labels, template = labels_of[tenant.name]
+                marked = {**labels, tenants.TENANT_LABEL: tenant.name}
                 annotations = {**template, **tenants.secret_annotations(cr, want, renew)}
                 data = {KEY_AUTH_TOKEN: token.encode("ascii")}
                 if w.action == "create":
-                    self.gw.create_secret(w.namespace, w.secret, data, labels, annotations)
+                    self.gw.create_secret(w.namespace, w.secret, data, marked, annotations)
                 else:
-                    self.gw.patch_tenant_secret(w.namespace, w.secret, data, labels, annotations, w.version)
+                    self.gw.patch_tenant_secret(w.namespace, w.secret, data, marked, annotations, w.version)
                 return w, renew
             except Conflict:
                 return None  # someone wrote it meanwhile: the watch says what, and the next pass decides
