@@ -241,6 +241,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     gateway = Gateway(store, scopes=_options.namespaces)
     _runtime = Runtime(ObservedReconciler(gateway), workers=_options.workers, metrics=Metrics(),
                        active=_options.lease is None, store=store)
+    gateway.fence = lambda: _runtime is not None and _runtime.active
     _runtime.loop = asyncio.get_running_loop()
     # Secrets, ConfigMaps and StorageClusters are watched outside kopf (kube/watches.py explains why).
     _watches = Watches(_options.namespaces, store)

@@ -227,3 +227,32 @@ def test_an_event_whose_response_was_lost_is_not_counted_twice(store: Store,
     api.request = landed_then_reset  # type: ignore[method-assign]
     gateway.event(CRRef("ns", "px", "uid"), "Warning", "SecretLost", "Secret s was deleted")
     assert [e["count"] for e in api.events.values()] == [1]
+
+
+def test_a_replica_that_lost_the_lease_writes_nothing_more(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fence is asked before every write and every Event attempt: a reconcile still running when the
+    Lease was lost, slowed by an API server that throttles, makes no request after it."""
+    from pxsec.controller.kube.gateway import CRRef, NotLeading
+
+    monkeypatch.setattr("pxsec.controller.kube.gateway.time.sleep", lambda seconds: None)
+    leading = [True]
+    api = FlakyEvents(429, 500)
+    gateway = Gateway.__new__(Gateway)
+    gateway.store, gateway.api = store, api  # type: ignore[assignment]
+    gateway.fence = lambda: leading[0]
+    real = api.request
+
+    def lose_after_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        leading[0] = False  # the Lease is lost while the first attempt is under way
+        return real(*args, **kwargs)
+
+    api.request = lose_after_first  # type: ignore[method-assign]
+    gateway.event(CRRef("ns", "px", "uid"), "Warning", "SecretLost", "Secret px-shared-secret was deleted")
+    assert (api.posted, api.attempts) == (0, 1)  # the 429 is not retried
+    scripted = ScriptedApi()
+    gateway.api = scripted  # type: ignore[assignment]
+    with pytest.raises(NotLeading):
+        gateway.create_secret("ns", "s", {"k": b"v"}, {}, {})
+    with pytest.raises(NotLeading):
+        gateway.delete_secret("ns", "s", "uid", "1")
+    assert scripted.requests == []

@@ -63,6 +63,10 @@ class Conflict(GatewayError):
     """409: the object changed (or appeared) since it was read."""
 
 
+class NotLeading(GatewayError):
+    """This replica lost the Lease: a reconcile still running writes nothing more (the new leader does)."""
+
+
 class NamespaceTerminating(GatewayError):
     """403 because the namespace is being deleted: nothing to do, and nothing to retry."""
 
@@ -146,7 +150,17 @@ class Gateway:
 
     Every read asks the store first (its docstring has the rule) and tells it what a live read found;
     every write runs inside `Store.writing`, so the store knows the echo to come and what a later read
-    of that version should answer."""
+    of that version should answer.
+
+    `fence`, when set, says whether this process may write now (the runtime: while it holds the Lease).
+    Every write asks it first — each attempt of an Event too — so a reconcile that was running when the
+    Lease was lost, slowed by a throttling or failing API server, writes nothing after it."""
+
+    fence: Callable[[], bool] | None = None
+
+    def _fenced(self, what: str) -> None:
+        if self.fence is not None and not self.fence():
+            raise NotLeading(f"{what}: not written, this replica no longer holds the Lease")
 
     def __init__(self, store: Store, client: kubernetes.client.ApiClient | None = None,
                  scopes: tuple[str, ...] = ()) -> None:
@@ -176,6 +190,7 @@ class Gateway:
                keep: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
         """One write, its outcome told to the store; `keep` makes what a later read of the response's
         version answers (None: nothing is kept, the next read is live)."""
+        self._fenced(what)
         query = [("fieldManager", manager)] + ([("force", "true")] if force else [])
         with self.store.writing(kind, namespace, name) as write:
             try:
@@ -248,6 +263,7 @@ class Gateway:
         """Delete exactly the Secret that was read (409 if it changed or was replaced since). False when it
         was already gone. The store learns it is absent at once; the watch's DELETED event wakes nobody (no
         PxSecurity depends on a Secret it deletes)."""
+        self._fenced(f"delete secret {name}")
         body = {"apiVersion": "v1", "kind": "DeleteOptions",
                 "preconditions": {"uid": uid, "resourceVersion": resource_version}}
         try:
@@ -386,6 +402,8 @@ class Gateway:
         # an API server that throttles, fails or drops the connection, as client-go's recorder retries, then
         # given up (the condition carries the same news).
         for attempt in range(EVENT_ATTEMPTS):
+            if self.fence is not None and not self.fence():
+                return  # the Lease is lost: the new leader says what is still news
             try:
                 try:
                     self.api.request("POST", core_path(cr.namespace, "events"), None, body)
