@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -231,10 +231,29 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs)
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff base for an operator of `on.event` handlers only: nothing.
+
+    The default storage deep-copies every body kopf receives (twice: its essence, then a progress-free copy)
+    to compute a diff that only `on.create/update/delete` handlers read; this operator has none (it diffs
+    the world itself, in the reconciler), so that was a tenth of its CPU per event in a burst, thrown away.
+    Nothing is ever stored: no annotation of kopf's is written to a PxSecurity."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _runtime, _elector, _election, _watches
     settings.posting.level = logging.WARNING  # kopf's own k8s Events: only problems
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     store = Store()

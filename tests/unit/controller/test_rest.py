@@ -23,18 +23,33 @@ class Pool:
     def __init__(self, *statuses: int) -> None:
         self.statuses = list(statuses)
         self.sent = 0
+        self.seen: list[tuple[str, str, dict[str, str]]] = []  # method, url, headers
 
-    def request(self, *args: Any, **kwargs: Any) -> Response:
+    def request(self, method: str, url: str, **kwargs: Any) -> Response:
         self.sent += 1
+        self.seen.append((method, url, dict(kwargs["headers"])))
         return Response(self.statuses.pop(0), retry_after="1")
+
+
+class Configuration:
+    """As kubernetes.client.Configuration: the host, and a bearer token its refresh hook may replace."""
+
+    def __init__(self) -> None:
+        self.host = "https://api:6443/"
+        self.token = "t1"
+        self.reads = 0
+
+    def auth_settings(self) -> dict[str, dict[str, str]]:
+        self.reads += 1
+        return {"BearerToken": {"type": "api_key", "in": "header", "key": "authorization",
+                                "value": f"Bearer {self.token}"}}
 
 
 class Client:
     def __init__(self, pool: Pool) -> None:
         self.rest_client = type("R", (), {"pool_manager": pool})()
-
-    def param_serialize(self, method: str, path: str, **kwargs: Any) -> tuple[str, str, dict[str, str], None, None]:
-        return method, "https://api" + path, dict(kwargs.get("header_params") or {}), None, None
+        self.configuration = Configuration()
+        self.default_headers = {"User-Agent": "pxsec-test"}
 
 
 @pytest.mark.parametrize(("statuses", "sent", "ok"), [
@@ -61,3 +76,26 @@ def test_a_throttled_request_is_sent_again(statuses: tuple[int, ...], sent: int,
                                                   ("nan", 1.0), ("-5", 0.0)])
 def test_retry_after_is_read_and_capped(header: str | None, seconds: float) -> None:
     assert rest._retry_after(header) == seconds
+
+
+def test_requests_carry_the_clients_credentials_read_again_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bearer header is the client's (its refresh hook may change it: a rotated ServiceAccount token),
+    read at most every AUTH_REUSE seconds rather than on every request; the URL is the client's host."""
+    clock = [100.0]
+    monkeypatch.setattr(rest.time, "monotonic", lambda: clock[0])
+    pool = Pool(200, 200, 200)
+    api = Client(pool)
+    client = rest.RestClient(api)  # type: ignore[arg-type]
+    client.request("GET", "/api/v1/namespaces/n s/secrets", query=[("labelSelector", "a=b,c"), ("limit", "5")])
+    api.configuration.token = "t2"
+    clock[0] += rest.AUTH_REUSE / 2
+    client.request("POST", "/api/v1/namespaces/ns/secrets", body={"a": 1})
+    clock[0] += rest.AUTH_REUSE
+    client.request("GET", "/api/v1/namespaces/ns/secrets/x")
+    (m1, url1, h1), (m2, _, h2), (m3, _, h3) = pool.seen
+    assert (m1, m2, m3) == ("GET", "POST", "GET")
+    assert url1 == "https://api:6443/api/v1/namespaces/n s/secrets?labelSelector=a%3Db%2Cc&limit=5"
+    assert h1 == {"User-Agent": "pxsec-test", "authorization": "Bearer t1", "Accept": "application/json"}
+    assert h2["authorization"] == "Bearer t1" and h2["Content-Type"] == "application/json"
+    assert h3["authorization"] == "Bearer t2" and "Content-Type" not in h3
+    assert api.configuration.reads == 2

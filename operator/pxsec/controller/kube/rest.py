@@ -3,7 +3,11 @@
 Why not the generated API classes: each call went through pydantic argument validation, model
 serialization and deserialization into typed models that the callers turned back into dicts — most of
 the operator's CPU in a burst, with nothing gained (the API server validates; the callers want dicts).
-Authentication (tokens, refreshed ServiceAccount tokens, client certificates, CA) stays the client's.
+Authentication (tokens, refreshed ServiceAccount tokens, client certificates, CA) stays the client's; only its
+request preparation is bypassed: `param_serialize` re-read the credentials (the kubeconfig loader's refresh hook)
+and re-computed the server URL on every request — about a fifth of a request's CPU in a burst. The bearer
+header is taken from the client at most every AUTH_REUSE seconds instead (client-go re-reads a ServiceAccount
+token file once a minute).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import threading
 import time
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import kubernetes
 import urllib3
@@ -24,6 +28,7 @@ MAX_RETRY_AFTER = 2.0
 REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read: a hung API server fails the reconcile, it is retried
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is YAML
+AUTH_REUSE = 10.0  # seconds a bearer header read from the client is used before it is read again
 
 
 class HttpError(Exception):
@@ -37,6 +42,23 @@ class HttpError(Exception):
 class RestClient:
     def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self.client = client
+        self._host = str(client.configuration.host).rstrip("/")
+        self._pool = client.rest_client.pool_manager
+        self._auth: dict[str, str] = {}
+        self._auth_until = float("-inf")
+        self._auth_lock = threading.Lock()
+
+    def _headers(self) -> dict[str, str]:
+        """The client's default headers (User-Agent) and its current bearer header, read again every
+        AUTH_REUSE seconds (the refresh hook re-reads a token file or runs an exec plugin)."""
+        now = time.monotonic()
+        with self._auth_lock:
+            if now >= self._auth_until:
+                settings = self.client.configuration.auth_settings()
+                auth = {s["key"]: str(s["value"]) for s in settings.values()
+                        if s.get("in") == "header" and s.get("value")}
+                self._auth, self._auth_until = {**self.client.default_headers, **auth}, now + AUTH_REUSE
+            return dict(self._auth)
 
     def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
                 body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
@@ -47,14 +69,16 @@ class RestClient:
              content_type: str = "application/json", accept: str = "application/json",
              timeout: tuple[float, float] = REQUEST_TIMEOUT, stream: bool = False) -> urllib3.BaseHTTPResponse:
         """The response of a 2xx request (`stream`: not read yet, e.g. a watch); HttpError otherwise."""
-        headers = {"Accept": accept}
+        headers = self._headers()
+        headers["Accept"] = accept
         if body is not None:
             headers["Content-Type"] = content_type
-        method, url, headers, _, _ = self.client.param_serialize(
-            method, path, query_params=query or [], header_params=headers, auth_settings=["BearerToken"])
+        url = self._host + path
+        if query:
+            url += "?" + urlencode(query, quote_via=quote)
         payload = None if body is None else json.dumps(body).encode()
         for attempt in range(THROTTLED_ATTEMPTS):
-            resp = self.client.rest_client.pool_manager.request(
+            resp = self._pool.request(
                 method, url, body=payload, headers=headers, preload_content=not stream,
                 timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
             # 429 means the API server did not process the request (API Priority and Fairness): any verb may

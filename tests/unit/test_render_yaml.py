@@ -1,0 +1,59 @@
+"""The render dumper's fast representer and remembered resolver write the same bytes as PyYAML's own
+SafeRepresenter and resolver with the same quoting rules: any data the renderers can produce, and strings
+chosen to need quoting (numbers, booleans and nulls of YAML 1.1 and 1.2, indicators, line breaks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pxsec import render
+
+
+class Reference(render._Dumper):  # type: ignore[misc,name-defined]
+    """The same dumper with PyYAML's general representer and resolver put back."""
+
+    represent_data = yaml.representer.BaseRepresenter.represent_data
+    resolve = yaml.resolver.BaseResolver.resolve
+
+
+def reference_text(obj: Any) -> str:
+    text: str = yaml.dump(obj, Dumper=Reference, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                          width=2**31 - 1)
+    return text
+
+
+TRICKY = ["", "1e3", "2E-5", "0o17", "0b101", "1_000", "y", "n", "Y", "yes", "No", "on", "null", "~", "true",
+          "False", ".inf", "-.inf", ".nan", "0x1F", "+1", "-", "- a", ": b", "a: b", "#c", "a #c", "'q'", '"d"',
+          "line\nbreak", " lead", "trail ", "tab\there", "ü", "日本", "\u2028", "${pvc.namespace}", "{x}", "[y]",
+          "*alias", "&anchor", "!tag", "%pct", "@at", "`tick", "|", ">", "?", ",", "2026-12-03", "12:30"]
+
+scalars = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12), st.integers(), st.booleans(), st.none())
+documents = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.one_of(st.sampled_from(TRICKY), st.text(max_size=8)), inner,
+                                            max_size=4)),
+    max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(documents)
+def test_the_fast_dumper_writes_what_pyyaml_writes(doc: Any) -> None:
+    assert render.to_text(doc) == reference_text(doc)
+
+
+def test_every_target_renders_as_pyyaml_renders_it() -> None:
+    from pxsec.spec import parse_spec
+
+    spec = parse_spec({
+        "storageCluster": {"name": "1e3"}, "oidc": {"issuer": "https://y/", "clientID": "null",
+                                                   "customClaimNamespace": "- a"},
+        "selfSigned": {"issuer": "0o17", "sharedSecret": {"secretName": "s"}, "ecdsa": {"secretName": "e"}},
+        "tokens": [{"secretName": "t", "subject": "a", "roles": ["system.user"]}]})
+    for target in render.TARGETS:
+        obj = render.render(spec, "n", target, cr_name="px")
+        assert render.to_text(obj) == reference_text(obj), target
