@@ -11,6 +11,7 @@ written only when it differs from what is there, so a reconcile of a Ready resou
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from pxsec import coexist, conditions, keyplan
 from pxsec.conditions import Condition, rfc3339
+from pxsec.controller import fanout
 from pxsec.controller.kube.gateway import GatewayError, GatewayPort, NamespaceTerminating
 from pxsec.controller.nodeprobe import NodeProber
 from pxsec.controller.oidcprobe import Prober
@@ -245,8 +247,9 @@ class Reconciler:
         # Events first: news is computed against the status read, so once that status is written (even
         # if its response is lost) the next reconcile has no news to say. Said before, a failed status
         # write makes the retry say it again, which counts the same Event (`Gateway.event`).
-        for ev in coalesce(events):
-            self.gw.event(ref, ev.type, ev.reason, ev.message)
+        # Each says other news: posted at once (`fanout`), all of them before the status.
+        fanout.run_all([functools.partial(self.gw.event, ref, ev.type, ev.reason, ev.message)
+                        for ev in coalesce(events)])
         if changed:
             self.gw.patch_status(ref.namespace, ref.name, status_patch(old, new))
             logger.info("%s/%s: status updated (%s; Ready=%s, %s)", ref.namespace, ref.name, ", ".join(changed),

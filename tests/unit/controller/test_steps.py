@@ -49,10 +49,11 @@ def test_a_fresh_object_creates_each_secret_once_then_writes_nothing() -> None:
     gw = FakeGateway()
     first = keys_status(gw, cr())
     # One write per Secret: created with our markers, nothing to apply (no template, deletionPolicy Retain),
-    # and one read each (to find it missing), none after our own create.
-    assert gw.writes == [("create", "Secret", "px-system-secrets"), ("create", "Secret", "px-shared-secret"),
-                         ("create", "Secret", "px-jwt-ecdsa")]
-    assert gw.reads == [("get", "Secret", n) for n in ("px-system-secrets", "px-shared-secret", "px-jwt-ecdsa")]
+    # and one read each (to find it missing), none after our own create. (Written at once: in any order.)
+    assert sorted(gw.writes) == [("create", "Secret", n) for n in ("px-jwt-ecdsa", "px-shared-secret",
+                                                                   "px-system-secrets")]
+    assert sorted(gw.reads) == [("get", "Secret", n) for n in ("px-jwt-ecdsa", "px-shared-secret",
+                                                               "px-system-secrets")]
     assert [e for e in first["events"]] == [("Normal", "SecretGenerated")] * 3
     assert {s["origin"] for s in first["secrets"]} == {"Generated"}
     gw.clear_writes()

@@ -6,12 +6,15 @@ telling a person. Its product, the key Secrets' data by name, is what the token 
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pxsec import coexist, conditions, keymaterial, keyplan, keypolicy
 from pxsec.conditions import Condition
+from pxsec.controller import fanout
 from pxsec.controller.kube.gateway import Conflict, GatewayPort
 from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.controller.steps.metadata import Fixed, owner_reference, sync_metadata
@@ -67,9 +70,15 @@ class KeySync(BaseStep):
         lost: list[str] = []
         unretained: list[str] = []
         notes: list[str] = []
-        for req in keyplan.requirements(spec):
+        reqs = keyplan.requirements(spec)
+        # The Secrets do not depend on each other: read, plan and write each at once (`fanout`), then take
+        # the results in the requirements' order, so status, Events and conditions read as before.
+        scratch = [KeysOutcome() for _ in reqs]
+        ensured = fanout.run_all([functools.partial(self._ensure, ns, name, req, recorded.get(req.name), spec,
+                                                    news, co, copy) for req, news in zip(reqs, scratch, strict=True)])
+        for req, news, (observed, plan) in zip(reqs, scratch, ensured, strict=True):
+            out.events += news.events
             shared = req.name in co.shared_secrets
-            observed, plan = self._ensure(ns, name, req, recorded.get(req.name), spec, out, co, copy)
             prev = recorded.get(req.name)
             if plan.action is Action.INVALID:
                 invalid.append(f"Secret {req.name}: {'; '.join(plan.problems)}")
@@ -207,17 +216,20 @@ class KeySync(BaseStep):
 
 class _RetainedCopy:
     """Our own Secret holding the values a StorageCluster uninstall deletes (`pxsec.coexist`): read at
-    most once per reconcile, written only when the values it should hold differ from what it holds."""
+    most once per reconcile (the key Secrets are ensured at once, so under a lock), written only when the
+    values it should hold differ from what it holds."""
 
     def __init__(self, gw: GatewayPort, namespace: str, name: str) -> None:
         self.gw, self.namespace, self.name = gw, namespace, name
         self._observed: Observed | None = None
         self._read = False
+        self._lock = threading.Lock()
 
     def read(self) -> Mapping[str, bytes]:
-        if not self._read:
-            self._observed = self.gw.read_secret(self.namespace, self.name)
-            self._read = True
+        with self._lock:
+            if not self._read:
+                self._observed = self.gw.read_secret(self.namespace, self.name)
+                self._read = True
         return self._observed.data if self._observed is not None else {}
 
     def keep(self, values: Mapping[str, bytes], cr_name: str, owner: dict[str, Any] | None) -> None:
