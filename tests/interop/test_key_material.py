@@ -38,7 +38,7 @@ NOW = datetime.datetime.fromtimestamp(T, datetime.UTC)
 ISSUER = "operator.portworx.io"
 CLAIMS = {"iss": ISSUER, "sub": "alice", "name": "Alice", "email": "alice@example.com", "roles": ["system.admin"],
           "iat": T - 600, "exp": T + 3600}
-CRAFTED = b"-----BEGIN A-----\n" * (1 << 20 // 18)  # ~1 MiB of BEGIN lines without an END
+CRAFTED = b"-----BEGIN A-----\n" * ((1 << 20) // 18)  # ~1 MiB of BEGIN lines without an END
 
 
 def framings(pem: bytes) -> dict[str, tuple[bytes, bool]]:
