@@ -220,8 +220,8 @@ def test_an_invalid_spec_counts_as_not_ready_in_the_metrics() -> None:
     (the real Metrics.observe with no spec to read), one reconcile of an unreadable spec is one `not_ready`."""
     runtime = Runtime(ObservedReconciler(world({"tokens": "not a list"}), clock=lambda: NOW), workers=1)
     runtime._reconcile(KEY)
-    counted = {s.labels["result"]: s.value for s in runtime.metrics.reconciles.collect()[0].samples
-               if s.name == "pxsec_reconciles_total"}
+    counted = {s.labels["result"]: s.value for metric in runtime.metrics.reconciles.collect()
+               for s in metric.samples if s.name == "pxsec_reconciles_total"}
     assert counted == {"ready": 0, "not_ready": 1, "skipped": 0, "error": 0}
 
 
