@@ -76,7 +76,11 @@ WORDS = ["y", "n", "yes", "No", "on", "OFF", "true", "False", "null", "~", "", "
          "1e400", ".inf", "-.Inf", ".nan", "99999999999999999999", "18446744073709551615", "9223372036854775808",
          "2030-01-01", "2030-1-2", "2030-01-01T00:00:00Z", "12:30:00", "<<", "0.", "00", "1e", "'1e3'", '"0o17"',
          "!!str 1", "!!int '12'", "!!int 1.5", "!!float 1", "!!bool yes", "!!null ~", "!!binary aGk=", "!foo bar",
-         "! 12", "a b", "px-cluster", "-x", "'y'", '"\\e[31m"', "|\n  text", ">-\n  folded"]
+         "! 12", "a b", "px-cluster", "-x", "'y'", '"\\e[31m"', "|\n  text", ">-\n  folded",
+         # tags over the edges of int64 and uint64 (issue 24: go-yaml converts an int to !!float, not a uint64)
+         "!!float 9223372036854775808", "!!float 9223372036854775807", "!!float -9223372036854775808",
+         "!!float 18446744073709551616", "!!int 9223372036854775808", "!!int 18446744073709551616", "!!float 0x10",
+         "!!float 0o17", "!!int 1e3", "!!str 0o17", "!!float 1_000"]
 KEYS = ["k", "y", "n", "1", "1e3", "0x10", "true", "'1'", "<<", "1.5", "~", "on"]
 
 

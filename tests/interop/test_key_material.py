@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from pxsec import gopem
+from pxsec import gopem, keymaterial
+from pxsec.keymaterial import KeyKind
 from pxsec.spec import parse_spec
 from pxsec.verify import VerifyKeys, verify
 from tests.interop import checker
@@ -38,7 +39,7 @@ NOW = datetime.datetime.fromtimestamp(T, datetime.UTC)
 ISSUER = "operator.portworx.io"
 CLAIMS = {"iss": ISSUER, "sub": "alice", "name": "Alice", "email": "alice@example.com", "roles": ["system.admin"],
           "iat": T - 600, "exp": T + 3600}
-CRAFTED = b"-----BEGIN A-----\n" * (1 << 20 // 18)  # ~1 MiB of BEGIN lines without an END
+CRAFTED = b"-----BEGIN A-----\n" * ((1 << 20) // 18)  # ~1 MiB of BEGIN lines without an END
 
 
 def framings(pem: bytes) -> dict[str, tuple[bytes, bool]]:
@@ -320,3 +321,16 @@ def certificate_cases() -> list[tuple[str, str, bytes, str, bool]]:
 def test_certificates_get_portworxs_verdict(binary: Path) -> None:
     problems = disagreements(binary, certificate_cases())
     assert not problems, "\n".join(problems)
+
+
+def test_the_operators_key_check_reads_public_pem_as_go_does() -> None:
+    """KeySync's `check_key_pair` on a key pair a user brings takes the same reading as `verify` (one loader),
+    so it must find a problem exactly where Go refuses the key: each framing and certificate above, whose
+    expectation the differentials confirm against Go. A certificate Go refuses (version 4 raised
+    `x509.InvalidVersion` past `except ValueError`) is a problem said in one line, never a raise."""
+    mismatches = []
+    for name, kind, pem, _token, readable in cases() + certificate_cases():
+        problems = keymaterial.check_key_pair(None, pem, KeyKind.RSA if kind == "rsa" else KeyKind.ECDSA)
+        if (problems == []) is not readable:
+            mismatches.append(f"{name}: Go {'reads' if readable else 'refuses'} it, check_key_pair says {problems}")
+    assert not mismatches, "\n".join(mismatches)

@@ -7,14 +7,21 @@ the CLI's hostile inputs (tests/hostile/test_cli_inputs_hostile.py), up to the 1
 What must hold: nothing raises (a raise would be an `InternalError` condition and a back-off loop for a
 value no retry fixes); every message is text without the marker planted in the value (a Secret's bytes
 never reach a condition, an Event or a log); and the same bytes get the same answer twice (the checks are
-memoized by value: a cached answer must be the computed one). The time each call takes is bounded by the
-linear readers (`pxsec.gopem`, `pxsec.gocert`, `pxsec.gorsa`): the suite finishes, it does not assert times.
+memoized by value: a cached answer must be the computed one). And each first call is bounded: at most
+`TIME_BOUND` seconds and `MEMORY_BOUND` bytes allocated at its peak for up to 1 MiB of input — the linear
+readers (`pxsec.gopem`, `pxsec.gocert`, `pxsec.gorsa`) take milliseconds; a check that runs in a reconcile
+holds the GIL, so a quadratic one stalls every other reconcile (the regular expression gopem replaced took
+minutes on the "begin lines" shape below).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +41,33 @@ TOKENS = ["eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJvcGVyYXRvci5wb3J0d29yeC5pbyJ9.c2ln",
 SETTINGS = settings(max_examples=60, derandomize=True, database=None, deadline=None, print_blob=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PEM = "-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+TIME_BOUND = 1.0  # seconds per call; the worst seen is 0.13 s (60,000 PEM header lines)
+MEMORY_BOUND = 64 * 2**20  # bytes allocated at the peak of one call; the worst seen is 3.2 MiB
+T = TypeVar("T")
+
+
+def _forget() -> None:
+    """Drop the memoized key checks, so that a measured call computes its answer."""
+    keymaterial._check_key_pair.cache_clear()
+    keymaterial.load_private_key.cache_clear()
+
+
+def bounded(call: Callable[[], T]) -> T:
+    """`call()`, failing the test if it took more than TIME_BOUND or allocated more than MEMORY_BOUND at its
+    peak. Timed and traced in two runs: tracing every allocation slows a call many times over."""
+    _forget()
+    started = time.perf_counter()
+    result = call()
+    elapsed = time.perf_counter() - started
+    _forget()
+    tracemalloc.start()
+    try:
+        call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed <= TIME_BOUND and peak <= MEMORY_BOUND, (elapsed, peak)
+    return result
 
 
 @st.composite
@@ -72,7 +106,7 @@ def said(*texts: object) -> str:
 @given(hostile(), st.sampled_from([KeyKind.RSA, KeyKind.ECDSA]), st.booleans())
 def test_key_pairs_users_bring(value: bytes, kind: KeyKind, as_private: bool) -> None:
     pair = (value, None) if as_private else (None, value)
-    first = keymaterial.check_key_pair(*pair, kind)
+    first = bounded(lambda: keymaterial.check_key_pair(*pair, kind))
     assert keymaterial.check_key_pair(*pair, kind) == first
     assert all(isinstance(p, str) and MARKER not in p and p.isprintable() for p in first), first
 
@@ -80,8 +114,8 @@ def test_key_pairs_users_bring(value: bytes, kind: KeyKind, as_private: bool) ->
 @SETTINGS
 @given(hostile())
 def test_shared_secrets_users_bring(value: bytes) -> None:
-    problems = keymaterial.check_shared_secret(value, "shared-secret")
-    problems += keymaterial.shared_secret_warnings(value, "shared-secret")
+    problems = bounded(lambda: keymaterial.check_shared_secret(value, "shared-secret"))
+    problems += bounded(lambda: keymaterial.shared_secret_warnings(value, "shared-secret"))
     assert MARKER not in said(*problems)
 
 
@@ -91,7 +125,7 @@ def test_shared_secrets_users_bring(value: bytes) -> None:
 def test_what_tokens_accepted_verifies_with(value: bytes, where: str, token: str) -> None:
     name, key = where.split("/")
     keys = VerifyKeys.from_secrets(SPEC, {name: {key: value}})
-    verdict = verify(token, SPEC, keys, NOW)
+    verdict = bounded(lambda: verify(token, SPEC, keys, NOW))
     assert not verdict.accepted
     assert MARKER not in said(verdict.reason, *verdict.warnings)
 
@@ -99,6 +133,6 @@ def test_what_tokens_accepted_verifies_with(value: bytes, where: str, token: str
 @SETTINGS
 @given(hostile())
 def test_whatever_a_token_secret_holds(value: bytes) -> None:
-    verdict = verify(value.decode("utf-8", "replace"), SPEC, VerifyKeys(shared_secret=b"s" * 64), NOW)
+    verdict = bounded(lambda: verify(value.decode("utf-8", "replace"), SPEC, VerifyKeys(shared_secret=b"s" * 64), NOW))
     assert not verdict.accepted
     assert MARKER not in said(verdict.reason, *verdict.warnings)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pxsec import conditions
+from pxsec import conditions, keymaterial
+from pxsec.controller.handlers import ObservedReconciler, Runtime
 from pxsec.controller.kube.gateway import GatewayError, NamespaceTerminating
 from pxsec.controller.reconciler import Reconciler, Result, describe, run_steps
 from pxsec.controller.steps import BaseStep, Context, Outcome
@@ -215,6 +216,31 @@ def test_an_invalid_spec_is_observed_as_not_ready() -> None:
     assert seen == [(None, ["Ready=False"])]
 
 
+def test_an_invalid_spec_counts_as_not_ready_in_the_metrics() -> None:
+    """Issue 24, finding 3: an InvalidSpec reconcile was counted `skipped`. Through the runtime's own counting
+    (the real Metrics.observe with no spec to read), one reconcile of an unreadable spec is one `not_ready`."""
+    runtime = Runtime(ObservedReconciler(world({"tokens": "not a list"}), clock=lambda: NOW), workers=1)
+    runtime._reconcile(KEY)
+    counted = {s.labels["result"]: s.value for metric in runtime.metrics.reconciles.collect()
+               for s in metric.samples if s.name == "pxsec_reconciles_total"}
+    assert counted == {"ready": 0, "not_ready": 1, "skipped": 0, "error": 0}
+
+
+def test_invalid_key_material_is_stalled_until_a_person_fixes_it() -> None:
+    """kstatus reports Failed only for `Stalled=True`: key material a user brought that is not a key needs a
+    person; once the Secret holds a key pair, Stalled goes."""
+    gw = world()
+    gw.put_secret(NS, "px-jwt-ecdsa", {"private.pem": b"not a key", "public.pem": b"-----BEGIN A-----\n" * 100})
+    reconcile(gw)
+    assert condition(gw, conditions.KEYS_READY) == ("False", "InvalidKeyMaterial")
+    assert condition(gw, conditions.STALLED) == ("True", "InvalidKeyMaterial")
+    private, public = keymaterial.generate_ecdsa("P-256")
+    gw.put_secret(NS, "px-jwt-ecdsa", {"private.pem": private, "public.pem": public})
+    reconcile(gw)
+    assert condition(gw, conditions.READY) == ("True", "Ready")
+    assert conditions.STALLED not in {c["type"] for c in status(gw)["conditions"]}
+
+
 def test_waiting_is_not_stalled() -> None:
     gw = world(TARGETED)  # the StorageCluster does not exist yet: it may come
     reconcile(gw)
@@ -293,6 +319,7 @@ def test_every_refused_write_is_its_steps_condition(method: str, setup: Callable
     assert reconcile(gw).outcome.failed
     assert condition(gw, failed_type) == ("False", "RejectedByAPIServer")
     assert "RejectedByAPIServer" in reasons(gw)
+    assert condition(gw, conditions.STALLED) == ("True", "RejectedByAPIServer")  # kstatus: Failed
 
 
 def test_a_refused_status_write_goes_to_the_work_queue() -> None:
