@@ -10,7 +10,9 @@ non-zero exit — never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -145,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head -1`): nothing to say, as with any Unix tool; stdout goes to /dev/null
+        # so that Python's own flush at exit does not raise it again. 141 = 128 + SIGPIPE, as a shell reports.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except UsageError as exc:
         print(f"pxsec: error: {exc}", file=sys.stderr)
         return 2

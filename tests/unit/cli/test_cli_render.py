@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,16 @@ def test_as_a_process_stdout_is_exactly_the_rendering() -> None:
     assert result.returncode == 0, result.stderr
     spec, name = load_example(example)
     assert result.stdout == render_text(spec, "default", "storagecluster", cr_name=name).encode("utf-8")
+
+
+def test_a_reader_that_went_away_ends_it_quietly(tmp_path: Path) -> None:
+    """`pxsec render … | head -1`: the pipe closes before the output is written; no error line, exit 141
+    (128 + SIGPIPE, what a shell reports for a tool killed by it), as any Unix tool behaves."""
+    example = Path(__file__).resolve().parents[3] / "examples" / "all-together.yaml"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "pxsec", "render", "-f", str(example), "--target", "daemonset"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the interpreter has started and rendered anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141 and err == b""
