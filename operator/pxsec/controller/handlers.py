@@ -31,6 +31,7 @@ from typing import Any, cast
 import kopf
 
 from pxsec.conditions import Condition
+from pxsec.controller import fanout
 from pxsec.controller.kube.gateway import Gateway
 from pxsec.controller.kube.store import PXSECURITY, Store
 from pxsec.controller.kube.watches import Watches
@@ -133,7 +134,8 @@ class Runtime:
         try:
             # The reconciler registers what it depends on *before* it reads those objects: an object that
             # appears while the reconcile runs then marks the key dirty instead of slipping through.
-            result = self.reconciler.reconcile(key, lambda deps: self._watch(key, deps))
+            with fanout.reconciling():
+                result = self.reconciler.reconcile(key, lambda deps: self._watch(key, deps))
         except Exception:
             self.metrics.count("error", time.monotonic() - started)
             raise
