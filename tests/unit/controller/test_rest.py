@@ -24,11 +24,26 @@ class Pool:
         self.statuses = list(statuses)
         self.sent = 0
         self.seen: list[tuple[str, str, dict[str, str]]] = []  # method, url, headers
+        self.direct = 0  # requests sent through the server's own pool (not the PoolManager)
 
     def request(self, method: str, url: str, **kwargs: Any) -> Response:
         self.sent += 1
         self.seen.append((method, url, dict(kwargs["headers"])))
         return Response(self.statuses.pop(0), retry_after="1")
+
+    def connection_from_url(self, url: str) -> Server:
+        """As PoolManager's: the one server's HTTPSConnectionPool (its urlopen takes the request URI)."""
+        return Server(self, url)
+
+
+class Server:
+    def __init__(self, pool: Pool, url: str) -> None:
+        self.pool, self.url = pool, url
+
+    def urlopen(self, method: str, uri: str, **kwargs: Any) -> Response:
+        assert uri.startswith("/") and kwargs["assert_same_host"] is False and kwargs["redirect"] is False
+        self.pool.direct += 1
+        return self.pool.request(method, self.url + uri, **kwargs)
 
 
 class Configuration:
@@ -36,6 +51,7 @@ class Configuration:
 
     def __init__(self) -> None:
         self.host = "https://api:6443/"
+        self.proxy: str | None = None
         self.token = "t1"
         self.reads = 0
 
@@ -98,4 +114,12 @@ def test_requests_carry_the_clients_credentials_read_again_after_a_while(monkeyp
     assert h1 == {"User-Agent": "pxsec-test", "authorization": "Bearer t1", "Accept": "application/json"}
     assert h2["authorization"] == "Bearer t1" and h2["Content-Type"] == "application/json"
     assert h3["authorization"] == "Bearer t2" and "Content-Type" not in h3
-    assert api.configuration.reads == 2
+    assert api.configuration.reads == 2 and pool.direct == 3
+
+
+def test_through_a_proxy_the_pool_manager_sends_it() -> None:
+    pool = Pool(200)
+    api = Client(pool)
+    api.configuration.proxy = "http://proxy:3128"
+    rest.RestClient(api).request("GET", "/api/v1/namespaces")  # type: ignore[arg-type]
+    assert pool.seen[0][1] == "https://api:6443/api/v1/namespaces" and pool.direct == 0
