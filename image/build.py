@@ -371,7 +371,10 @@ def _clean_debian(root: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)
     os.chown(home, UID, UID)
-    (root / "var/run/secrets/kubernetes.io/serviceaccount").mkdir(parents=True, exist_ok=True)
+    # Where the ServiceAccount volume is mounted. Not through var/run: it is a link to the absolute /run,
+    # which the build (outside the image) would follow to the host's own /run.
+    assert os.readlink(root / "var/run") == "/run"
+    (root / "run/secrets/kubernetes.io/serviceaccount").mkdir(parents=True)
 
 
 def _build_env(downloads: Path) -> Path:
