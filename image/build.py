@@ -298,8 +298,9 @@ def build(out: Path, work: Path, downloads: Path) -> None:
     rootfs.prune_records(site)
 
     step("bytecode: the image's python3 -m compileall --invalidation-mode unchecked-hash")
-    run([shutil.which("chroot") or "/usr/sbin/chroot", str(root), "/usr/bin/python3", "-m", "compileall", "-q", "-j", "1",
-         "--invalidation-mode", "unchecked-hash", "/usr/lib/python3", f"/usr/lib/python{PYTHON}", SITE],
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    run([chroot, str(root), "/usr/bin/python3", "-m", "compileall", "-q", "-j", "1", "--invalidation-mode",
+         "unchecked-hash", "/usr/lib/python3", f"/usr/lib/python{PYTHON}", SITE],
         env={"PATH": "/usr/bin", "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}, log=logfile)
     for path in (root / "dev", root / "tmp", root / "root"):
         shutil.rmtree(path, ignore_errors=True)
