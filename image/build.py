@@ -66,8 +66,10 @@ SOURCES = ("pyproject.toml", "README.md", "operator")
 DEPLOYMENT = "manifests/operator/deployment.yaml"
 # Debian tools the build and the container test use, by the package that has them.
 HOST_TOOLS = {"mmdebstrap": "mmdebstrap", "umoci": "umoci", "skopeo": "skopeo", "runc": "runc"}
-# Installed but never imported at run time (neither pxsec nor kopf imports kubernetes.aio: 68 MiB), and tests.
-UNUSED = ("kubernetes/aio", "certifi/tests", "websocket/tests")
+# Installed but never imported at run time (neither pxsec nor kopf imports kubernetes.aio: 68 MiB; aiohttp's
+# pytest plugin and its test helpers), and the packages' own tests (also every test_*.py, *_test.py below).
+UNUSED = ("kubernetes/aio", "certifi/tests", "websocket/tests", "aiohttp/pytest_plugin.py", "aiohttp/test_utils.py",
+          "annotated_types/test_cases.py")
 
 
 class BuildError(RuntimeError):
@@ -292,16 +294,25 @@ def build(out: Path, work: Path, downloads: Path) -> None:
          *map(str, wheels)], env=env, log=logfile)
     shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts with the host's shebang
     for unused in UNUSED:
-        shutil.rmtree(site / unused, ignore_errors=True)
+        if (site / unused).is_dir():
+            shutil.rmtree(site / unused)
+        else:
+            (site / unused).unlink()
+    for pattern in ("test_*.py", "*_test.py", "conftest.py"):
+        for test in site.rglob(pattern):
+            test.unlink()
     for direct_url in site.glob("*.dist-info/direct_url.json"):  # records the build's path
         direct_url.unlink()
     rootfs.prune_records(site)
 
     step("bytecode: the image's python3 -m compileall --invalidation-mode unchecked-hash")
     chroot = shutil.which("chroot") or "/usr/sbin/chroot"
-    run([chroot, str(root), "/usr/bin/python3", "-m", "compileall", "-q", "-j", "1", "--invalidation-mode",
+    # -f: compileall skips a module whose pyc matches a *timestamp* header, and python3 itself would have
+    # written such pycs of what compileall imports (re, ...) without PYTHONDONTWRITEBYTECODE.
+    run([chroot, str(root), "/usr/bin/python3", "-m", "compileall", "-q", "-f", "-j", "1", "--invalidation-mode",
          "unchecked-hash", "/usr/lib/python3", f"/usr/lib/python{PYTHON}", SITE],
-        env={"PATH": "/usr/bin", "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}, log=logfile)
+        env={"PATH": "/usr/bin", "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0",
+             "PYTHONDONTWRITEBYTECODE": "1"}, log=logfile)
     for path in (root / "dev", root / "tmp", root / "root"):
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir()
