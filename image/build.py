@@ -17,8 +17,8 @@ Steps (each one here because an engine-built image cannot give it: a pinned, aud
 
 The result is cached by the hash of its inputs, as the control plane's binaries are:
 `${PXSEC_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/pxsec}/image-<hash>/`, the hash covering the lock files, the
-git trees of operator/, pyproject.toml, README.md and manifests/operator/deployment.yaml at HEAD, these build
-scripts and the Debian suite and mirrors. A warm `make image` only hashes and copies.
+git trees of operator/ and pyproject.toml at HEAD, the Deployment's args (the image's Cmd), these build scripts
+and the Debian suite and mirrors. A warm `make image` only hashes and copies.
 
 Needs root (chroot, file ownership in the layer). The Debian tools it uses (mmdebstrap, umoci, skopeo, runc)
 are installed with apt-get when missing.
@@ -61,8 +61,10 @@ SITE = f"/usr/local/lib/python{PYTHON}/dist-packages"  # on Debian python3's def
 UID = 65532
 LOCK = HERE / "requirements.lock"
 BUILD_LOCK = HERE / "build-requirements.lock"
-# What goes into the image from the commit: the package and what its wheel metadata reads.
-SOURCES = ("pyproject.toml", "README.md", "operator")
+# What goes into the image from the commit: the package and its metadata. (The wheel's long description, the
+# README, is replaced by a pointer: a documentation change is not a new image.)
+SOURCES = ("pyproject.toml", "operator")
+README_STUB = "# px-security-operator\n\nSee https://github.com/pxsec/px-security-operator\n"
 DEPLOYMENT = "manifests/operator/deployment.yaml"
 # Debian tools the build and the container test use, by the package that has them.
 HOST_TOOLS = {"mmdebstrap": "mmdebstrap", "umoci": "umoci", "skopeo": "skopeo", "runc": "runc"}
@@ -158,7 +160,7 @@ def deployment_args() -> list[str]:
 def source_date_epoch() -> int:
     """The commit time of the last commit that changed what goes into the image: the same for every build of
     these inputs, whatever else was committed since."""
-    paths = [*SOURCES, DEPLOYMENT, "image"]
+    paths = [*SOURCES, "image"]
     return int(git("log", "-1", "--format=%ct", "HEAD", "--", *paths) or git("log", "-1", "--format=%ct", "HEAD"))
 
 
@@ -168,8 +170,9 @@ def input_hash() -> str:
     digest = hashlib.sha256()
     for path in (LOCK, BUILD_LOCK, *sorted(HERE.glob("*.py"))):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    for tree in (*SOURCES, DEPLOYMENT):
+    for tree in SOURCES:
         digest.update(f"{tree}={git('rev-parse', f'HEAD:{tree}')}\0".encode())
+    digest.update(json.dumps(deployment_args()).encode())
     digest.update("\n".join((SUITE, *MIRRORS, str(source_date_epoch()))).encode())
     return digest.hexdigest()[:16]
 
@@ -252,6 +255,7 @@ def build(out: Path, work: Path, downloads: Path) -> None:
                              capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(src, filter="data")
+    (src / "README.md").write_text(README_STUB)
 
     step(f"rootfs: mmdebstrap --variant=essential --include=python3 {SUITE}")
     debs = downloads / "debs"
@@ -329,9 +333,9 @@ def build(out: Path, work: Path, downloads: Path) -> None:
     sizes = _sizes(work / "oci", digest)
     info = {
         "name": NAME, "version": tag, "manifest_digest": digest, "source_date_epoch": epoch,
-        "commit": git("rev-parse", "HEAD"), "build_seconds": round(time.monotonic() - started, 1), **sizes,
-        "debian_packages": sorted(keep), "python_packages": sorted(p.name.removesuffix(".dist-info")
-                                                                   for p in site.glob("*.dist-info")),
+        "built_from_commit": git("rev-parse", "HEAD"), "build_seconds": round(time.monotonic() - started, 1),
+        **sizes, "debian_packages": {name: status[name]["Version"] for name in sorted(keep)},
+        "python_packages": sorted(p.name.removesuffix(".dist-info") for p in site.glob("*.dist-info")),
     }
     (out / "build.json").write_text(json.dumps(info, indent=2) + "\n")
     step(f"done: {digest}, layer {sizes['uncompressed_bytes'] / 1e6:.0f} MB, "
