@@ -15,6 +15,7 @@ from tests.support import container
 def image() -> build.Image:
     """The image of HEAD, built when not cached; a build that cannot run is a failure, never a skip."""
     try:
+        build.ensure_host_tools()  # umoci and runc, also when the image itself comes from a restored cache
         return build.ensure()
     except build.BuildError as error:
         pytest.fail(f"the image cannot be built: {error}", pytrace=False)

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +65,19 @@ def test_config_is_what_the_deployment_runs(image: build.Image, bundle: Path) ->
     env = dict(e.split("=", 1) for e in process["env"])
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["HOME"] == "/home/nonroot"
     assert container["image"].endswith(f":{image.version}")
+
+
+def test_skopeo_loads_the_archive(image: build.Image, tmp_path: Path) -> None:
+    """What the README tells a user to run, into a local OCI layout instead of a registry: skopeo checks every
+    blob's digest on the way, and the copy is the same manifest."""
+    subprocess.run(["skopeo", "copy", "--quiet", f"oci-archive:{image.archive}", f"oci:{tmp_path / 'copy'}:pushed"],
+                   check=True, capture_output=True, text=True)
+    index = json.loads((tmp_path / "copy" / "index.json").read_text())
+    assert [m["digest"] for m in index["manifests"]] == [image.digest]
+    config = json.loads(subprocess.run(["skopeo", "inspect", "--config", f"oci-archive:{image.archive}"],
+                                       check=True, capture_output=True, text=True).stdout)
+    assert config["config"]["User"] == "65532:65532" and config["created"].startswith("20")
+    assert config["config"]["Labels"]["org.opencontainers.image.version"] == image.version
 
 
 def test_nothing_that_should_not_be_there(bundle: Path) -> None:
