@@ -186,10 +186,21 @@ def cached() -> Image:
     return Image(cache_root() / f"image-{input_hash()}", version())
 
 
+def collect_garbage(keep: Path, unused_days: float = 7) -> None:
+    """Remove the cached images no build or test has used for `unused_days` (every commit that changes
+    operator/ is a new one, 45 MB each). A cache hit touches its directory; other checkouts on this machine
+    share the cache, so a recent one is never removed under them."""
+    deadline = time.time() - unused_days * 86400
+    for directory in cache_root().glob("image-" + "[0-9a-f]" * 16):
+        if directory != keep and directory.stat().st_mtime < deadline:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def ensure(log: bool = True) -> Image:
     """The image of HEAD's inputs, built (about a minute or two) only when not cached."""
     image = cached()
     if (image.directory / "build.json").is_file():
+        os.utime(image.directory)
         return image
     with assets.file_lock(cache_root() / ".image-build.lock"):
         if (image.directory / "build.json").is_file():
@@ -207,6 +218,7 @@ def ensure(log: bool = True) -> Image:
             shutil.rmtree(staging, ignore_errors=True)
         if log:
             say(f"  built in {time.monotonic() - started:.0f}s: {image.digest}")
+        collect_garbage(keep=image.directory)
     return image
 
 
