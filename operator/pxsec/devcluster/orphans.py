@@ -1,8 +1,11 @@
 """`python -m pxsec.devcluster.orphans`: fail if any etcd / kube-* process started from a pxsec
-control-plane directory is still running (run after the test suite: no orphans, ever)."""
+control-plane directory is still running, or an operator container of tests/image (`python3 -m pxsec` in
+a PID namespace of its own: runc's foreground process was killed before it could stop it) — run after the
+test suite: no orphans, ever."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,17 +25,27 @@ def leftovers() -> list[tuple[int, str]]:
             continue
         exe = Path(argv[0].decode(errors="replace")).name
         if exe in {"etcd", "kube-apiserver", "kube-controller-manager"} and any(MARKER.encode() in a for a in argv):
-            found.append((int(proc.name), exe))
+            found.append((int(proc.name), f"{exe} from a pxsec control plane"))
+        elif argv[:3] == [b"python3", b"-m", b"pxsec"] and _own_root(proc):
+            found.append((int(proc.name), "an operator container of tests/image (python3 -m pxsec under runc)"))
     return found
+
+
+def _own_root(proc: Path) -> bool:
+    """In a PID namespace of its own, as a container's processes are (its /proc/PID/root reads "/")."""
+    try:
+        return os.readlink(proc / "ns" / "pid") != os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return False
 
 
 def main() -> int:
     left = leftovers()
     if left:
-        for pid, exe in left:
-            print(f"orphan: {exe} (pid {pid}) from a pxsec control plane is still running", file=sys.stderr)
+        for pid, what in left:
+            print(f"orphan: {what} (pid {pid}) is still running", file=sys.stderr)
         return 1
-    print("no control-plane processes left running")
+    print("no control-plane or operator-container processes left running")
     return 0
 
 
