@@ -84,3 +84,27 @@ def test_a_secret_brought_before_the_object_is_adopted_not_written(
     rs = settled(cluster, namespace, start)
     assert not [r for r in rs if r.resource == "secrets" and r.name == "px-shared-secret"
                 and r.verb != "get" and r.code < 300], rs
+
+
+@pytest.mark.usefixtures("storagecluster_crd")
+@pytest.mark.parametrize("present", [False, True], ids=["storagecluster-absent", "storagecluster-present"])
+def test_an_object_naming_a_storagecluster_costs_no_read_either(
+        cluster: Cluster, operator: OperatorProcess, namespace: str, present: bool) -> None:
+    """The shape nearly every user's object has (issue 23): `storageCluster: {name: px-cluster}`. The
+    StorageCluster, there or not, is known from the watch: no GET, and no more writes than the object
+    needs (not applying it, the StorageCluster is only read)."""
+    if present:
+        apply(cluster, namespace, {"apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster",
+                                   "metadata": {"name": "px-cluster"}, "spec": {"image": "portworx/oci-monitor:3.2.0"}})
+    start = now()
+    apply(cluster, namespace, {"apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "px"},
+                               "spec": {**SPEC, "storageCluster": {"name": "px-cluster"}}})
+    wait_ready(cluster, namespace, "px")
+    rs = settled(cluster, namespace, start, until_seen=("create", "events"))
+    assert not [r for r in rs if r.verb in ("get", "list")], rs
+    assert calls(rs) == {
+        ("create", "secrets", 201): 4,
+        ("create", "configmaps", 201): 1,
+        ("patch", "pxsecurities/status", 200): 1,
+        ("create", "events", 201): 2,
+    }, rs
