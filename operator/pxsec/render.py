@@ -31,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -480,7 +482,32 @@ def render_text(
     spec: PxSecuritySpec, namespace: str | None, target: str, fmt: str = "yaml", *, cr_name: str | None = None
 ) -> str:
     """`render(...)` as text: what `pxsec render -o FMT` prints and (yaml) what the ConfigMap holds."""
-    return to_text(render(spec, namespace, target, cr_name=cr_name), fmt)
+    obj = render(spec, namespace, target, cr_name=cr_name)
+    return _yaml_text(obj) if fmt == "yaml" else to_text(obj, fmt)
+
+
+_TEXTS: OrderedDict[str, str] = OrderedDict()  # the JSON of a rendered object -> its YAML text
+_TEXTS_MAX = 256
+_texts_lock = threading.Lock()
+
+
+def _yaml_text(obj: Any) -> str:
+    """`to_text(obj)`, remembered by the object's JSON (order kept: the text follows the renderers' key
+    order). Most targets do not name the namespace, so objects of the same spec in other namespaces — a
+    fleet of PxSecurities, a burst of them — get the same documents, and JSON (C) is several times cheaper
+    than the YAML representer (Python). Bounded; a pure function, remembered."""
+    key = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    with _texts_lock:
+        text = _TEXTS.get(key)
+        if text is not None:
+            _TEXTS.move_to_end(key)
+            return text
+    text = to_text(obj, "yaml")
+    with _texts_lock:
+        _TEXTS[key] = text
+        if len(_TEXTS) > _TEXTS_MAX:
+            _TEXTS.popitem(last=False)
+    return text
 
 
 def configmap_key(target: str) -> str:

@@ -57,3 +57,18 @@ def test_every_target_renders_as_pyyaml_renders_it() -> None:
     for target in render.TARGETS:
         obj = render.render(spec, "n", target, cr_name="px")
         assert render.to_text(obj) == reference_text(obj), target
+
+
+def test_rendered_text_is_remembered_and_the_same_as_written_afresh() -> None:
+    """Targets that do not name the namespace give the same document for every namespace: written once."""
+    from pxsec.spec import parse_spec
+
+    spec = parse_spec({"storageCluster": {"name": "px-cluster"},
+                       "selfSigned": {"issuer": "pxsec.example", "sharedSecret": {}, "ecdsa": {"secretName": "e"}}})
+    a = render.render_text(spec, "ns-a", "daemonset", cr_name="px")
+    b = render.render_text(spec, "ns-b", "daemonset", cr_name="px")
+    assert a is b  # remembered
+    assert a == render.to_text(render.render(spec, "ns-b", "daemonset", cr_name="px"))
+    sc_a = render.render_text(spec, "ns-a", "storagecluster", cr_name="px")
+    sc_b = render.render_text(spec, "ns-b", "storagecluster", cr_name="px")
+    assert sc_a != sc_b and "ns-b" in sc_b  # this one names its namespace: its own text
