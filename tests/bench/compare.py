@@ -3,7 +3,7 @@ alternating order for --rounds rounds, side by side (issue 23: our burst all Rea
 time, in the same run, every round).
 
     .venv/bin/python -m tests.bench.compare [--objects 200] [--single 10] [--rounds 2] [--threads 16]
-                                            [--json out.json] [--workdir DIR]
+                                            [--json out.json] [--workdir DIR] [--cert-manager-arg ARG ...]
 
 Each side is one process of its own bench, so that neither inherits the other's control plane, caches or threads:
 ours is `python -m tests.bench.bench_e2e --shape storagecluster --noise 0 --idle 0` (every PxSecurity names a
@@ -12,7 +12,8 @@ SelfSigned Issuer per namespace, a Certificate with an ECDSA P-256 key). Both ti
 (bench_e2e.ReadyWatch and Bench): `single` objects one after another, then `objects` created at once by `threads`
 threads. Round 1 runs ours first, round 2 cert-manager first, and so on, so that neither side always gets the
 machine's warmer or quieter half. The machine is shared: every row says its load averages, and the numbers are
-only comparable within a round.
+only comparable within a round. cert-manager runs with its defaults, client-go's 20 requests/s and burst 50
+included, which bound its burst; --cert-manager-arg=--kube-api-qps=N (repeatable) passes flags to its controller.
 
 It prints a markdown table (both sides, every round, the ratio ours / cert-manager of the all-Ready time), then
 each run's own table, and writes everything as JSON (--json).
@@ -52,7 +53,8 @@ def run_side(side: str, args: argparse.Namespace, workdir: Path, round_no: int) 
         cmd = [sys.executable, "-m", "tests.bench.bench_e2e", "--shape", "storagecluster", "--noise", "0",
                "--idle", "0", *common]
     else:
-        cmd = [sys.executable, "-m", "tests.bench.cert_manager", *common]
+        cmd = [sys.executable, "-m", "tests.bench.cert_manager", *common,
+               *(f"--controller-arg={a}" for a in args.cert_manager_arg)]
     log(f"round {round_no}: {side}")
     started = time.monotonic()
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
@@ -111,7 +113,9 @@ def markdown(rounds: list[dict[str, Any]], args: argparse.Namespace) -> str:
     out = [f"## {OURS} vs {THEIRS}: {args.rounds} round(s), round 1 / round 2 / … in each cell", "",
            f"{os.cpu_count()} CPUs shared with other work; each run alone on a fresh local control plane with an "
            f"audit log; ours with --shape storagecluster; {n} objects created at once by {args.threads} threads; "
-           "order: " + ", ".join(f"round {i + 1} {' then '.join(rd['order'])}" for i, rd in enumerate(rounds)), "",
+           "order: " + ", ".join(f"round {i + 1} {' then '.join(rd['order'])}" for i, rd in enumerate(rounds))
+           + "; cert-manager's flags: " + (" ".join(args.cert_manager_arg) + " beside its defaults"
+                                           if args.cert_manager_arg else "its defaults (QPS 20, burst 50)"), "",
            f"| measure | {OURS} | {THEIRS} |", "|---|---|---|",
            f"| one object create → Ready, median of {args.single} | "
            + cells(lambda x: fmt(x["singleMedianMs"], " ms")) + " |",
@@ -149,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=16, help="parallel creates in the burst")
     parser.add_argument("--json", type=Path, default=None, help="write everything here as JSON")
     parser.add_argument("--workdir", type=Path, default=None, help="each run's logs, audit log and JSON go here")
+    parser.add_argument("--cert-manager-arg", action="append", default=[], metavar="ARG",
+                        help="an extra flag of cert-manager's controller (repeatable), e.g. "
+                             "--cert-manager-arg=--kube-api-qps=1000; default: none")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pxsec-bench-compare-"))
     workdir.mkdir(parents=True, exist_ok=True)
