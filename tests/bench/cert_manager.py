@@ -29,8 +29,8 @@ are valid as written), metrics and the internal healthz server on free loopback 
 --cluster-resource-namespace=cert-manager, --leader-election-namespace=kube-system,
 --max-concurrent-challenges=60 and --acme-http01-solver-image as the chart renders them. At 20 requests/s, and
 some 23 requests per Certificate in a burst (a third of them Events, which share the limit), a burst of 200 waits
-mostly on client-go's limiter ("client-side throttling" in its log): --controller-arg=--kube-api-qps=N (and -burst) measures
-the controller without it, as a tuned install would run; the flags are in the output.
+mostly on client-go's limiter ("client-side throttling" in its log): --controller-arg=--kube-api-qps=N (and
+--kube-api-burst) measures the controller without it, as a tuned install would run; the flags are in the output.
 
 Names only: no Secret value (nor the ServiceAccount's token in its kubeconfig) is ever read or printed.
 """
