@@ -41,6 +41,7 @@ import json
 import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +50,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import urllib3
 import yaml
@@ -184,10 +185,13 @@ class Api:
 
 class ReadyWatch:
     """When each PxSecurity (namespace/name) was first seen Ready at its current generation: a watch of
-    all namespaces in a thread, timestamps in time.monotonic() as each event's line arrives."""
+    all namespaces in a thread, timestamps in time.monotonic() as each event's line arrives. `path` is the
+    collection watched: another kind whose Ready condition carries observedGeneration (cert-manager's
+    Certificates, tests/bench/cert_manager.py) is timed by the same code, so both sides share one clock."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api, path: str = PXSEC_ALL) -> None:
         self.api = api
+        self.path = path
         self.ready: dict[str, float] = {}
         self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._run, name="ready-watch", daemon=True)
@@ -209,7 +213,7 @@ class ReadyWatch:
                     self.cond.notify_all()
 
     def _list(self) -> str:
-        doc = self.api.call("GET", PXSEC_ALL)
+        doc = self.api.call("GET", self.path)
         at = time.monotonic()
         for item in doc.get("items") or []:
             self._see(item, at)
@@ -218,7 +222,7 @@ class ReadyWatch:
     def _run(self) -> None:
         while not self.stopped:
             try:
-                for event in self.api.stream(f"{PXSEC_ALL}?watch=1&allowWatchBookmarks=true"
+                for event in self.api.stream(f"{self.path}?watch=1&allowWatchBookmarks=true"
                                              f"&resourceVersion={self.rv}&timeoutSeconds=3600"):
                     at = time.monotonic()
                     obj = event.get("object") or {}
@@ -231,7 +235,7 @@ class ReadyWatch:
             except Exception as exc:  # the bench goes on; a wait that times out reports what is missing
                 if self.stopped:
                     return
-                log(f"watch of pxsecurities interrupted ({exc}); watching again")
+                log(f"watch of {self.path} interrupted ({exc}); watching again")
                 time.sleep(0.5)
                 with contextlib.suppress(Exception):
                     self.rv = self._list()
@@ -304,19 +308,32 @@ def machine_busy() -> tuple[float, float]:
     return (sum(ticks) - idle) / CLK_TCK, sum(ticks) / CLK_TCK
 
 
+def core_pids(cluster: Cluster) -> list[int]:
+    """The pids of kube-apiserver and etcd: what every request of a controller costs the control plane
+    (kube-controller-manager, the rest of controlPlane, works for the namespaces and the garbage collector)."""
+    if cluster.control_plane is None:
+        return []
+    return [p.popen.pid for p in cluster.control_plane.procs
+            if p.name in ("etcd", "kube-apiserver") and p.popen.poll() is None]
+
+
 @dataclass
 class Meter:
-    """CPU of the operator, the control plane and the bench itself, and of the whole machine, over a span."""
+    """CPU of the operator, the control plane (and of its apiserver + etcd apart, when `core_pids` are
+    given) and the bench itself, and of the whole machine, over a span."""
 
     operator_pid: int
     control_plane_pids: list[int]
+    core_pids: list[int] = field(default_factory=list)
     start: dict[str, float] = field(default_factory=dict)
 
     def sample(self) -> dict[str, float]:
         busy, _ = machine_busy()
         bench = os.times()
+        per_pid = {p: cpu_seconds(p) for p in {*self.control_plane_pids, *self.core_pids}}
         return {"operator": cpu_seconds(self.operator_pid),
-                "controlPlane": sum(cpu_seconds(p) for p in self.control_plane_pids),
+                "controlPlane": sum(per_pid[p] for p in self.control_plane_pids),
+                "apiserverEtcd": sum(per_pid[p] for p in self.core_pids),
                 "bench": bench.user + bench.system, "machine": busy, "t": time.monotonic()}
 
     def begin(self) -> Meter:
@@ -327,6 +344,8 @@ class Meter:
         """CPU seconds of each since begin(), the wall seconds, and the machine's busy cores on average."""
         stop = self.sample()
         out = {k: round(stop[k] - self.start[k], 3) for k in ("operator", "controlPlane", "bench")}
+        if self.core_pids:
+            out["apiserverEtcd"] = round(stop["apiserverEtcd"] - self.start["apiserverEtcd"], 3)
         wall = stop["t"] - self.start["t"]
         out["wallSeconds"] = round(wall, 3)
         out["machineBusyCores"] = round((stop["machine"] - self.start["machine"]) / wall, 2) if wall > 0 else 0.0
@@ -365,16 +384,27 @@ def parallel(threads: int, fn: Callable[[int], object], count: int) -> None:
             future.result()
 
 
+class Controller(Protocol):
+    """The process under test: OperatorProcess here, cert-manager's controller in tests/bench/cert_manager.py."""
+
+    @property
+    def popen(self) -> subprocess.Popen[bytes] | None: ...
+
+
 @dataclass
 class Bench:
+    """The phases. A subclass measures another controller with the same clock, windows and audit counting
+    (tests/bench/cert_manager.py): it overrides `create` (what one object is) and `user` (whose requests count)."""
+
     args: argparse.Namespace
     cluster: Cluster
     api: Api
     watch: ReadyWatch
-    operator: OperatorProcess
+    operator: Controller
     meter: Meter
     result: dict[str, Any] = field(default_factory=dict)
     windows: dict[str, tuple[dt.datetime, dt.datetime]] = field(default_factory=dict)
+    user: ClassVar[str] = OPERATOR_USER  # the audit log's username of the controller under test
 
     @property
     def pid(self) -> int:
@@ -420,7 +450,7 @@ class Bench:
         peak_reset = reset_peak_rss(self.pid)
         rss_before = status_mb(self.pid, "VmRSS")
         log(f"burst: {n} objects at once")
-        meter = Meter(self.pid, self.meter.control_plane_pids).begin()
+        meter = Meter(self.pid, self.meter.control_plane_pids, self.meter.core_pids).begin()
         started_wall = now()
         starts: dict[str, float] = {}
 
@@ -455,7 +485,7 @@ class Bench:
     def idle(self) -> None:
         log(f"idle: {self.args.idle:g} s")
         load = loadavg()
-        meter = Meter(self.pid, self.meter.control_plane_pids).begin()
+        meter = Meter(self.pid, self.meter.control_plane_pids, self.meter.core_pids).begin()
         started = now()
         time.sleep(self.args.idle)
         self.windows["idle"] = (started, now())
@@ -505,7 +535,7 @@ class Bench:
         rss_before = status_mb(self.pid, "VmRSS")
         peak_reset = reset_peak_rss(self.pid)
         log(f"noise: {n} Secrets and ConfigMaps created, then updated, in {len(spaces)} namespaces")
-        meter = Meter(self.pid, self.meter.control_plane_pids).begin()
+        meter = Meter(self.pid, self.meter.control_plane_pids, self.meter.core_pids).begin()
         started = now()
         parallel(self.args.noise_threads, make, n)
         made = meter.end()["wallSeconds"]
@@ -528,7 +558,7 @@ class Bench:
 
     def audit(self, log_path: Path) -> None:
         everything = requests(log_path)
-        ours = [r for r in everything if r.username == OPERATOR_USER]
+        ours = [r for r in everything if r.username == self.user]
 
         def within(rs: list[AuditWrite], window: str) -> list[AuditWrite]:
             since, until = self.windows[window]
@@ -554,7 +584,7 @@ class Bench:
             window = within(everything, "noise")
             self.result["noise"]["writesToSittingNamespaces"] = sum(
                 1 for r in window if r.namespace in spaces and r.verb in WRITE_VERBS)
-            self.result["noise"]["operatorRequests"] = rows([r for r in window if r.username == OPERATOR_USER])
+            self.result["noise"]["operatorRequests"] = rows([r for r in window if r.username == self.user])
             self.result["noise"]["benchWrites"] = sum(
                 1 for r in window if r.namespace.startswith("bench-noise-") and r.verb in WRITE_VERBS)
 
@@ -601,9 +631,11 @@ def fmt(value: Any, unit: str = "") -> str:
 def markdown(blob: dict[str, Any]) -> str:
     r = blob["results"]
     version = blob["operator"]
+    what = (f"operator {version['pxsecFile']} (HEAD {version['head']}, sources sha256 {version['sourceSha256']}"
+            f"{', modified files: ' + str(len(version['dirtyFiles'])) if version['dirtyFiles'] else ''})"
+            if "pxsecFile" in version else str(version.get("tool")))
     out = [f"## {blob['label']}", "",
-           f"operator {version['pxsecFile']} (HEAD {version['head']}, sources sha256 {version['sourceSha256']}"
-           f"{', modified files: ' + str(len(version['dirtyFiles'])) if version['dirtyFiles'] else ''}); "
+           f"{what}; "
            f"{blob['cpus']} CPUs; load average {blob['loadavgStart']} at start, {blob['loadavgEnd']} at end; "
            f"wall time {blob['wallSeconds']:.0f} s", "",
            "| measure | value | load avg before → after |", "|---|---|---|"]
@@ -630,7 +662,9 @@ def markdown(blob: dict[str, Any]) -> str:
                 f"| API requests per object (burst + {b['settleSeconds']:g} s settle) | {fmt(req.get('perObject'))} "
                 f"({fmt(req.get('readsPerObject'))} reads, {fmt(req.get('writesPerObject'))} writes) | |",
                 f"| operator CPU to all Ready / incl. settle | {cpu['operator']:g} s / {cpu2['operator']:g} s | |",
-                f"| control plane CPU / bench CPU to all Ready | {cpu['controlPlane']:g} s / {cpu['bench']:g} s "
+                f"| control plane CPU / bench CPU to all Ready | {cpu['controlPlane']:g} s"
+                f"{' (apiserver + etcd ' + format(cpu['apiserverEtcd'], 'g') + ' s)' if 'apiserverEtcd' in cpu else ''}"
+                f" / {cpu['bench']:g} s "
                 f"(machine busy {cpu['machineBusyCores']:g} cores) | |",
                 f"| operator peak RSS (VmHWM{'' if b['peakRssResetBeforeBurst'] else ', since start'}) | "
                 f"{b['peakRssMB']:g} MB (RSS {b['rssBeforeMB']:g} MB before, {b['rssAfterMB']:g} MB after) | |"]
@@ -651,7 +685,8 @@ def markdown(blob: dict[str, Any]) -> str:
                 f"| noise: writes to the sitting objects' namespaces / operator requests | "
                 f"{fmt(z.get('writesToSittingNamespaces'))} / {ops} | |"]
     if "burst" in r and r["burst"].get("requests"):
-        out += ["", f"API requests per object in the burst, by verb and resource ({OPERATOR_USER}):", "",
+        out += ["", f"API requests per object in the burst, by verb and resource ({blob.get('user', OPERATOR_USER)}):",
+                "",
                 "| verb | resource | per object | total | response codes |", "|---|---|---:|---:|---|"]
         for row in r["burst"]["requests"]["byVerbAndResource"]:
             codes = ", ".join(f"{c}: {k}" for c, k in row["codes"].items())
@@ -727,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
                                    args=tuple(args.operator_arg)).start()
         operator.wait_for_log("px-security-operator started", timeout=120)
         assert operator.popen is not None
-        meter = Meter(operator.popen.pid, cluster.control_plane.pids)
+        meter = Meter(operator.popen.pid, cluster.control_plane.pids, core_pids(cluster))
         meter.wait_quiet()
         watch = ReadyWatch(api).start()
         bench = Bench(args, cluster, api, watch, operator, meter)

@@ -5,7 +5,14 @@
 - `pxsec-kstatus` (tests/tools/kstatus/main.go on sigs.k8s.io/cli-utils' kstatus, what Flux's health
   checks compute): the status of live PxSecurity objects as Flux sees them;
 - `trust-manager` (github.com/cert-manager/trust-manager, the version tests/tools/trust-manager/go.mod pins):
-  only for tests/bench/trust_manager.py, which builds it itself (not in TOOLS: `make tools` skips it).
+  only for tests/bench/trust_manager.py, which builds it itself (not in TOOLS: `make tools` skips it);
+- `cert-manager-controller` (github.com/cert-manager/cert-manager's controller, the version
+  tests/tools/cert-manager/go.mod pins): only for tests/bench/cert_manager.py, likewise not in TOOLS. Its main
+  package is not in any module the proxy serves (upstream's cmd/controller is the unpublished module
+  github.com/cert-manager/cert-manager/controller-binary), so tests/tools/cert-manager holds that module's
+  four Go files of the release tag verbatim, under the same module path (they import cert-manager's internal/
+  packages, which only a path below github.com/cert-manager/cert-manager may), on the released
+  github.com/cert-manager/cert-manager module from the proxy.
 
 Like tests/interop/build.py: each binary is cached under
 `${PXSEC_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/pxsec}/<tool>-<hash>/`, the hash covering the tool's go.mod,
@@ -46,7 +53,11 @@ class GoTool:
         return TOOLS_DIR / self.source
 
     def files(self) -> list[Path]:
-        return sorted(p for p in self.dir.iterdir() if p.name in ("go.mod", "go.sum") or p.suffix == ".go")
+        """What the cache hash covers: go.mod, go.sum and every Go source of the module, subfolders too (the
+        cert-manager controller's app/ and app/options/ packages are part of the binary)."""
+        top = [p for p in self.dir.iterdir() if p.name in ("go.mod", "go.sum") or p.suffix == ".go"]
+        below = [p for p in self.dir.rglob("*.go") if p.parent != self.dir]
+        return [*sorted(top), *sorted(below)]
 
     def source_hash(self) -> str:
         return gobuild.source_hash(self.files(), self.ldflags().encode())
@@ -82,6 +93,9 @@ KSTATUS = GoTool("kstatus", "kstatus", ".", "pxsec-kstatus",
 # Not in TOOLS (`make tools` and the tests never need it): tests/bench/trust_manager.py ensures it itself.
 TRUST_MANAGER = GoTool("trust-manager", "trust-manager", "github.com/cert-manager/trust-manager/cmd/trust-manager",
                        "trust-manager", "the tenant benchmark compares with trust-manager")
+# Not in TOOLS either: tests/bench/cert_manager.py ensures it itself (minutes on a cold cache).
+CERT_MANAGER = GoTool("cert-manager", "cert-manager", ".", "cert-manager-controller",
+                      "the end-to-end comparison (tests/bench/compare.py) runs cert-manager's controller")
 TOOLS = (HELM, KSTATUS)
 
 
