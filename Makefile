@@ -98,7 +98,8 @@ bench-e2e: controlplane
 	$(BIN)/python -m tests.bench.bench_e2e $(ARGS)
 
 ## Issue 23's comparison: the operator (--shape storagecluster) and cert-manager v1.21.1's controller (built once per
-## machine from the Go module proxy: tests/tools/cert-manager), each alone on a fresh local control plane, in
+## machine: PXSEC_CERT_MANAGER_SRC=<a v1.21.1 checkout>/cmd/controller, see tests/tools/cert-manager/go.mod), each
+## alone on a fresh local control plane, in
 ## alternating order for 2 rounds, side by side (tests/bench/compare.py; about 10 minutes; not part of `make test`).
 ## Options: make bench-compare ARGS="--objects 200 --single 10 --rounds 2 --json out.json".
 .PHONY: bench-compare

@@ -7,8 +7,11 @@ measures the operator, so that tests/bench/compare.py can put the two side by si
 Starts its own local control plane (pxsec.devcluster: etcd, kube-apiserver, kube-controller-manager) whose audit
 log also records cert-manager's get and list requests (trust_manager.audit_reads_of), installs cert-manager's six
 CRDs (tests/bench/cert-manager/crds.yaml) and the RBAC its Helm chart grants the controller
-(tests/bench/cert-manager/rbac.yaml), and runs the real controller (built once per machine from the Go module
-proxy: tests/tools/build.py CERT_MANAGER) as a local process under its ServiceAccount.
+(tests/bench/cert-manager/rbac.yaml), and runs the real controller as a local process under its ServiceAccount:
+built once per machine (tests/tools/build.py CERT_MANAGER) from upstream's cmd/controller folder, which the Go module
+proxy does not serve and this repository does not copy: PXSEC_CERT_MANAGER_SRC names it in a v1.21.1 checkout
+(`git clone --depth 1 --branch v1.21.1 https://github.com/cert-manager/cert-manager`), its dependencies come from
+the proxy as tests/tools/cert-manager/go.mod pins them.
 
 The workload, the analogue of bench_e2e's: every object lives in its own namespace, where a SelfSigned Issuer was
 created (and seen Ready) before any clock starts; the object is a Certificate `px-cluster` with an ECDSA P-256

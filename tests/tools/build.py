@@ -25,8 +25,11 @@ Modules come from the Go module proxy, exactly the versions and hashes go.mod an
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,17 +50,51 @@ class GoTool:
     package: str  # what `go build` builds, inside that module
     binary: str
     why: str  # for the error message
+    # For a main package that is not on the Go module proxy and that this repository does not copy: the
+    # environment variable naming a folder that holds it (its Go files, subfolders too), built with our go.mod.
+    external: str | None = None
+    how: str = ""  # with `external`: how a person gets that folder
 
     @property
     def dir(self) -> Path:
         return TOOLS_DIR / self.source
 
+    def external_dir(self) -> Path | None:
+        if self.external is None:
+            return None
+        value = os.environ.get(self.external, "")
+        folder = Path(value) if value else None
+        if folder is None or not (folder / "main.go").is_file():
+            raise ToolUnavailable(f"{self.name}: set {self.external} to {self.how} (this repository copies none of "
+                                  f"its code); {self.why}")
+        return folder
+
     def files(self) -> list[Path]:
-        """What the cache hash covers: go.mod, go.sum and every Go source of the module, subfolders too (the
-        cert-manager controller's app/ and app/options/ packages are part of the binary)."""
+        """What the cache hash covers: go.mod, go.sum and every Go source of the module, subfolders too (and
+        those of the external folder)."""
         top = [p for p in self.dir.iterdir() if p.name in ("go.mod", "go.sum") or p.suffix == ".go"]
         below = [p for p in self.dir.rglob("*.go") if p.parent != self.dir]
-        return [*sorted(top), *sorted(below)]
+        outside = self.external_dir()
+        return [*sorted(top), *sorted(below), *(sorted(outside.rglob("*.go")) if outside else [])]
+
+    def staged(self) -> Path:
+        """The folder `go build` runs in: ours, or (with `external`) go.mod and go.sum beside that folder's Go
+        files in a build folder of the cache."""
+        outside = self.external_dir()
+        if outside is None:
+            return self.dir
+        stage = gobuild.cache_root() / f"{self.name}-src-{self.source_hash()}"
+        if not (stage / "main.go").is_file():
+            tmp = Path(tempfile.mkdtemp(dir=gobuild.cache_root()))
+            for name in ("go.mod", "go.sum"):
+                shutil.copy2(self.dir / name, tmp / name)
+            for src in outside.rglob("*.go"):
+                dst = tmp / src.relative_to(outside)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+            shutil.rmtree(stage, ignore_errors=True)
+            tmp.replace(stage)
+        return stage
 
     def source_hash(self) -> str:
         return gobuild.source_hash(self.files(), self.ldflags().encode())
@@ -95,13 +132,17 @@ TRUST_MANAGER = GoTool("trust-manager", "trust-manager", "github.com/cert-manage
                        "trust-manager", "the tenant benchmark compares with trust-manager")
 # Not in TOOLS either: tests/bench/cert_manager.py ensures it itself (minutes on a cold cache).
 CERT_MANAGER = GoTool("cert-manager", "cert-manager", ".", "cert-manager-controller",
-                      "the end-to-end comparison (tests/bench/compare.py) runs cert-manager's controller")
+                      "the end-to-end comparison (tests/bench/compare.py) runs cert-manager's controller",
+                      external="PXSEC_CERT_MANAGER_SRC",
+                      how="the cmd/controller folder of a cert-manager v1.21.1 checkout (git clone --branch v1.21.1 "
+                          "https://github.com/cert-manager/cert-manager; its main package is not on the Go module "
+                          "proxy)")
 TOOLS = (HELM, KSTATUS)
 
 
 def ensure(tool: GoTool, log: bool = False) -> Path:
     """The tool's binary, built first if this version of it is not cached. Raises ToolUnavailable."""
-    return gobuild.ensure(tool.path(), tool.dir, what=f"{tool.name} (tests/tools/{tool.source})",
+    return gobuild.ensure(tool.path(), tool.staged(), what=f"{tool.name} (tests/tools/{tool.source})",
                           why=f"{tool.why}; `make tools` builds it", package=tool.package, ldflags=tool.ldflags(),
                           error=ToolUnavailable, log=log)
 

@@ -2,15 +2,13 @@
 //
 // Upstream's main package (cmd/controller of github.com/cert-manager/cert-manager at tag v1.21.1) is the module
 // github.com/cert-manager/cert-manager/controller-binary, which is never published: the Go module proxy has no
-// such module (nor github.com/cert-manager/cert-manager/cmd/controller), and its go.mod replaces cert-manager
-// with ../../. So this folder is that module: main.go, app/controller.go, app/start.go, app/options/options.go
-// and LICENSE copied verbatim from the tag (Apache-2.0, (c) The cert-manager Authors), under the same module path
-// (they import cert-manager's internal/ packages, which only paths below github.com/cert-manager/cert-manager
-// may), with upstream's go.mod and go.sum but the released github.com/cert-manager/cert-manager v1.21.1 from the
-// proxy instead of the replace. One change: github.com/Venafi/vcert/v5 v5.13.8 instead of v5.13.7 (the proxy
-// refuses v5.13.7's zip: "This module version is not available"), a patch release only the Venafi issuer uses
-// (not the bench); its go.mod raises go.uber.org/zap to v1.28.0, gopkg.in/ini.v1 to v1.67.3 and
-// github.com/sosodev/duration to v1.4.0 (go mod tidy).
+// such module (nor github.com/cert-manager/cert-manager/cmd/controller). This repository copies none of its code:
+// the build takes that folder from a cert-manager v1.21.1 checkout named by $PXSEC_CERT_MANAGER_SRC (its
+// cmd/controller: main.go and app/), and builds it with this go.mod and go.sum — upstream's dependency pins, with
+// the released github.com/cert-manager/cert-manager v1.21.1 from the proxy instead of upstream's `replace ../../`.
+// One change: github.com/Venafi/vcert/v5 v5.13.8 instead of v5.13.7 (the proxy refuses v5.13.7's zip: "This
+// module version is not available"), a patch release only the Venafi issuer uses (not the bench); its go.mod
+// raises go.uber.org/zap to v1.28.0, gopkg.in/ini.v1 to v1.67.3 and github.com/sosodev/duration to v1.4.0.
 
 module github.com/cert-manager/cert-manager/controller-binary
 
