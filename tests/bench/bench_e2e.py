@@ -24,6 +24,11 @@ PxSecurity has). Then, in order:
           unrelated Secrets and ConfigMaps (half each) are created and then updated in other namespaces by
           the bench (as admin, --noise-threads threads). The operator's CPU seconds and RSS growth from the
           first noise write until it is quiet again, and the writes the sitting objects' namespaces saw.
+  startup (with --startup-secrets N) N unrelated Secrets in --startup-namespaces namespaces beside the --sitting
+          Ready objects, then the operator restarted with --liveness: seconds until its probe answers 200 and
+          until every sitting object was reconciled again (its first request in that namespace, audit log),
+          and over its first --startup-window seconds its requests (list pages of Secrets, writes), CPU
+          seconds and RSS (issue 23: 20,000 Secrets in 2,000 namespaces).
 
 It prints a markdown table (with the load average of the machine before and after each phase: other
 processes compete for the same cores) and writes the numbers as JSON (--json). Names only: no Secret value
@@ -554,6 +559,56 @@ class Bench:
             "loadavgBefore": load, "loadavgAfter": loadavg(),
         }
 
+    def startup(self, operator: OperatorProcess) -> None:
+        """The operator restarted among many Secrets: a cluster's ordinary start after an upgrade or eviction."""
+        sitting = [f"bench-sitting-{i}" for i in range(self.args.sitting)]
+        missing = [ns for ns in sitting if f"{ns}/{NAME}" not in self.watch.ready]
+        if missing:
+            log(f"startup: creating {len(missing)} sitting objects")
+            parallel(self.args.threads, lambda i: self.create(missing[i]), len(missing))
+            self.watch.wait([f"{ns}/{NAME}" for ns in sitting], self.args.timeout)
+        n, spaces = self.args.startup_secrets, startup_namespaces(self.args)
+        log(f"startup: {n} Secrets in {len(spaces)} namespaces")
+        parallel(self.args.threads, lambda i: self.api.call("POST", "/api/v1/namespaces", {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": spaces[i]}}), len(spaces))
+        filler = base64.b64encode(secrets.token_hex(32).encode()).decode()  # nobody's secret: the bench's filler
+        parallel(self.args.threads, lambda i: self.api.call(
+            "POST", f"/api/v1/namespaces/{spaces[i % len(spaces)]}/secrets",
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"filler-{i}"}, "data": {"value": filler}}),
+            n)
+        time.sleep(self.args.settle)
+        self.meter.wait_quiet()
+        operator.stop()
+        port = controlplane.free_port()
+        probe = f"http://127.0.0.1:{port}/healthz"
+        operator.args = (*(a for a in operator.args if not a.startswith("--liveness")), f"--liveness={probe}")
+        load = loadavg()
+        log(f"startup: operator restarted (probe {probe})")
+        started_wall, started = now(), time.monotonic()
+        operator.start()
+        assert operator.popen is not None
+        meter = Meter(operator.popen.pid, self.meter.control_plane_pids, self.meter.core_pids).begin()
+        meter.start["operator"] = 0.0  # a new process: all of its CPU counts, also what it used before begin()
+        probe_ok = None
+        http = urllib3.PoolManager()
+        while probe_ok is None and time.monotonic() - started < self.args.startup_window:
+            with contextlib.suppress(urllib3.exceptions.HTTPError):
+                if http.request("GET", probe, retries=False, timeout=1.0).status == 200:
+                    probe_ok = time.monotonic() - started
+                    break
+            time.sleep(0.02)
+        time.sleep(max(0.0, self.args.startup_window - (time.monotonic() - started)))
+        cpu = meter.end()
+        self.windows["startup"] = (started_wall, now())
+        self.result["startup"] = {
+            "secrets": n, "namespaces": len(spaces), "sitting": len(sitting),
+            "windowSeconds": self.args.startup_window, "probe": probe,
+            "probeOkSeconds": round(probe_ok, 3) if probe_ok is not None else None,
+            "cpu": cpu, "rssMB": round(status_mb(operator.popen.pid, "VmRSS"), 1),
+            "peakRssMB": round(status_mb(operator.popen.pid, "VmHWM"), 1),
+            "loadavgBefore": load, "loadavgAfter": loadavg(),
+        }
+
     # -- the audit log, read once at the end ---------------------------------------------------------
 
     def audit(self, log_path: Path) -> None:
@@ -587,6 +642,25 @@ class Bench:
             self.result["noise"]["operatorRequests"] = rows([r for r in window if r.username == self.user])
             self.result["noise"]["benchWrites"] = sum(
                 1 for r in window if r.namespace.startswith("bench-noise-") and r.verb in WRITE_VERBS)
+        if "startup" in self.windows:
+            since, _ = self.windows["startup"]
+            window = within(ours, "startup")
+            firsts: dict[str, dt.datetime] = {}
+            for r in window:  # the first request a reconcile made for each sitting object after the restart
+                if r.resource == "pxsecurities" and r.namespace.startswith("bench-sitting-"):
+                    firsts.setdefault(r.namespace, r.stage_timestamp)
+            s = self.result["startup"]
+            s["sittingReconciled"] = len(firsts)
+            s["allSittingReconciledSeconds"] = (round((max(firsts.values()) - since).total_seconds(), 3)
+                                                if len(firsts) == s["sitting"] and firsts else None)
+            s["requests"] = len(window)
+            s["writes"] = sum(1 for r in window if r.verb in WRITE_VERBS)
+            s["secretListPages"] = sum(1 for r in window if r.verb == "list" and r.resource == "secrets")
+            s["rows"] = rows(window)
+
+
+def startup_namespaces(args: argparse.Namespace) -> list[str]:
+    return [f"bench-start-{k}" for k in range(max(1, min(args.startup_namespaces, args.startup_secrets)))]
 
 
 def noise_namespaces(n: int) -> list[str]:
@@ -684,6 +758,16 @@ def markdown(blob: dict[str, Any]) -> str:
                 f"({z['peakRssMB']:g}{'' if z['peakRssResetBeforeNoise'] else ' since start'}) | |",
                 f"| noise: writes to the sitting objects' namespaces / operator requests | "
                 f"{fmt(z.get('writesToSittingNamespaces'))} / {ops} | |"]
+    if "startup" in r:
+        u = r["startup"]
+        out += [f"| start-up among {u['secrets']} Secrets in {u['namespaces']} namespaces, {u['sitting']} Ready "
+                f"objects: probe OK / all reconciled again | {fmt(u['probeOkSeconds'], ' s')} / "
+                f"{fmt(u.get('allSittingReconciledSeconds'), ' s')} ({fmt(u.get('sittingReconciled'))} seen) | "
+                f"{u['loadavgBefore']} → {u['loadavgAfter']} |",
+                f"| start-up, first {u['windowSeconds']:g} s: requests / Secret list pages / writes | "
+                f"{fmt(u.get('requests'))} / {fmt(u.get('secretListPages'))} / {fmt(u.get('writes'))} | |",
+                f"| start-up, first {u['windowSeconds']:g} s: operator CPU / RSS (peak) | {u['cpu']['operator']:g} s / "
+                f"{u['rssMB']:g} MB ({u['peakRssMB']:g} MB) | |"]
     if "burst" in r and r["burst"].get("requests"):
         out += ["", f"API requests per object in the burst, by verb and resource ({blob.get('user', OPERATOR_USER)}):",
                 "",
@@ -726,6 +810,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=SHAPES, default="plain",
                         help="the workload: plain, or storagecluster (each PxSecurity names an absent StorageCluster)")
     parser.add_argument("--workdir", type=Path, default=None, help="logs and a copy of the audit log go here")
+    parser.add_argument("--startup-secrets", type=int, default=0,
+                        help="unrelated Secrets in place when the operator restarts (0: no start-up phase)")
+    parser.add_argument("--startup-namespaces", type=int, default=2000,
+                        help="the namespaces those Secrets are spread over")
+    parser.add_argument("--startup-window", type=float, default=60.0,
+                        help="seconds after the restart whose requests, CPU and RSS are reported")
     args = parser.parse_args(argv)
     global SHAPE
     SHAPE = args.shape
@@ -774,6 +864,9 @@ def main(argv: list[str] | None = None) -> int:
                 bench.idle()
         if args.noise > 0:
             bench.noise()
+        if args.startup_secrets > 0:
+            assert isinstance(operator, OperatorProcess)
+            bench.startup(operator)
         bench.audit(cluster.audit_log)
     finally:
         if bench is not None:
