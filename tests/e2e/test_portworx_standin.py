@@ -20,7 +20,7 @@ from tests.support.audit import AuditWrite, audit_log, count, now, per_object, w
 from tests.support.helpers import get_json, wait_for
 from tests.support.portworx import FINALIZER, USER_AGENT, USERNAME, PortworxOperatorStandIn, create_storage_nodes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("storagecluster_crd")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("storagecluster_crd")]
 
 STC = "storageclusters.core.libopenstorage.org"
 SKIP = {"stork.libopenstorage.org/skip-resource": "true"}
