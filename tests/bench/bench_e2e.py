@@ -389,6 +389,42 @@ def parallel(threads: int, fn: Callable[[int], object], count: int) -> None:
             future.result()
 
 
+@dataclass
+class GoProcess:
+    """A Go controller's binary (trust-manager's, cert-manager's) as a subprocess in its own process group
+    (dies with us), its log to a file."""
+
+    name: str
+    binary: Path
+    args: list[str]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> GoProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen([str(self.binary), *self.args], stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, start_new_session=True,
+                                          env={**os.environ, **self.env}, preexec_fn=controlplane._die_with_parent)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def check_alive(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            raise BenchError(f"{self.name} exited ({self.popen.returncode}):\n{self.output()[-3000:]}")
+
+    def stop(self, timeout: float = 15) -> int | None:
+        return None if self.popen is None else controlplane.terminate_group(self.popen, timeout)
+
+
 class Controller(Protocol):
     """The process under test: OperatorProcess here, cert-manager's controller in tests/bench/cert_manager.py."""
 
@@ -869,19 +905,36 @@ def main(argv: list[str] | None = None) -> int:
             bench.startup(operator)
         bench.audit(cluster.audit_log)
     finally:
-        if bench is not None:
-            bench.watch.stop()
-        if operator is not None:
-            log(f"operator stopped ({operator.stop()})")
-        if cluster.audit_log is not None and cluster.audit_log.exists():
-            (workdir / "audit.log").write_bytes(cluster.audit_log.read_bytes())
-        cluster.stop()
-        for name in ("bench-admin.key", "bench-admin.crt"):  # the gone cluster's admin credentials
-            (workdir / name).unlink(missing_ok=True)
-        log("control plane stopped")
+        finish(bench, "operator", operator, cluster, workdir)
+    assert bench is not None
+    report({"label": args.label or str(root), "operator": version, "operatorArgs": args.operator_arg}, bench, args,
+           load_start, wall_start, workdir)
+    return 0
 
-    blob = {"label": args.label or str(root), "operator": version, "operatorArgs": args.operator_arg,
-            "cpus": os.cpu_count(), "loadavgStart": load_start, "loadavgEnd": loadavg(),
+
+class Stoppable(Protocol):
+    def stop(self, timeout: float = 15) -> int | None: ...
+
+
+def finish(bench: Bench | None, what: str, process: Stoppable | None, cluster: Cluster, workdir: Path) -> None:
+    """The end of every run, whatever happened: the bench's watch, the controller, a copy of the audit log,
+    the control plane, and the gone cluster's admin credentials."""
+    if bench is not None:
+        bench.watch.stop()
+    if process is not None:
+        log(f"{what} stopped ({process.stop()})")
+    if cluster.audit_log is not None and cluster.audit_log.exists():
+        (workdir / "audit.log").write_bytes(cluster.audit_log.read_bytes())
+    cluster.stop()
+    for name in ("bench-admin.key", "bench-admin.crt"):
+        (workdir / name).unlink(missing_ok=True)
+    log("control plane stopped")
+
+
+def report(head: dict[str, Any], bench: Bench, args: argparse.Namespace, load_start: str, wall_start: float,
+           workdir: Path) -> None:
+    """The markdown table on stdout and (--json) the numbers, with what was run and the machine's load."""
+    blob = {**head, "cpus": os.cpu_count(), "loadavgStart": load_start, "loadavgEnd": loadavg(),
             "wallSeconds": round(time.monotonic() - wall_start, 1), "workdir": str(workdir),
             "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "results": bench.result}
@@ -889,7 +942,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(blob, indent=1) + "\n")
         log(f"JSON: {args.json}")
-    return 0
 
 
 if __name__ == "__main__":

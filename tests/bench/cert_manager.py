@@ -41,31 +41,29 @@ Names only: no Secret value (nor the ServiceAccount's token in its kubeconfig) i
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pxsec.devcluster import assets
 from pxsec.devcluster.cluster import Cluster
-from pxsec.devcluster.controlplane import _die_with_parent, free_port, terminate_group
+from pxsec.devcluster.controlplane import free_port
 from tests.bench.bench_e2e import (
     NAME,
     Api,
     Bench,
     BenchError,
+    GoProcess,
     Meter,
     ReadyWatch,
     core_pids,
+    finish,
     loadavg,
     log,
-    markdown,
     parallel,
+    report,
 )
 from tests.bench.measure_coexistence import stop_cleanly_on_sigterm
 from tests.bench.trust_manager import audit_reads_of, reads_audited, wait_quiet
@@ -150,40 +148,6 @@ def controller_args(kubeconfig: Path) -> list[str]:
     ]
 
 
-@dataclass
-class CertManagerProcess:
-    """The controller binary as a subprocess in its own process group (dies with us), log to a file."""
-
-    binary: Path
-    args: list[str]
-    log: Path
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> CertManagerProcess:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen([str(self.binary), *self.args], stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                          env={**os.environ, "POD_NAMESPACE": NAMESPACE},  # as the chart's Deployment
-                                          preexec_fn=_die_with_parent)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def check_alive(self) -> None:
-        if self.popen is not None and self.popen.poll() is not None:
-            raise BenchError(f"cert-manager exited ({self.popen.returncode}):\n{self.output()[-3000:]}")
-
-    def stop(self, timeout: float = 15) -> int | None:
-        return None if self.popen is None else terminate_group(self.popen, timeout)
-
-
 def install(cluster: Cluster) -> None:
     """The CRDs (server-side: the Challenge and Order CRDs are too large for a last-applied annotation), the
     release namespace, the controller's ServiceAccount and RBAC; then until the CRDs are served."""
@@ -243,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     found = assets.ensure(build=False)
     with audit_reads_of(CERT_MANAGER_USER):
         cluster = Cluster.local(found)
-    process: CertManagerProcess | None = None
+    process: GoProcess | None = None
     bench: CertManagerBench | None = None
     flags: list[str] = []
     startup: dict[str, Any] = {}
@@ -262,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         cli = [*controller_args(kubeconfig), *args.controller_arg]  # a repeated flag: pflag keeps the last
         flags = [a for a in cli if not a.startswith("--kubeconfig=")]
         started = time.monotonic()
-        process = CertManagerProcess(binary, cli, workdir / "cert-manager.log").start()
+        process = GoProcess("cert-manager", binary, cli, workdir / "cert-manager.log",
+                            env={"POD_NAMESPACE": NAMESPACE}).start()  # as the chart's Deployment sets it
         issuers_seconds = wait_issuers(api, spaces)
         process.check_alive()
         log(f"cert-manager running, {len(spaces)} Issuers Ready after {time.monotonic() - started:.1f} s")
@@ -281,29 +246,13 @@ def main(argv: list[str] | None = None) -> int:
             process.check_alive()
         bench.audit(cluster.audit_log)
     finally:
-        if bench is not None:
-            bench.watch.stop()
-        if process is not None:
-            log(f"cert-manager stopped ({process.stop()})")
-        if cluster.audit_log is not None and cluster.audit_log.exists():
-            (workdir / "audit.log").write_bytes(cluster.audit_log.read_bytes())
-        cluster.stop()
-        for name in ("bench-admin.key", "bench-admin.crt"):  # the gone cluster's admin credentials
-            (workdir / name).unlink(missing_ok=True)
-        log("control plane stopped")
-
+        finish(bench, "cert-manager", process, cluster, workdir)
+    assert bench is not None
     extra = f"; extra flags {' '.join(args.controller_arg)}" if args.controller_arg else ""
-    blob = {"label": args.label or f"cert-manager {VERSION}",
+    report({"label": args.label or f"cert-manager {VERSION}",
             "operator": {"tool": f"cert-manager {VERSION} controller ({MODULE}, tests/tools/cert-manager){extra}"},
-            "user": CERT_MANAGER_USER, "flags": flags, "startup": startup,
-            "cpus": os.cpu_count(), "loadavgStart": load_start, "loadavgEnd": loadavg(),
-            "wallSeconds": round(time.monotonic() - wall_start, 1), "workdir": str(workdir),
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "results": bench.result}
-    print(markdown(blob))
-    if args.json is not None:
-        args.json.write_text(json.dumps(blob, indent=1) + "\n")
-        log(f"JSON: {args.json}")
+            "user": CERT_MANAGER_USER, "flags": flags, "startup": startup},
+           bench, args, load_start, wall_start, workdir)
     return 0
 
 

@@ -37,7 +37,6 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,8 +55,19 @@ from cryptography.x509.oid import NameOID
 
 from pxsec.devcluster import assets, controlplane
 from pxsec.devcluster.cluster import Cluster
-from pxsec.devcluster.controlplane import _die_with_parent, free_port, terminate_group
-from tests.bench.bench_e2e import Api, BenchError, cpu_seconds, loadavg, log, parallel, status_mb
+from pxsec.devcluster.controlplane import free_port
+from tests.bench.bench_e2e import (
+    Api,
+    BenchError,
+    GoProcess,
+    Meter,
+    cpu_seconds,
+    finish,
+    loadavg,
+    log,
+    parallel,
+    status_mb,
+)
 from tests.bench.measure_coexistence import stop_cleanly_on_sigterm
 from tests.support.audit import WRITE_VERBS, AuditWrite, now, requests
 from tests.tools.build import TRUST_MANAGER, ensure
@@ -221,28 +231,11 @@ def go_mod_version(module: str) -> str:
 # -- trust-manager as a process ------------------------------------------------------------------------
 
 
-class TrustManagerProcess:
+class TrustManagerProcess(GoProcess):
     """The trust-manager binary as a subprocess in its own process group (dies with us), log to a file."""
 
     def __init__(self, binary: Path, args: list[str], log_path: Path) -> None:
-        self.binary, self.args, self.log = binary, args, log_path
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> TrustManagerProcess:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen([str(self.binary), *self.args], stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                          preexec_fn=_die_with_parent)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        super().__init__("trust-manager", binary, args, log_path)
 
     def wait_started(self, timeout: float = 120) -> None:
         """Until the Bundle controller's workers run: its caches (Bundles, Namespaces, the trust namespace's
@@ -258,22 +251,11 @@ class TrustManagerProcess:
         raise BenchError(f"trust-manager's Bundle controller not started after {timeout:.0f}s:\n"
                          f"{self.output()[-3000:]}")
 
-    def stop(self, timeout: float = 15) -> int | None:
-        return None if self.popen is None else terminate_group(self.popen, timeout)
-
 
 def wait_quiet(pid: int, quiet: float = 2.0, threshold: float = 0.03, cap: float = 60.0) -> float:
     """Wait until `pid` used under `threshold` CPU seconds in the last `quiet` seconds (at most `cap`
     seconds): its last status patch and the reconciles its own writes woke are then done. The seconds waited."""
-    started = time.monotonic()
-    samples = [(started, cpu_seconds(pid))]
-    while time.monotonic() - started < cap:
-        time.sleep(0.25)
-        samples.append((time.monotonic(), cpu_seconds(pid)))
-        old = [s for s in samples if s[0] <= samples[-1][0] - quiet]
-        if old and samples[-1][1] - old[-1][1] < threshold:
-            break
-    return round(time.monotonic() - started, 2)
+    return Meter(pid, []).wait_quiet(quiet, threshold, cap)
 
 
 def by_verb_and_resource(rs: list[AuditWrite]) -> list[dict[str, Any]]:
@@ -480,12 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         result = measure_trust_manager(cluster, workdir, labelled, label, timeout=args.timeout)
         result.update({"cpus": os.cpu_count(), "unlabelledNamespaces": len(others), "workdir": str(workdir)})
     finally:
-        if cluster.audit_log is not None and cluster.audit_log.exists():
-            (workdir / "audit.log").write_bytes(cluster.audit_log.read_bytes())
-        cluster.stop()
-        for name in ("bench-admin.key", "bench-admin.crt"):
-            (workdir / name).unlink(missing_ok=True)
-        log("control plane stopped")
+        finish(None, "trust-manager", None, cluster, workdir)  # measure_trust_manager stops trust-manager itself
     text = json.dumps(result, indent=1)
     print(text)
     if args.json is not None:
