@@ -32,7 +32,8 @@ from tests.support.audit import AuditWrite, audit_log, now, writes
 from tests.support.helpers import get_json, wait_for
 from tests.support.portworx import PortworxOperatorStandIn, create_storage_nodes
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("storagecluster_crd", "portworx_rbac", "leak_check")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow,
+              pytest.mark.usefixtures("storagecluster_crd", "portworx_rbac", "leak_check")]
 
 STC = "storageclusters.core.libopenstorage.org"
 OURS = "system:serviceaccount:pxsec-system:px-security-operator"
