@@ -151,27 +151,61 @@ class Report:
             self.wakes.append(outcome.wake)
 
 
-def run_steps(steps: Sequence[Step], ctx: Context, key: Key) -> Report:
-    """Run the table: each step, or its `blocked` outcome when a step it needs failed."""
-    report = Report()
+# Steps that are neighbours in the table and independent: none needs another's product, none reads what
+# another writes (the key Secrets; the OIDC provider; the parameters ConfigMap, which names the keys, never
+# their values). They may run at once (`fanout`: only while one reconcile runs alone), which saves a new
+# object one round trip to the API server.
+AT_ONCE: tuple[frozenset[str], ...] = (frozenset({"keys", "oidc", "parameters"}),)
+
+
+def _groups(steps: Sequence[Step], at_once: Sequence[frozenset[str]]) -> list[list[Step]]:
+    """The table cut into runs: a step joins the run before it when both are in one AT_ONCE set."""
+    groups: list[list[Step]] = []
     for step in steps:
-        blocker = next((n for n in step.needs if n in report.failed), None)
-        if blocker is not None:
-            report.failed.append(step.name)
-            report.add(step.blocked(ctx, blocker))
-            continue
-        try:
-            outcome = step.run(ctx)
-        except Exception as exc:
-            cond = failure(step, exc)
-            if cond is None:
-                raise
-            logger.warning("%s/%s: %s", *key, cond.message)
-            report.failed.append(step.name)
-            report.add(Outcome(conditions=[cond], status=step.kept(ctx.old_status)))
-            continue
-        ctx.products[step.name] = outcome.product
-        report.add(outcome)
+        last = groups[-1] if groups else None
+        if last is not None and any(step.name in s and all(x.name in s for x in last) for s in at_once):
+            groups[-1].append(step)
+        else:
+            groups.append([step])
+    return groups
+
+
+def _attempt(step: Step, ctx: Context) -> Outcome | Exception:
+    try:
+        return step.run(ctx)
+    except Exception as exc:
+        return exc
+
+
+def run_steps(steps: Sequence[Step], ctx: Context, key: Key,
+              at_once: Sequence[frozenset[str]] = AT_ONCE) -> Report:
+    """Run the table: each step, or its `blocked` outcome when a step it needs failed. Steps of one
+    AT_ONCE run may run at once; their outcomes are taken in table order all the same, and a failure
+    that is the work queue's to retry is raised once all of them have ended."""
+    report = Report()
+    for group in _groups(steps, at_once):
+        # None of a run's steps needs another of it: what blocks them is known before any runs.
+        blockers = {step.name: next((n for n in step.needs if n in report.failed), None) for step in group}
+        runnable = [step for step in group if blockers[step.name] is None]
+        done = dict(zip((step.name for step in runnable),
+                        fanout.run_all([functools.partial(_attempt, step, ctx) for step in runnable]), strict=True))
+        for step in group:
+            blocker = blockers[step.name]
+            if blocker is not None:
+                report.failed.append(step.name)
+                report.add(step.blocked(ctx, blocker))
+                continue
+            result = done[step.name]
+            if isinstance(result, Exception):
+                cond = failure(step, result)
+                if cond is None:
+                    raise result
+                logger.warning("%s/%s: %s", *key, cond.message)
+                report.failed.append(step.name)
+                report.add(Outcome(conditions=[cond], status=step.kept(ctx.old_status)))
+                continue
+            ctx.products[step.name] = result.product
+            report.add(result)
     return report
 
 

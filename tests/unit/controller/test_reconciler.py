@@ -8,6 +8,7 @@ is said on the object, a transient one goes to the work queue, a blocked step ke
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,10 @@ from typing import Any
 import pytest
 
 from pxsec import conditions, keymaterial
+from pxsec.conditions import Condition
 from pxsec.controller.handlers import ObservedReconciler, Runtime
 from pxsec.controller.kube.gateway import GatewayError, NamespaceTerminating
-from pxsec.controller.reconciler import Reconciler, Result, describe, run_steps
+from pxsec.controller.reconciler import AT_ONCE, Reconciler, Result, describe, run_steps
 from pxsec.controller.steps import BaseStep, Context, Outcome
 from pxsec.spec import parse_spec
 from tests.support.fakegateway import FakeGateway
@@ -69,11 +71,12 @@ def reasons(gw: FakeGateway) -> list[str]:
 def test_a_new_object_gets_its_secrets_token_configmap_and_status_in_one_pass() -> None:
     gw = world()
     result = reconcile(gw)
-    # The three key Secrets are written at once (in any order), then the rest, one after another.
-    assert sorted(gw.writes[:3]) == [("create", "Secret", "px-jwt-ecdsa"), ("create", "Secret", "px-shared-secret"),
+    # The three key Secrets and the parameters' ConfigMap are written at once (in any order), then the
+    # rest, one after another.
+    assert sorted(gw.writes[:4]) == [("create", "ConfigMap", "px-px-security"),
+                                     ("create", "Secret", "px-jwt-ecdsa"), ("create", "Secret", "px-shared-secret"),
                                      ("create", "Secret", "px-system-secrets")]
-    assert gw.writes[3:] == [("create", "ConfigMap", "px-px-security"), ("create", "Secret", "px-ops-token"),
-                             ("patch", "PxSecurity/status", "px")]
+    assert gw.writes[4:] == [("create", "Secret", "px-ops-token"), ("patch", "PxSecurity/status", "px")]
     assert condition(gw, conditions.READY) == ("True", "Ready")
     assert [s["origin"] for s in status(gw)["secrets"]] == ["Generated"] * 3
     assert sorted(reasons(gw)) == ["SecretGenerated", "TokenMinted"]  # posted at once: in any order
@@ -405,6 +408,64 @@ def test_products_reach_later_steps_and_lists_add_up() -> None:
     report = run_steps([Scripted(does=lambda: Outcome(status={"rows": [1]}, product="made")),
                         Scripted(name="b", needs=("a",), does=second)], c, KEY)
     assert seen == ["made"] and report.status == {"rows": [1, 2]}
+
+
+def test_steps_of_one_at_once_run_run_together_and_report_in_table_order() -> None:
+    # "b" waits until "c" has started: run one after another, it would wait out its timeout and fail.
+    c_started = threading.Event()
+
+    def b() -> Outcome:
+        assert c_started.wait(5), "b and c did not run at once"
+        return Outcome(status={"b": 2})
+
+    def c() -> Outcome:
+        c_started.set()
+        return Outcome(status={"rows": [3]})
+
+    steps = [Scripted(does=lambda: Outcome(status={"rows": [1]}, product="made")),
+             Scripted(name="b", needs=("a",), condition=conditions.OIDC_READY, fields=("b",), does=b),
+             Scripted(name="c", needs=("a",), condition=conditions.PARAMETERS_RENDERED, fields=("c",), does=c)]
+    report = run_steps(steps, ctx(), KEY, at_once=(frozenset({"b", "c"}),))
+    assert report.failed == [] and report.status == {"rows": [1, 3], "b": 2}
+    # One after another without the run (what a burst does: fanout overlaps only a reconcile alone).
+    c_started.set()
+    assert run_steps(steps, ctx(), KEY, at_once=()).status == {"rows": [1, 3], "b": 2}
+
+
+def test_a_transient_failure_in_an_at_once_run_is_raised_after_the_others_ended() -> None:
+    ran: list[str] = []
+
+    def later() -> Outcome:
+        ran.append("c")
+        return Outcome()
+
+    with pytest.raises(GatewayError):
+        run_steps([Scripted(does=boom(GatewayError("create secret x: 503", 503))),
+                   Scripted(name="c", does=later)], ctx(), KEY, at_once=(frozenset({"a", "c"}),))
+    assert ran == ["c"]
+
+
+def test_a_blocked_step_in_an_at_once_run_keeps_its_place() -> None:
+    report = run_steps([Scripted(does=boom(ValueError("x"))),
+                        Scripted(name="b", needs=("a",), condition=conditions.OIDC_READY, fields=("b",)),
+                        Scripted(name="c", condition=conditions.PARAMETERS_RENDERED, fields=("c",),
+                                 does=lambda: Outcome(conditions=[Condition(conditions.PARAMETERS_RENDERED, True,
+                                                                            "Rendered", "ok")]))],
+                       ctx(), KEY, at_once=(frozenset({"b", "c"}),))
+    assert report.failed == ["a", "b"]
+    assert [c.type for c in report.conditions] == [conditions.KEYS_READY, conditions.OIDC_READY,
+                                                   conditions.PARAMETERS_RENDERED]
+
+
+def test_the_tables_at_once_runs_are_neighbours_that_need_none_of_each_other() -> None:
+    steps = Reconciler(FakeGateway()).steps
+    names = [s.name for s in steps]
+    for run in AT_ONCE:
+        at = sorted(names.index(n) for n in run)
+        assert at == list(range(at[0], at[0] + len(run))), f"{sorted(run)} are not neighbours in the table"
+        for step in steps:
+            if step.name in run:
+                assert not set(step.needs) & run, f"{step.name} needs a step of its own run"
 
 
 @pytest.mark.parametrize("status_code", [0, 404, 409, 429, 500, 503])

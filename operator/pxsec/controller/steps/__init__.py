@@ -3,9 +3,10 @@
 A step reads what it needs from the `Context` (the PxSecurity, its parsed spec, the clock, and the
 *products* of the steps before it), may read and write through the gateway, and returns one `Outcome`:
 its conditions, its `status` fields, its Events, when it wants to be woken, and its product for later
-steps. The reconciler runs them in table order (`reconciler.STEPS`) and owns what is common: a step that
+steps. The reconciler runs them in table order (`Reconciler.steps`) and owns what is common: a step that
 fails becomes a False condition of its type and keeps its status fields as they were; a step whose
-needs failed is `blocked` instead of run.
+needs failed is `blocked` instead of run. Neighbours that are independent (`reconciler.AT_ONCE`: keys,
+oidc, parameters) may run at once while one reconcile runs alone; their outcomes count in table order.
 
 Names say what a step does: `…Sync` writes, `…Check` only reads and judges.
 
