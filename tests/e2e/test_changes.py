@@ -4,7 +4,7 @@ approved, approved again for a second change; changePolicy Automatic applies at 
 never gated. The StorageCluster's phase is set through its status subresource, as the Portworx Operator
 sets it. The Portworx Operator's stand-in runs beside ours, with StorageNodes as its Portworx pods: what a
 change costs is counted in the pods it restarts (none while a change waits; one per StorageNode once it is
-applied)."""
+applied). TokensAccepted judges with the public key the StorageCluster actually mounts."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pxsec import keymaterial
 from pxsec.devcluster.cluster import Cluster, OperatorProcess
 from tests.e2e.conftest import apply, condition, pxsec
 from tests.support.audit import audit_log, now, writes
@@ -140,3 +141,44 @@ def test_automatic_applies_at_once_and_a_fresh_install_is_never_gated(
     wait_for(lambda: portworx_operator.restarts() == NODES, 30, what="every Portworx pod restarted")
     portworx_operator.wait_for_passes(2)
     assert portworx_operator.restarts() == NODES
+
+
+def test_tokens_accepted_judges_with_the_rsa_key_the_storagecluster_mounts(
+        cluster: Cluster, operator: OperatorProcess, namespace: str) -> None:
+    # Someone else's StorageCluster (apply: false: we never write it) mounts an RSA public key of its own.
+    _, theirs = keymaterial.generate_rsa(2048)
+    cluster.kubectl("create", "secret", "generic", "other-rsa", "-n", namespace, "--from-file=pub=/dev/stdin",
+                    input=theirs.decode())
+
+    def mounting(secret: str, key: str) -> str:
+        return yaml.safe_dump({
+            "apiVersion": "core.libopenstorage.org/v1", "kind": "StorageCluster",
+            "metadata": {"name": "px-cluster", "namespace": namespace},
+            "spec": {"image": "portworx/oci-monitor:3.2.0",
+                     "security": {"enabled": True, "auth": {"selfSigned": {
+                         "issuer": "operator.portworx.io", "sharedSecret": "px-shared-secret"}}},
+                     "env": [{"name": "PORTWORX_AUTH_JWT_RSA_PUBKEY", "value": "/etc/keys/rsa/public.pem"}],
+                     "volumes": [{"name": "rsa", "mountPath": "/etc/keys/rsa", "secret": {
+                         "secretName": secret, "items": [{"key": key, "path": "public.pem"}]}}]}})
+
+    cluster.kubectl("apply", "-f", "-", input=mounting("other-rsa", "pub"))
+    apply(cluster, namespace, {
+        "apiVersion": "pxsec.dev/v1alpha1", "kind": "PxSecurity", "metadata": {"name": "px"},
+        "spec": {"storageCluster": {"name": "px-cluster", "apply": False},
+                 "selfSigned": {"issuer": "operator.portworx.io", "sharedSecret": {},
+                                "rsa": {"secretName": "px-jwt-rsa"}},
+                 "tokens": [{"secretName": "px-ops-token", "roles": ["system.admin"], "groups": ["*"],
+                             "signingKey": "RSA"}]}})
+
+    def accepted(reason: str) -> dict[str, Any] | None:
+        cond = condition(pxsec(cluster, namespace, "px"), "TokensAccepted")
+        return cond if cond.get("reason") == reason else None
+
+    rejected = wait_for(lambda: accepted("WouldBeRejected"), 60, what="TokensAccepted=False, WouldBeRejected")
+    assert rejected["status"] == "False"
+    assert "RSA key from Secret other-rsa key pub" in rejected["message"] and "px-ops-token" in rejected["message"]
+    # The StorageCluster mounts our key instead: the same token is judged accepted, and the message says where
+    # the key came from.
+    cluster.kubectl("apply", "-f", "-", input=mounting("px-jwt-rsa", "public.pem"))
+    ok = wait_for(lambda: accepted("Accepted"), 60, what="TokensAccepted=True once our key is mounted")
+    assert ok["status"] == "True" and "px-jwt-rsa" in ok["message"]
