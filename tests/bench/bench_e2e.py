@@ -631,7 +631,6 @@ class Bench:
             with contextlib.suppress(urllib3.exceptions.HTTPError):
                 if http.request("GET", probe, retries=False, timeout=1.0).status == 200:
                     probe_ok = time.monotonic() - started
-                    break
             time.sleep(0.02)
         time.sleep(max(0.0, self.args.startup_window - (time.monotonic() - started)))
         cpu = meter.end()
