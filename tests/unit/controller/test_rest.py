@@ -1,5 +1,6 @@
 """The REST client sends a throttled request again (429: not processed, whatever the verb), after its
-Retry-After, a bounded number of times, as client-go does; other failures are the caller's."""
+Retry-After, a bounded number of times, as client-go does; other failures are the caller's. Requests go
+over the lean transport (test_transport.py), streams and anything through a proxy over urllib3's pool."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Pool:
         self.sent = 0
         self.seen: list[tuple[str, str, dict[str, str]]] = []  # method, url, headers
         self.direct = 0  # requests sent through the server's own pool (not the PoolManager)
+        self.lean = 0  # requests sent through the lean transport
 
     def request(self, method: str, url: str, **kwargs: Any) -> Response:
         self.sent += 1
@@ -44,6 +46,19 @@ class Server:
         assert uri.startswith("/") and kwargs["assert_same_host"] is False and kwargs["redirect"] is False
         self.pool.direct += 1
         return self.pool.request(method, self.url + uri, **kwargs)
+
+
+class Lean:
+    """As transport.Transport: the request target (path and query) on the configured server."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    def request(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
+                timeout: tuple[float, float]) -> Response:
+        assert target.startswith("/")
+        self.pool.lean += 1
+        return self.pool.request(method, "https://api:6443" + target, headers=headers)
 
 
 class Configuration:
@@ -79,7 +94,7 @@ def test_a_throttled_request_is_sent_again(statuses: tuple[int, ...], sent: int,
     waited: list[float] = []
     monkeypatch.setattr(rest.time, "sleep", waited.append)
     pool = Pool(*statuses)
-    client = rest.RestClient(Client(pool))  # type: ignore[arg-type]
+    client = rest.RestClient(Client(pool), Lean(pool))  # type: ignore[arg-type]
     if ok:
         client.request("POST", "/api/v1/namespaces/ns/secrets", body={})
     else:
@@ -101,7 +116,7 @@ def test_requests_carry_the_clients_credentials_read_again_after_a_while(monkeyp
     monkeypatch.setattr(rest.time, "monotonic", lambda: clock[0])
     pool = Pool(200, 200, 200)
     api = Client(pool)
-    client = rest.RestClient(api)  # type: ignore[arg-type]
+    client = rest.RestClient(api, Lean(pool))  # type: ignore[arg-type]
     client.request("GET", "/api/v1/namespaces/n s/secrets", query=[("labelSelector", "a=b,c"), ("limit", "5")])
     api.configuration.token = "t2"
     clock[0] += rest.AUTH_REUSE / 2
@@ -114,7 +129,17 @@ def test_requests_carry_the_clients_credentials_read_again_after_a_while(monkeyp
     assert h1 == {"User-Agent": "pxsec-test", "authorization": "Bearer t1", "Accept": "application/json"}
     assert h2["authorization"] == "Bearer t1" and h2["Content-Type"] == "application/json"
     assert h3["authorization"] == "Bearer t2" and "Content-Type" not in h3
-    assert api.configuration.reads == 2 and pool.direct == 3
+    assert api.configuration.reads == 2 and pool.lean == 3 and pool.direct == 0
+
+
+def test_a_stream_goes_over_the_clients_pool() -> None:
+    """A watch is read as it arrives (urllib3's streamed response); a request is read whole (the transport)."""
+    pool = Pool(200, 200)
+    client = rest.RestClient(Client(pool), Lean(pool))  # type: ignore[arg-type]
+    client.open("GET", "/api/v1/secrets", [("watch", "true")], stream=True)
+    client.open("GET", "/api/v1/secrets")
+    assert (pool.direct, pool.lean) == (1, 1)
+    assert rest.RestClient(Client(Pool())).transport is not None  # the default: a transport of its own
 
 
 def test_through_a_proxy_the_pool_manager_sends_it() -> None:

@@ -7,7 +7,8 @@ Authentication (tokens, refreshed ServiceAccount tokens, client certificates, CA
 request preparation is bypassed: `param_serialize` re-read the credentials (the kubeconfig loader's refresh hook)
 and re-computed the server URL on every request — about a fifth of a request's CPU in a burst. The bearer
 header is taken from the client at most every AUTH_REUSE seconds instead (client-go re-reads a ServiceAccount
-token file once a minute).
+token file once a minute). Requests that are not streams go over `transport.py` (its docstring says why); watch
+streams, and everything through a proxy, over the client's urllib3 pool.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from urllib.parse import quote, urlencode
 
 import kubernetes
 import urllib3
+
+from pxsec.controller.kube.transport import Response, Transport
 
 THROTTLED_ATTEMPTS = 3  # a 429 is sent again twice at most, after its Retry-After (capped)
 MAX_RETRY_AFTER = 2.0
@@ -40,8 +43,11 @@ class HttpError(Exception):
 
 
 class RestClient:
-    def __init__(self, client: kubernetes.client.ApiClient) -> None:
+    def __init__(self, client: kubernetes.client.ApiClient, transport: Transport | None = None) -> None:
+        """`transport`: for requests that are not streams (default: one for the client's configuration,
+        unless it needs urllib3's — a proxy, custom socket options)."""
         self.client = client
+        self.transport = transport or Transport.for_configuration(client.configuration)
         self._host = str(client.configuration.host).rstrip("/")
         self._pool = client.rest_client.pool_manager
         # The one server's connection pool itself: a PoolManager parses the URL and looks its pool up again
@@ -70,7 +76,8 @@ class RestClient:
 
     def open(self, method: str, path: str, query: list[tuple[str, str]] | None = None, body: Any = None,
              content_type: str = "application/json", accept: str = "application/json",
-             timeout: tuple[float, float] = REQUEST_TIMEOUT, stream: bool = False) -> urllib3.BaseHTTPResponse:
+             timeout: tuple[float, float] = REQUEST_TIMEOUT, stream: bool = False
+             ) -> urllib3.BaseHTTPResponse | Response:
         """The response of a 2xx request (`stream`: not read yet, e.g. a watch); HttpError otherwise."""
         headers = self._headers()
         headers["Accept"] = accept
@@ -79,13 +86,17 @@ class RestClient:
         uri = path + ("?" + urlencode(query, quote_via=quote) if query else "")
         payload = None if body is None else json.dumps(body).encode()
         for attempt in range(THROTTLED_ATTEMPTS):
-            limits = urllib3.Timeout(connect=timeout[0], read=timeout[1])
-            if self._server is not None:  # what PoolManager.urlopen does for a same-host request, no more
+            resp: urllib3.BaseHTTPResponse | Response
+            if self.transport is not None and not stream:
+                resp = self.transport.request(method, uri, headers, payload, timeout)
+            elif self._server is not None:  # what PoolManager.urlopen does for a same-host request, no more
                 resp = self._server.urlopen(method, uri, body=payload, headers=headers, preload_content=not stream,
-                                            timeout=limits, assert_same_host=False, redirect=False)
+                                            timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                                            assert_same_host=False, redirect=False)
             else:
                 resp = self._pool.request(method, self._host + uri, body=payload, headers=headers,
-                                          preload_content=not stream, timeout=limits)
+                                          preload_content=not stream,
+                                          timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
             # 429 means the API server did not process the request (API Priority and Fairness): any verb may
             # be sent again after Retry-After, as client-go does, instead of failing the whole reconcile.
             if resp.status != 429 or attempt + 1 == THROTTLED_ATTEMPTS:
