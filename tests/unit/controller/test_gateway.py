@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import urllib3
 
+from pxsec.controller.kube import rest
 from pxsec.controller.kube.gateway import METADATA_MANAGER, Conflict, Gateway, _trimmed
 from pxsec.controller.kube.rest import HttpError
 from pxsec.controller.kube.store import Store
@@ -23,10 +24,12 @@ class ScriptedApi:
     def __init__(self) -> None:
         self.answers: dict[tuple[str, str], Any] = {}
         self.requests: list[tuple[str, str]] = []
+        self.accepted: dict[tuple[str, str], str] = {}  # what each request asked the response to be
 
     def request(self, method: str, path: str, query: Any = None, body: Any = None,
-                content_type: str = "application/json") -> dict[str, Any]:
+                content_type: str = "application/json", accept: str = "application/json") -> dict[str, Any]:
         self.requests.append((method, path))
+        self.accepted[(method, path)] = accept
         answer = self.answers.get((method, path))
         if answer is None:
             pytest.fail(f"unexpected request {method} {path}")
@@ -131,7 +134,7 @@ class FlakyEvents:
         self.attempts = 0
 
     def request(self, method: str, path: str, query: Any = None, body: Any = None,
-                content_type: str = "application/json") -> dict[str, Any]:
+                content_type: str = "application/json", accept: str = "application/json") -> dict[str, Any]:
         assert (method, path) == ("POST", "/api/v1/namespaces/ns/events")
         self.attempts += 1
         if self.failures:
@@ -168,7 +171,7 @@ class EventsEndpoint:
         self.events: dict[str, dict[str, Any]] = {}
 
     def request(self, method: str, path: str, query: Any = None, body: Any = None,
-                content_type: str = "application/json") -> dict[str, Any]:
+                content_type: str = "application/json", accept: str = "application/json") -> dict[str, Any]:
         base = "/api/v1/namespaces/ns/events"
         if method == "POST" and path == base:
             name = body["metadata"]["name"]
@@ -256,3 +259,16 @@ def test_a_replica_that_lost_the_lease_writes_nothing_more(store: Store, monkeyp
     with pytest.raises(NotLeading):
         gateway.delete_secret("ns", "s", "uid", "1")
     assert scripted.requests == []
+
+
+def test_a_write_whose_response_is_kept_asks_for_the_object_the_others_for_its_metadata(
+        gw: Gateway, api: ScriptedApi) -> None:
+    """A created Secret is what a later read answers (its data, from the response); a status patch is
+    needed only for its resourceVersion (the echo to come): the API server sends its metadata alone."""
+    status = "/apis/pxsec.dev/v1alpha1/namespaces/ns/pxsecurities/px/status"
+    api.answers[("POST", "/api/v1/namespaces/ns/secrets")] = secret("7")
+    api.answers[("PATCH", status)] = {"kind": "PartialObjectMetadata", "metadata": {"resourceVersion": "8"}}
+    gw.create_secret("ns", "s", {"k": b"v"}, {}, {})
+    gw.patch_status("ns", "px", {"observedGeneration": 1})
+    assert api.accepted == {("POST", "/api/v1/namespaces/ns/secrets"): "application/json",
+                            ("PATCH", status): rest.METADATA_ONLY}

@@ -31,6 +31,7 @@ from pxsec import tenants
 from pxsec.controller.kube.rest import (
     APPLY_PATCH,
     MERGE_PATCH,
+    METADATA_ONLY,
     HttpError,
     RestClient,
     api_client,
@@ -189,12 +190,14 @@ class Gateway:
                content_type: str = "application/json", manager: str = FIELD_MANAGER, force: bool = False,
                keep: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
         """One write, its outcome told to the store; `keep` makes what a later read of the response's
-        version answers (None: nothing is kept, the next read is live)."""
+        version answers (None: nothing is kept, the next read is live — and only the response's metadata
+        is asked for)."""
         self._fenced(what)
         query = [("fieldManager", manager)] + ([("force", "true")] if force else [])
         with self.store.writing(kind, namespace, name) as write:
             try:
-                done = self.api.request(method, path, query, body, content_type)
+                done = self.api.request(method, path, query, body, content_type,
+                                        "application/json" if keep is not None else METADATA_ONLY)
             except HttpError as exc:
                 if exc.status == 409:
                     write.conflict()
@@ -406,7 +409,7 @@ class Gateway:
                 return  # the Lease is lost: the new leader says what is still news
             try:
                 try:
-                    self.api.request("POST", core_path(cr.namespace, "events"), None, body)
+                    self.api.request("POST", core_path(cr.namespace, "events"), None, body, accept=METADATA_ONLY)
                 except HttpError as error:
                     if error.status != 409:
                         raise

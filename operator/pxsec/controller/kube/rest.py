@@ -31,6 +31,9 @@ MAX_RETRY_AFTER = 2.0
 REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read: a hung API server fails the reconcile, it is retried
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is YAML
+# A write whose response is needed only for its resourceVersion (status patches, Events): the API server
+# answers with the object's metadata, not the whole object (less to encode there and to parse here).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 AUTH_REUSE = 10.0  # seconds a bearer header read from the client is used before it is read again
 
 
@@ -70,8 +73,9 @@ class RestClient:
             return dict(self._auth)
 
     def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
-                body: Any = None, content_type: str = "application/json") -> dict[str, Any]:
-        resp = self.open(method, path, query, body, content_type)
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> dict[str, Any]:
+        resp = self.open(method, path, query, body, content_type, accept)
         return cast(dict[str, Any], json.loads(resp.data)) if resp.data else {}
 
     def open(self, method: str, path: str, query: list[tuple[str, str]] | None = None, body: Any = None,
