@@ -1,13 +1,14 @@
-"""kopf wiring: watch events become work-queue keys; nothing else happens here.
+"""kopf wiring: the process (login, start-up and clean-up, liveness, signals); watch events become work-queue
+keys; nothing else happens here.
 
-Why `on.event` and a work queue instead of kopf's create/update handlers: the reconcile is
-level-triggered (it recomputes the desired state every time), so it needs no per-handler progress
-annotations, no `last-handled-configuration` on users' objects (GitOps tools would see drift), and no
-finalizers (deletionPolicy Retain needs none; Delete uses owner references and the real garbage
-collector). kopf keeps doing what it is best at: login, the PxSecurity watch stream with reconnects,
-liveness. Secrets, ConfigMaps and StorageClusters are watched by our own reflectors (`kube/watches.py`).
-Every watch event goes to the one `Store` (`kube/store.py`), which says whether it is news — never the
-echo of our own write — and news wakes the PxSecurities that depend on the object.
+Why a work queue instead of kopf's create/update handlers: the reconcile is level-triggered (it recomputes
+the desired state every time), so it needs no per-handler progress annotations, no
+`last-handled-configuration` on users' objects (GitOps tools would see drift), and no finalizers
+(deletionPolicy Retain needs none; Delete uses owner references and the real garbage collector). kopf keeps
+doing what it is best at: login, the lifecycle of the process and its handlers, the liveness endpoint.
+Every watched object — PxSecurities included — comes from our own reflectors (`kube/watches.py` says why)
+into the one `Store` (`kube/store.py`), which says whether an event is news — never the echo of our own
+write — and news wakes the PxSecurities that depend on the object (a PxSecurity's own news wakes it).
 
 With leader election (`pxsec operator --leader-elect`, see leader.py) every replica keeps its watch
 streams and its queue of keys, but only the one holding the Lease runs the queue's workers; a replica
@@ -27,7 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
@@ -40,7 +41,7 @@ from pxsec.controller.leader import KubernetesLeaseStore, LeaderElector, LeaseCo
 from pxsec.controller.metrics import Metrics
 from pxsec.controller.reconciler import ANY, Dependency, Key, Reconciler
 from pxsec.controller.workqueue import Outcome, WorkQueue
-from pxsec.spec import API_GROUP, API_VERSION, PLURAL, PxSecuritySpec
+from pxsec.spec import PxSecuritySpec
 
 logger = logging.getLogger("pxsec.operator")
 
@@ -234,39 +235,18 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_kubeconfig(**kwargs)
 
 
-class NoDiffBase(kopf.DiffBaseStorage):
-    """kopf's diff base for an operator of `on.event` handlers only: nothing.
-
-    The default storage deep-copies every body kopf receives (twice: its essence, then a progress-free copy)
-    to compute a diff that only `on.create/update/delete` handlers read; this operator has none (it diffs
-    the world itself, in the reconciler), so that was a tenth of its CPU per event in a burst, thrown away.
-    Nothing is ever stored: no annotation of kopf's is written to a PxSecurity."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return cast(kopf.BodyEssence, {})
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        return None
-
-
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _runtime, _elector, _election, _watches
     settings.posting.level = logging.WARNING  # kopf's own k8s Events: only problems
-    settings.persistence.diffbase_storage = NoDiffBase()
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
     store = Store()
     gateway = Gateway(store, scopes=_options.namespaces)
     _runtime = Runtime(ObservedReconciler(gateway), workers=_options.workers, metrics=Metrics(),
                        active=_options.lease is None, store=store)
     gateway.fence = lambda: _runtime is not None and _runtime.active
     _runtime.loop = asyncio.get_running_loop()
-    # Secrets, ConfigMaps and StorageClusters are watched outside kopf (kube/watches.py explains why).
-    _watches = Watches(_options.namespaces, store)
+    # Every watch is a reflector of ours (kube/watches.py explains why), PxSecurities' too.
+    _watches = Watches(_options.namespaces, store, on_pxsecurity=_pxsecurity_event)
     _watches.start()
     if _options.metrics_address:
         host, port = _runtime.metrics.serve(_options.metrics_address)
@@ -274,8 +254,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     if _options.lease is None:
         _runtime.start()
     else:
-        # Until it holds the Lease, this replica only queues keys: kopf lists every object at start, so
-        # when it takes over, its queue already names every PxSecurity there is.
+        # Until it holds the Lease, this replica only queues keys: its reflector lists every PxSecurity at
+        # start, so when it takes over, its queue already names every PxSecurity there is.
         _elector = LeaderElector(_options.lease, KubernetesLeaseStore(_options.lease))
         _election = asyncio.create_task(_elector.run(_runtime.start, _stopped_leading), name="pxsec-leader")
     # Everything imported and set up so far lives as long as the process: out of the collector's sight,
@@ -309,15 +289,11 @@ def leader_probe(**_: Any) -> str:
     return "leading" if _elector.leading else "standby"
 
 
-@kopf.on.event(API_GROUP, API_VERSION, PLURAL)
-async def pxsecurity_event(namespace: str | None, name: str, **kwargs: Any) -> None:
-    """Into the store, which wakes the object when this is news (a new object, someone's change; not the
-    echo of our own status write)."""
-    rt, ns = runtime(), namespace or ""
-    if kwargs.get("type") == "DELETED":
-        rt.deleted((ns, name))
-        rt.store.deleted(PXSECURITY, ns, name)
-        return
-    rt.present((ns, name))
-    body = kwargs.get("body") or {}
-    rt.store.observed(PXSECURITY, ns, name, str((body.get("metadata") or {}).get("resourceVersion") or ""), body)
+def _pxsecurity_event(kind: str, namespace: str, name: str) -> None:
+    """A PxSecurity's watch event, before the store hears it (the store then wakes the object when it is
+    news: a new object, someone's change; not the echo of our own status write). From the reflector's thread."""
+    rt = runtime()
+    if kind == "DELETED":
+        rt.deleted((namespace, name))
+    else:
+        rt.present((namespace, name))

@@ -1,6 +1,6 @@
 """The one store of what the API server has, as far as the operator knows without asking.
 
-Fed by the watches (our reflectors for Secrets, ConfigMaps and StorageClusters, kopf's for PxSecurities)
+Fed by the watches (the reflectors of kube/watches.py)
 and by the gateway's own reads and writes; read only by the gateway. Nothing else holds objects between
 reconciles: the steps ask the gateway, the gateway asks the store first.
 
@@ -12,14 +12,14 @@ returned until its watch event arrives (`echo`), and for PxSecurities whether th
 **The reading rule** — the store answers instead of the API server only when a live GET could not
 answer differently as far as anything this process has seen:
 1. *Known absent*: a complete listing covers the namespace, nothing since said the object exists, and
-   no write of ours to it is in flight. (kopf's watch is never "complete": PxSecurities are never known
-   absent.)
+   no write of ours to it is in flight. (PxSecurities are never known absent: a reconcile that finds none
+   reads live, so that a wake-up can never be mistaken for a deletion.)
 2. No write of ours to the object is in flight or still waiting for its echo.
 3. The value is at the version the watch last reported: for Secrets and ConfigMaps what we ourselves
    read or wrote at exactly that version; for kinds watched whole the watch's body, unless a live read
    of ours returned a version the watch has not delivered yet.
 4. PxSecurities, additionally: the status is the operator's memory (fingerprints, revisions), so a body
-   is used only by a reconcile woken by the object's own event (`fresh`, consumed by the read: kopf's
+   is used only by a reconcile woken by the object's own event (`fresh`, consumed by the read: a
    relist can lose a deletion, a timer-woken reconcile must not resurrect a deleted object) and only
    once it is `trusted` — read live since this process began reconciling, or first seen without any
    status (a new object). After a leader handover each PxSecurity is therefore read live once: the old
@@ -192,7 +192,8 @@ class Store:
                     continue
                 if self._observe(key, version, body):
                     news.append(key)
-            self._synced.setdefault(kind, set()).add(scope)
+            if kind != PXSECURITY:  # rule 1: a PxSecurity is never known absent
+                self._synced.setdefault(kind, set()).add(scope)
         for key in news:
             self.notify(*key)
 

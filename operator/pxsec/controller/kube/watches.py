@@ -1,7 +1,7 @@
-"""The reflectors that feed the store: Secrets, ConfigMaps and Namespaces metadata only, StorageClusters,
-StorageNodes and PersistentVolumes whole (a PersistentVolume reduced to the Secrets it uses).
+"""The reflectors that feed the store: PxSecurities, StorageClusters, StorageNodes and PersistentVolumes whole
+(a PersistentVolume reduced to the Secrets it uses), Secrets, ConfigMaps and Namespaces metadata only.
 
-Why not kopf's watch, as for PxSecurities: a PxSecurity depends on a handful of Secrets and ConfigMaps,
+Why not kopf's watch for Secrets and ConfigMaps: a PxSecurity depends on a handful of them,
 but a watch cannot be narrowed to them (ours carry our labels; adopted, shared and the Portworx
 Operator's do not), so it sees every Secret and ConfigMap in the cluster. Through kopf each of those
 events cost a full object (values included) decoded and walked through its handler machinery, and a
@@ -9,6 +9,12 @@ memory entry per object: 5,000 unrelated Secrets cost the operator ~4.7 CPU seco
 the API server sends only metadata (`PartialObjectMetadata`), a thread parses one JSON line, updates
 the `Store` and the store calls back only with news (never the echo of our own write), and the
 runtime only wakes someone when a PxSecurity depends on the object.
+
+PxSecurities are watched here too (they were kopf's, `on.event`): kopf walked each of their events through its
+causes, progress storage, per-object logger and handler invocation — a sixth of the operator's CPU in a
+burst of new objects (tests/bench/bench_e2e.py, py-spy), for a handler that only hands the body to the store;
+and it stood between each new object and its reconcile. Here an event costs its JSON line and the store's
+bookkeeping; the runtime is told of each event (`on_event`: a deletion forgets the object's metrics).
 
 StorageClusters are watched here too, whole (a StorageCluster is read on every reconcile of a PxSecurity
 that targets one, and there are few of them), so that a reconcile with nothing to do asks nothing. Their
@@ -27,7 +33,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +41,8 @@ import urllib3
 
 from pxsec.controller.kube.gateway import SC_GROUP, SC_PLURAL, SC_VERSION
 from pxsec.controller.kube.rest import HttpError, RestClient, group_path, new_client
-from pxsec.controller.kube.store import ALL_NAMESPACES, Store, keeps_meta
+from pxsec.controller.kube.store import ALL_NAMESPACES, PXSECURITY, Store, keeps_meta
+from pxsec.spec import API_GROUP, API_VERSION, PLURAL
 
 logger = logging.getLogger("pxsec.controller.kube.watches")
 
@@ -63,6 +70,7 @@ class Resource:
         return f"/api/v1/{self.plural}" if scope == ALL_NAMESPACES else f"/api/v1/namespaces/{scope}/{self.plural}"
 
 
+PXSECURITIES = Resource(PXSECURITY, PLURAL, API_GROUP, API_VERSION, whole=True)
 SECRETS = Resource("Secret", "secrets")
 CONFIGMAPS = Resource("ConfigMap", "configmaps")
 STORAGECLUSTERS = Resource("StorageCluster", SC_PLURAL, SC_GROUP, SC_VERSION, whole=True)
@@ -81,11 +89,16 @@ class NotServed(Exception):
     """404 on a collection: the resource is not served (a CRD not installed)."""
 
 
+OnEvent = Callable[[str, str, str], None]  # (ADDED | MODIFIED | DELETED, namespace, name), before the store hears it
+
+
 class Reflector:
     """One resource in one scope (a namespace, or all), in its own daemon thread."""
 
-    def __init__(self, api: RestClient, resource: Resource, scope: str, store: Store) -> None:
+    def __init__(self, api: RestClient, resource: Resource, scope: str, store: Store,
+                 on_event: OnEvent | None = None) -> None:
         self.api, self.resource, self.scope, self.store = api, resource, scope, store
+        self.on_event = on_event
         self.stopping = threading.Event()
         self.synced = threading.Event()  # set once the first listing is in
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -221,6 +234,8 @@ class Reflector:
         if kind == "BOOKMARK":
             return version
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        if self.on_event is not None:
+            self.on_event(str(kind), namespace, name)
         if kind == "DELETED":
             self.store.deleted(self.resource.kind, namespace, name)
         else:
@@ -248,19 +263,21 @@ def _events(response: Any) -> Iterator[dict[str, Any]]:
 
 
 class Watches:
-    """Every reflector of the operator: Secrets, ConfigMaps, StorageClusters and StorageNodes, cluster-wide or
-    per namespace."""
+    """Every reflector of the operator: PxSecurities, Secrets, ConfigMaps, StorageClusters and StorageNodes,
+    cluster-wide or per namespace; Namespaces and PersistentVolumes cluster-wide."""
 
-    def __init__(self, namespaces: tuple[str, ...], store: Store, api: RestClient | None = None) -> None:
+    def __init__(self, namespaces: tuple[str, ...], store: Store, api: RestClient | None = None,
+                 on_pxsecurity: OnEvent | None = None) -> None:
         scopes = namespaces or (ALL_NAMESPACES,)
-        resources = (SECRETS, CONFIGMAPS, STORAGECLUSTERS, STORAGENODES)
+        resources = (PXSECURITIES, SECRETS, CONFIGMAPS, STORAGECLUSTERS, STORAGENODES)
         # Namespaces: both installs may list them. PersistentVolumes only cluster-wide: a namespaced install
         # reads nothing of other namespaces' objects (a tenant Secret is then never deleted: its volumes
         # cannot be seen).
         cluster = (NAMESPACES,) if namespaces else (NAMESPACES, PERSISTENTVOLUMES)
         # One connection per stream (each reflector holds one while it watches), and a few for listings.
         api = api or new_client(pool=len(resources) * len(scopes) + len(cluster) + 4)
-        self.watches = [Reflector(api, r, s, store) for r in resources for s in scopes]
+        self.watches = [Reflector(api, r, s, store, on_pxsecurity if r is PXSECURITIES else None)
+                        for r in resources for s in scopes]
         self.watches += [Reflector(api, r, ALL_NAMESPACES, store) for r in cluster]
 
     def start(self) -> None:
