@@ -28,6 +28,7 @@ with issuer `stork.openstorage.io`, which this renderer does not produce.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -483,7 +484,47 @@ def render_text(
 ) -> str:
     """`render(...)` as text: what `pxsec render -o FMT` prints and (yaml) what the ConfigMap holds."""
     obj = render(spec, namespace, target, cr_name=cr_name)
+    if fmt == "yaml" and _plain(namespace or DEFAULT_NAMESPACE):
+        # Rendered for a stand-in namespace, the text is the same for every namespace (remembered once);
+        # the namespace is then put in its places. Valid when the namespace is written as itself (a plain
+        # scalar, as the stand-in is), nothing else in the rendering is the stand-in, and the stand-in
+        # fills the namespace's places whole (never part of a longer string).
+        marked = render(spec, _NS_MARK, target, cr_name=cr_name)
+        if _NS_MARK not in json.dumps(obj, ensure_ascii=False):
+            text = _yaml_text(marked)
+            if text.count(_NS_MARK) == _mark_slots(marked):
+                return text.replace(_NS_MARK, namespace or DEFAULT_NAMESPACE)
     return _yaml_text(obj) if fmt == "yaml" else to_text(obj, fmt)
+
+
+_NS_MARK: Final = "pxsec-namespace-0b5e7a91"  # a plain YAML scalar that no rendering writes otherwise
+
+
+def _mark_slots(obj: Any) -> int:
+    """How many values are the stand-in namespace, whole; -1 when it is part of a longer string or a key
+    (a spec that happens to contain it: then nothing is replaced)."""
+    if isinstance(obj, str):
+        return 1 if obj == _NS_MARK else (-1 if _NS_MARK in obj else 0)
+    items: list[Any] = []
+    if isinstance(obj, Mapping):
+        if any(_NS_MARK in str(k) for k in obj):
+            return -1
+        items = list(obj.values())
+    elif isinstance(obj, list):
+        items = obj
+    total = 0
+    for item in items:
+        n = _mark_slots(item)
+        if n < 0:
+            return -1
+        total += n
+    return total
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain(namespace: str) -> bool:
+    """Whether the YAML dumper writes this namespace as itself (not quoted: `true`, `123`, `null` are)."""
+    return to_text({"k": namespace}) == f"k: {namespace}\n"
 
 
 _TEXTS: OrderedDict[str, str] = OrderedDict()  # the JSON of a rendered object -> its YAML text

@@ -72,3 +72,35 @@ def test_rendered_text_is_remembered_and_the_same_as_written_afresh() -> None:
     sc_a = render.render_text(spec, "ns-a", "storagecluster", cr_name="px")
     sc_b = render.render_text(spec, "ns-b", "storagecluster", cr_name="px")
     assert sc_a != sc_b and "ns-b" in sc_b  # this one names its namespace: its own text
+
+
+NAMESPACES = ["ns-a", "kube-system", "true", "123", "null", "off", "y", "0x1f", "1e3", "1-2", "0o17", "a" * 63,
+              render._NS_MARK]
+
+
+@given(st.sampled_from(NAMESPACES) | st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True),
+       st.sampled_from(["px", "px-cluster", render._NS_MARK, f"x{render._NS_MARK}"]))
+@settings(max_examples=150)
+def test_a_namespace_put_in_its_places_is_the_text_written_afresh(namespace: str, name: str) -> None:
+    """The text rendered for a stand-in namespace, with the namespace put in its places, is byte for byte
+    what the target rendered for that namespace writes — also for namespaces YAML must quote, and for a
+    spec that contains the stand-in itself (then the text is written afresh)."""
+    from pxsec.spec import parse_spec
+
+    spec = parse_spec({"storageCluster": {"name": name}, "selfSigned": {
+        "issuer": "pxsec.example", "sharedSecret": {"secretName": name}, "ecdsa": {"secretName": "e"}},
+        "tokens": [{"secretName": "t", "roles": ["system.admin"]}]})
+    for target in render.TARGETS:
+        assert render.render_text(spec, namespace, target, cr_name="px") == \
+            reference_text(render.render(spec, namespace, target, cr_name="px")), (target, namespace)
+
+
+def test_a_namespace_is_put_in_its_places_only_when_written_as_itself() -> None:
+    from pxsec.spec import parse_spec
+
+    spec = parse_spec({"storageCluster": {"name": "px-cluster"}, "selfSigned": {"sharedSecret": {}}})
+    text = render.render_text(spec, "123", "storagecluster", cr_name="px")
+    assert "namespace: '123'" in text and render._NS_MARK not in text
+    assert render._mark_slots({"a": [render._NS_MARK, {"b": render._NS_MARK}]}) == 2
+    assert render._mark_slots({"a": f"{render._NS_MARK}.svc"}) == -1
+    assert render._mark_slots({render._NS_MARK: "x"}) == -1

@@ -89,6 +89,11 @@ class _Connection:
     sock: socket.socket
     rfile: IO[bytes]
     used: float = field(default_factory=time.monotonic)
+    poller: Any = None  # select.poll of the socket, registered once (it is asked before every reuse)
+
+    def __post_init__(self) -> None:
+        self.poller = select.poll()
+        self.poller.register(self.sock, select.POLLIN)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -102,9 +107,7 @@ class _Connection:
         if now - self.used > IDLE_MAX:
             return True
         try:
-            poller = select.poll()
-            poller.register(self.sock, select.POLLIN)
-            return bool(poller.poll(0))
+            return bool(self.poller.poll(0))
         except (OSError, ValueError):
             return True
 
