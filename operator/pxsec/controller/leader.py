@@ -1,6 +1,6 @@
 """Leader election with a coordination.k8s.io/v1 Lease, as client-go's leaderelection does it.
 
-Several replicas run; every one of them keeps kopf's watch streams open (so its work queue knows every
+Several replicas run; every one of them keeps its watch streams open (so its work queue knows every
 PxSecurity), but only the replica holding the Lease runs the work queue's workers. The others wait.
 
 - The holder renews the Lease every `retry_period`; if it cannot renew for `renew_deadline` it stops

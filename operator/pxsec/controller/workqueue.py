@@ -9,7 +9,7 @@ conflict that kept racing) and one that finished with a failed step (its conditi
 looked at again after 1 s, 2 s, 4 s … up to 5 min, and a clean reconcile resets it. `requeue_after`
 (a token renewal, a probe) schedules a timer, not a loop.
 The reconcile function is synchronous and runs in a worker thread, so RSA generation and the blocking
-Kubernetes client never stall the event loop that serves kopf's watch streams.
+Kubernetes client never stall the event loop (kopf's liveness endpoint and the operator's own tasks).
 """
 
 from __future__ import annotations
