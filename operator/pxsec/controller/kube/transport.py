@@ -175,6 +175,10 @@ class Transport:
                     conn.close()
                 if method not in IDEMPOTENT or retries <= 0:
                     raise TransportError(f"{method} {_path(target)}: {_describe(exc)}") from None
+            except BaseException:  # interrupted half way: the connection's state is unknown, never reused
+                if conn is not None:
+                    conn.close()
+                raise
             else:
                 return response
             retries -= 1
