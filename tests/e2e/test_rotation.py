@@ -53,7 +53,9 @@ PXSECURITY: dict[str, Any] = {
 class Traffic:
     """Requests with every token to every node, counted by (phase, token, accepted); each rejection kept
     with its wall-clock time. `which` is the rotation whose phase counts ("" the signing key's,
-    "sharedSecret" the shared secret's)."""
+    "sharedSecret" the shared secret's). The phases the rotation went through (`phases`, `since`) are read
+    from a watch of the object, which delivers every status the operator wrote: a phase left within a
+    fraction of a second (Acknowledging, once every node accepts the canary) is seen all the same."""
 
     def __init__(self, cluster: Cluster, namespace: str, addresses: list[str], tokens: tuple[str, ...] = TOKENS,
                  which: str = "") -> None:
@@ -69,29 +71,62 @@ class Traffic:
         self.tokens, self.which = tokens, which
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self) -> Traffic:
+        self._record(self._phase_of(self._get()))
+        self._watcher.start()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._watcher.join()
 
-    def phase(self) -> str:
+    def _get(self) -> dict[str, Any]:
         obj: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
             "pxsec.dev", "v1alpha1", self.namespace, "pxsecurities", "px")
+        return obj
+
+    def _phase_of(self, obj: dict[str, Any]) -> str:
         rotation = (obj.get("status") or {}).get("rotation") or {}
         return str((rotation.get(self.which) or {} if self.which else rotation).get("phase") or "Steady")
+
+    def phase(self) -> str:
+        return self._phase_of(self._get())
+
+    def _record(self, phase: str) -> None:
+        if not self.phases or self.phases[-1] != phase:
+            self.phases.append(phase)
+            self.since.append(time.monotonic())
+
+    def _watch(self) -> None:
+        """Every version of the object from the one `__enter__` read on, in order."""
+        version = str(self._get()["metadata"]["resourceVersion"])
+        while not self._stop.is_set():
+            w = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+            try:
+                for event in w.stream(self.custom.list_namespaced_custom_object, "pxsec.dev", "v1alpha1",
+                                      self.namespace, "pxsecurities", field_selector="metadata.name=px",
+                                      resource_version=version, timeout_seconds=1):
+                    obj = event["object"]
+                    if event["type"] not in ("ADDED", "MODIFIED"):
+                        continue
+                    version = str(obj["metadata"]["resourceVersion"])
+                    self._record(self._phase_of(obj))
+            except kubernetes.client.ApiException as error:  # 410: too old to resume; start from now (never
+                if error.status != 410:                       # expected within one test's few seconds)
+                    raise
+                obj = self._get()
+                version = str(obj["metadata"]["resourceVersion"])
+                self._record(self._phase_of(obj))
 
     def _run(self) -> None:
         import base64
 
         while not self._stop.wait(0.25):
             phase = self.phase()
-            if not self.phases or self.phases[-1] != phase:
-                self.phases.append(phase)
-                self.since.append(time.monotonic())
             for name in self.tokens:
                 secret = self.core.read_namespaced_secret(name, self.namespace)
                 token = base64.b64decode((secret.data or {})["auth-token"]).decode()
