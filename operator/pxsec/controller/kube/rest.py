@@ -31,8 +31,8 @@ MAX_RETRY_AFTER = 2.0
 REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read: a hung API server fails the reconcile, it is retried
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is YAML
-# A write whose response is needed only for its resourceVersion (status patches, Events): the API server
-# answers with the object's metadata, not the whole object (less to encode there and to parse here).
+# The object's metadata, not the whole object (less to encode there and to parse here): what the metadata
+# watches ask for, and writes whose response is needed only for its resourceVersion (status patches, Events).
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 AUTH_REUSE = 10.0  # seconds a bearer header read from the client is used before it is read again
 

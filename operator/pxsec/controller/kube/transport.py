@@ -164,7 +164,7 @@ class Transport:
             conn = None
             try:
                 conn = self._take(timeout)
-                response = self._exchange(conn, message, method, timeout)
+                response = self._exchange(conn, message, method)
             except _NotSent as exc:
                 if retries <= 0:
                     raise TransportError(f"{method} {_path(target)}: {exc}") from None
@@ -182,12 +182,6 @@ class Transport:
             else:
                 return response
             retries -= 1
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
 
     # -- the wire ---------------------------------------------------------------------------------
 
@@ -233,7 +227,7 @@ class Transport:
             raise _NotSent(_describe(exc)) from None
         return _Connection(sock, sock.makefile("rb"))
 
-    def _exchange(self, conn: _Connection, message: bytes, method: str, timeout: tuple[float, float]) -> Response:
+    def _exchange(self, conn: _Connection, message: bytes, method: str) -> Response:
         conn.sock.sendall(message)
         status, headers, keep = _read_head(conn.rfile)
         data = _read_body(conn.rfile, status, headers, method)

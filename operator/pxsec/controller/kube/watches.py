@@ -40,14 +40,13 @@ from typing import Any
 import urllib3
 
 from pxsec.controller.kube.gateway import SC_GROUP, SC_PLURAL, SC_VERSION
-from pxsec.controller.kube.rest import HttpError, RestClient, group_path, new_client
+from pxsec.controller.kube.rest import METADATA_ONLY, HttpError, RestClient, group_path, new_client
 from pxsec.controller.kube.store import ALL_NAMESPACES, PXSECURITY, Store, keeps_meta
 from pxsec.spec import API_GROUP, API_VERSION, PLURAL
 
 logger = logging.getLogger("pxsec.controller.kube.watches")
 
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 PAGE = 500
 WATCH_SECONDS = 290  # the server ends each watch after this; it is resumed from the last version
 MAX_PAUSE = 30.0
@@ -139,7 +138,7 @@ class Reflector:
 
     def _request(self, query: list[tuple[str, str]], watch: bool, timeout: tuple[float, float]) -> Any:
         whole = self.resource.whole
-        accept = "application/json" if whole else (METADATA_WATCH if watch else METADATA_LIST)
+        accept = "application/json" if whole else (METADATA_ONLY if watch else METADATA_LIST)
         try:
             return self.api.open("GET", self.resource.path(self.scope), query, accept=accept, timeout=timeout,
                                  stream=watch)
